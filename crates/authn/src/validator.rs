@@ -1,0 +1,717 @@
+//! [`JwtValidator`]: validates compact JWS access tokens against trusted issuers.
+//!
+//! ```
+//! # tokio_test_shim::run(async {
+//! use tessera_authn::{Issuer, JwtValidator, KeySet};
+//!
+//! let keys = KeySet::from_jwks(br#"{"keys":[]}"#)?;
+//! let validator = JwtValidator::builder()
+//!     .issuer(Issuer::new("https://idp.example").audience("my-api").keys(keys))
+//!     .build()?;
+//! // An unknown issuer, a bad signature, an expired token... all end in an error.
+//! assert!(validator.validate("not.a.token").await.is_err());
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # });
+//! # mod tokio_test_shim { pub fn run<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f) } }
+//! ```
+
+use crate::cache::TokenCache;
+use crate::claims::{Claims, ExtraClaims};
+use crate::error::{AuthnError, ConfigError};
+use crate::keys::{Found, KeyKind, KeySet};
+use crate::principal::Principal;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[cfg(feature = "remote")]
+use crate::jwks::{JwksCache, JwksOptions};
+
+/// The default clock leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// The default limit on a token's length in bytes.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The asymmetric algorithms accepted by default.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Which `typ` header values are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TokenTypes {
+    /// Absent, `JWT`, `at+jwt` or `application/at+jwt` (case-insensitive).
+    #[default]
+    Default,
+    /// RFC 9068 strict: only `at+jwt` / `application/at+jwt`.
+    Rfc9068,
+    /// Exactly these values (compared case-insensitively, an `application/`
+    /// prefix ignored); `allow_absent` admits tokens without `typ`.
+    Custom {
+        /// Accepted values.
+        values: Vec<String>,
+        /// Whether a token without `typ` is accepted.
+        allow_absent: bool,
+    },
+}
+
+impl TokenTypes {
+    fn accepts(&self, typ: Option<&str>) -> bool {
+        let Some(typ) = typ else {
+            return match self {
+                Self::Default => true,
+                Self::Rfc9068 => false,
+                Self::Custom { allow_absent, .. } => *allow_absent,
+            };
+        };
+        let bare = strip_application(typ);
+        match self {
+            Self::Default => bare.eq_ignore_ascii_case("jwt") || bare.eq_ignore_ascii_case("at+jwt"),
+            Self::Rfc9068 => bare.eq_ignore_ascii_case("at+jwt"),
+            Self::Custom { values, .. } => values
+                .iter()
+                .any(|v| strip_application(v).eq_ignore_ascii_case(bare)),
+        }
+    }
+}
+
+fn strip_application(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
+}
+
+/// Where an issuer's keys come from.
+#[derive(Clone)]
+enum KeySourceSpec {
+    Static(KeySet),
+    #[cfg(feature = "remote")]
+    JwksUrl(String),
+    #[cfg(feature = "remote")]
+    Discovery,
+    #[cfg(feature = "remote")]
+    Cache(JwksCache),
+}
+
+/// A trusted issuer: its `iss` value, accepted audiences, keys and algorithms.
+///
+/// ```
+/// use tessera_authn::Issuer;
+///
+/// let issuer = Issuer::new("https://login.example.com/realms/main")
+///     .audience("orders-api")
+///     .discovery(); // keys from /.well-known/openid-configuration
+/// # let _ = issuer;
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Issuer {
+    iss: String,
+    audiences: Vec<String>,
+    keys: Option<KeySourceSpec>,
+    algorithms: Option<Vec<Algorithm>>,
+    secret: Option<KeySet>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("iss", &self.iss)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("hmac_secret", &self.secret.as_ref().map(|_| crate::error::Redacted))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer whose tokens carry exactly this `iss` value.
+    pub fn new(iss: impl Into<String>) -> Self {
+        Self {
+            iss: iss.into(),
+            audiences: Vec::new(),
+            keys: None,
+            algorithms: None,
+            secret: None,
+        }
+    }
+
+    /// Accepts tokens whose `aud` names this audience. Call again for more.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens whose `aud` names any of these audiences.
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences.extend(audiences.into_iter().map(Into::into));
+        self
+    }
+
+    /// Verifies with a fixed key set (PEM, JWK or JWKS parsed with [`KeySet`]).
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = Some(KeySourceSpec::Static(keys));
+        self
+    }
+
+    /// Fetches keys from this JWKS URL, cached.
+    #[cfg(feature = "remote")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.keys = Some(KeySourceSpec::JwksUrl(url.into()));
+        self
+    }
+
+    /// Finds the JWKS URL by OIDC discovery from the issuer URL; the
+    /// discovery document's `issuer` must equal this issuer exactly.
+    #[cfg(feature = "remote")]
+    pub fn discovery(mut self) -> Self {
+        self.keys = Some(KeySourceSpec::Discovery);
+        self
+    }
+
+    /// Uses a [`JwksCache`] built and tuned by the caller.
+    #[cfg(feature = "remote")]
+    pub fn jwks_cache(mut self, cache: JwksCache) -> Self {
+        self.keys = Some(KeySourceSpec::Cache(cache));
+        self
+    }
+
+    /// Restricts the accepted algorithms for this issuer (default: the
+    /// asymmetric ones, [`DEFAULT_ALGORITHMS`]).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Accepts HS256/HS384/HS512 tokens signed with this shared secret (at
+    /// least 32 bytes). Symmetric algorithms are never accepted otherwise.
+    pub fn hmac_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        self.secret = Some(KeySet::from_secret(secret.as_ref())?);
+        Ok(self)
+    }
+}
+
+enum KeySource {
+    Static(KeySet),
+    #[cfg(feature = "remote")]
+    Remote(JwksCache),
+}
+
+struct TrustedIssuer {
+    iss: Arc<str>,
+    audiences: Box<[String]>,
+    algorithms: Box<[Algorithm]>,
+    keys: KeySource,
+    secret: Option<KeySet>,
+}
+
+struct Inner {
+    issuers: HashMap<Box<str>, TrustedIssuer>,
+    leeway: i64,
+    max_token_len: usize,
+    token_types: TokenTypes,
+}
+
+/// Validates JWT access tokens: issuer, signature, algorithm, type, times and
+/// audience. Built once with [`JwtValidator::builder`], cheap to clone.
+///
+/// `E` is the type the non-registered claims deserialize into; see [`Claims`].
+pub struct JwtValidator<E = ExtraClaims> {
+    inner: Arc<Inner>,
+    cache: Option<TokenCache<E>>,
+    _claims: PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for JwtValidator<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            cache: self.cache.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<E> fmt::Debug for JwtValidator<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidator")
+            .field("issuers", &self.inner.issuers.keys().collect::<Vec<_>>())
+            .field("leeway", &self.inner.leeway)
+            .field("token_types", &self.inner.token_types)
+            .field("cache", &self.cache.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`JwtValidator`].
+#[must_use]
+pub struct JwtValidatorBuilder<E = ExtraClaims> {
+    issuers: Vec<Issuer>,
+    leeway: Duration,
+    max_token_len: usize,
+    token_types: TokenTypes,
+    cache_capacity: Option<u64>,
+    #[cfg(feature = "remote")]
+    jwks_options: JwksOptions,
+    #[cfg(feature = "remote")]
+    http_client: Option<reqwest::Client>,
+    _claims: PhantomData<fn() -> E>,
+}
+
+impl<E> fmt::Debug for JwtValidatorBuilder<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtValidatorBuilder")
+            .field("issuers", &self.issuers)
+            .field("leeway", &self.leeway)
+            .field("token_types", &self.token_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E> JwtValidatorBuilder<E>
+where
+    E: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Trusts an issuer. Call once per issuer; tokens are routed to their
+    /// issuer by the (unverified) `iss` claim before any key lookup.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Accepted `typ` header values (default [`TokenTypes::Default`]).
+    pub fn token_types(mut self, types: TokenTypes) -> Self {
+        self.token_types = types;
+        self
+    }
+
+    /// Longest token accepted, in bytes (default 8 KiB). Longer tokens are
+    /// rejected before any decoding.
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        self.max_token_len = len;
+        self
+    }
+
+    /// Caches validated tokens: up to `capacity` entries, keyed by a keyed
+    /// hash of the token, each living no longer than the token's `exp`.
+    /// A repeat of a cached token skips parsing and the signature check.
+    pub fn cache_validated_tokens(mut self, capacity: u64) -> Self {
+        self.cache_capacity = Some(capacity);
+        self
+    }
+
+    /// Options for the JWKS caches this builder creates (timeouts, TTL
+    /// bounds, refresh cooldown, size limits).
+    #[cfg(feature = "remote")]
+    pub fn jwks_options(mut self, options: JwksOptions) -> Self {
+        self.jwks_options = options;
+        self
+    }
+
+    /// The HTTP client used for discovery and JWKS fetches (for a custom
+    /// CA or a proxy). Timeouts from [`JwksOptions`] still apply per request.
+    #[cfg(feature = "remote")]
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Builds the validator. Performs no I/O: remote keys are fetched on
+    /// first use (or by [`JwtValidator::warm_up`]).
+    pub fn build(self) -> Result<JwtValidator<E>, ConfigError> {
+        if self.issuers.is_empty() {
+            return Err(ConfigError::NoIssuer);
+        }
+        #[cfg(feature = "remote")]
+        let client = match self.http_client {
+            Some(c) => c,
+            None => crate::jwks::default_client()?,
+        };
+        let mut issuers = HashMap::new();
+        for issuer in self.issuers {
+            if issuer.audiences.is_empty() {
+                return Err(ConfigError::NoAudience(issuer.iss));
+            }
+            let keys = match (issuer.keys, &issuer.secret) {
+                (Some(KeySourceSpec::Static(set)), _) => KeySource::Static(set),
+                #[cfg(feature = "remote")]
+                (Some(KeySourceSpec::JwksUrl(url)), _) => KeySource::Remote(JwksCache::with_client(
+                    crate::jwks::Location::jwks(&url)?,
+                    client.clone(),
+                    self.jwks_options.clone(),
+                )),
+                #[cfg(feature = "remote")]
+                (Some(KeySourceSpec::Discovery), _) => KeySource::Remote(JwksCache::with_client(
+                    crate::jwks::Location::discovery(&issuer.iss)?,
+                    client.clone(),
+                    self.jwks_options.clone(),
+                )),
+                #[cfg(feature = "remote")]
+                (Some(KeySourceSpec::Cache(cache)), _) => KeySource::Remote(cache),
+                (None, Some(_)) => KeySource::Static(KeySet::default()),
+                (None, None) => return Err(ConfigError::NoKeySource(issuer.iss)),
+            };
+            let mut algorithms = match issuer.algorithms {
+                Some(list) => list,
+                None if issuer.secret.is_some() => {
+                    let mut list = DEFAULT_ALGORITHMS.to_vec();
+                    list.extend([Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]);
+                    list
+                }
+                None => DEFAULT_ALGORITHMS.to_vec(),
+            };
+            algorithms.dedup();
+            for alg in &algorithms {
+                let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+                if hmac && issuer.secret.is_none() {
+                    return Err(ConfigError::Algorithm(format!("{alg:?} without an hmac secret")));
+                }
+            }
+            if let KeySource::Static(set) = &keys {
+                if set.has_kind(KeyKind::Hmac) {
+                    return Err(ConfigError::Algorithm("hmac key in a key set".into()));
+                }
+            }
+            let trusted = TrustedIssuer {
+                iss: Arc::from(issuer.iss.as_str()),
+                audiences: issuer.audiences.into(),
+                algorithms: algorithms.into(),
+                keys,
+                secret: issuer.secret,
+            };
+            if issuers.insert(issuer.iss.clone().into_boxed_str(), trusted).is_some() {
+                return Err(ConfigError::DuplicateIssuer(issuer.iss));
+            }
+        }
+        Ok(JwtValidator {
+            inner: Arc::new(Inner {
+                issuers,
+                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                max_token_len: self.max_token_len,
+                token_types: self.token_types,
+            }),
+            cache: self.cache_capacity.map(TokenCache::new),
+            _claims: PhantomData,
+        })
+    }
+}
+
+/// The parts of a token parsed before the key lookup.
+struct Prepared<'t, 'v> {
+    token: &'t str,
+    issuer: &'v TrustedIssuer,
+    alg: Algorithm,
+    kid: Option<String>,
+    /// `header.payload`, the signed message.
+    message: &'t str,
+    signature: &'t str,
+    payload: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    jku: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    x5u: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    jwk: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct IssPeek<'a> {
+    #[serde(default, borrow)]
+    iss: Option<Cow<'a, str>>,
+}
+
+impl<E> JwtValidator<E>
+where
+    E: DeserializeOwned + Send + Sync + 'static,
+{
+    /// Starts building a validator.
+    pub fn builder() -> JwtValidatorBuilder<E> {
+        JwtValidatorBuilder {
+            issuers: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            token_types: TokenTypes::Default,
+            cache_capacity: None,
+            #[cfg(feature = "remote")]
+            jwks_options: JwksOptions::default(),
+            #[cfg(feature = "remote")]
+            http_client: None,
+            _claims: PhantomData,
+        }
+    }
+
+    /// Validates a token, fetching keys if the issuer's key set is not
+    /// loaded yet or does not know the token's `kid`.
+    pub async fn validate(&self, token: &str) -> Result<Principal<E>, AuthnError> {
+        match self.validate_now(token) {
+            Ok(Some(principal)) => Ok(principal),
+            Ok(None) => self.validate_after_fetch(token).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Validates without waiting: `Ok(None)` when the key set must be
+    /// fetched first (then call [`validate`](Self::validate)).
+    pub fn validate_now(&self, token: &str) -> Result<Option<Principal<E>>, AuthnError> {
+        if let Some(cache) = &self.cache {
+            if let Some(principal) = cache.get(token, now()) {
+                return Ok(Some(principal));
+            }
+        }
+        let prepared = self.prepare(token)?;
+        match self.lookup(&prepared) {
+            Lookup::Key(key) => self.finish(&prepared, key).map(Some),
+            Lookup::Fetch { .. } => Ok(None),
+            Lookup::Reject(e) => Err(e),
+        }
+    }
+
+    #[cfg(feature = "remote")]
+    async fn validate_after_fetch(&self, token: &str) -> Result<Principal<E>, AuthnError> {
+        let prepared = self.prepare(token)?;
+        match self.lookup(&prepared) {
+            Lookup::Key(key) => self.finish(&prepared, key),
+            Lookup::Reject(e) => Err(e),
+            Lookup::Fetch { cache, seen, empty } => {
+                cache.refresh_after(seen).await;
+                match self.lookup(&prepared) {
+                    Lookup::Key(key) => self.finish(&prepared, key),
+                    Lookup::Reject(e) => Err(e),
+                    Lookup::Fetch { .. } if empty => Err(AuthnError::KeysUnavailable),
+                    Lookup::Fetch { .. } => Err(AuthnError::UnknownKey),
+                }
+            }
+        }
+    }
+
+    #[cfg(not(feature = "remote"))]
+    async fn validate_after_fetch(&self, token: &str) -> Result<Principal<E>, AuthnError> {
+        match self.validate_now(token)? {
+            Some(p) => Ok(p),
+            None => Err(AuthnError::UnknownKey),
+        }
+    }
+
+    /// Fetches the keys of every remote issuer now, so the first request
+    /// does not wait. Returns the first error, if any; the validator keeps
+    /// working and retries later either way.
+    pub async fn warm_up(&self) -> Result<(), crate::KeyError> {
+        #[cfg(feature = "remote")]
+        for issuer in self.inner.issuers.values() {
+            if let KeySource::Remote(cache) = &issuer.keys {
+                cache.refresh_now().await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn prepare<'t>(&self, token: &'t str) -> Result<Prepared<'t, '_>, AuthnError> {
+        if token.len() > self.inner.max_token_len {
+            return Err(AuthnError::TokenTooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthnError::Malformed);
+        };
+        if h.is_empty() || p.is_empty() || s.is_empty() {
+            return Err(AuthnError::Malformed);
+        }
+        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| AuthnError::Malformed)?;
+        let header: RawHeader<'_> =
+            serde_json::from_slice(&header_bytes).map_err(|_| AuthnError::Malformed)?;
+        if header.alg.eq_ignore_ascii_case("none") {
+            return Err(AuthnError::AlgorithmNotAllowed);
+        }
+        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
+            return Err(AuthnError::ForbiddenHeader);
+        }
+        // We implement no JWS extension, so any `crit` names one we do not understand.
+        if header.crit.is_some() {
+            return Err(AuthnError::UnsupportedCrit);
+        }
+        if !self.inner.token_types.accepts(header.typ.as_deref()) {
+            return Err(AuthnError::InvalidType);
+        }
+        let alg = header
+            .alg
+            .parse::<Algorithm>()
+            .map_err(|_| AuthnError::AlgorithmNotAllowed)?;
+        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| AuthnError::Malformed)?;
+        let peek: IssPeek<'_> = serde_json::from_slice(&payload).map_err(|_| AuthnError::Malformed)?;
+        let iss = peek.iss.ok_or(AuthnError::UntrustedIssuer)?;
+        let issuer = self
+            .inner
+            .issuers
+            .get(iss.as_ref())
+            .ok_or(AuthnError::UntrustedIssuer)?;
+        if !issuer.algorithms.contains(&alg) {
+            return Err(AuthnError::AlgorithmNotAllowed);
+        }
+        Ok(Prepared {
+            token,
+            issuer,
+            alg,
+            kid: header.kid,
+            message: &token[..h.len() + 1 + p.len()],
+            signature: s,
+            payload,
+        })
+    }
+
+    fn lookup<'p>(&self, prepared: &'p Prepared<'_, '_>) -> Lookup<'p> {
+        let kid = prepared.kid.as_deref();
+        let issuer = prepared.issuer;
+        if matches!(prepared.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            return match issuer.secret.as_ref().map(|s| s.find(None, prepared.alg)) {
+                Some(Found::Key(key)) => Lookup::Key(KeyRef::Borrowed(key)),
+                _ => Lookup::Reject(AuthnError::AlgorithmNotAllowed),
+            };
+        }
+        match &issuer.keys {
+            KeySource::Static(set) => match set.find(kid, prepared.alg) {
+                Found::Key(key) => Lookup::Key(KeyRef::Borrowed(key)),
+                Found::Mismatch => Lookup::Reject(AuthnError::KeyMismatch),
+                Found::Unknown => Lookup::Reject(AuthnError::UnknownKey),
+            },
+            #[cfg(feature = "remote")]
+            KeySource::Remote(cache) => {
+                let snapshot = cache.snapshot();
+                if snapshot.keys.is_empty() && !snapshot.loaded {
+                    return Lookup::Fetch { cache, seen: snapshot.generation, empty: true };
+                }
+                let found = match snapshot.keys.find(kid, prepared.alg) {
+                    Found::Key(_) => None,
+                    Found::Mismatch => Some(Err(AuthnError::KeyMismatch)),
+                    Found::Unknown => Some(Ok(())),
+                };
+                match found {
+                    None => {
+                        cache.refresh_in_background_if_due();
+                        Lookup::Key(KeyRef::Shared(snapshot.keys))
+                    }
+                    Some(Err(e)) => Lookup::Reject(e),
+                    Some(Ok(())) => Lookup::Fetch { cache, seen: snapshot.generation, empty: false },
+                }
+            }
+        }
+    }
+
+    fn finish(&self, prepared: &Prepared<'_, '_>, key: KeyRef<'_>) -> Result<Principal<E>, AuthnError> {
+        let verified = match &key {
+            KeyRef::Borrowed(dk) => verify(prepared, dk),
+            #[cfg(feature = "remote")]
+            KeyRef::Shared(set) => match set.find(prepared.kid.as_deref(), prepared.alg) {
+                Found::Key(dk) => verify(prepared, dk),
+                _ => Err(AuthnError::UnknownKey),
+            },
+        };
+        verified?;
+        let claims: Claims<E> =
+            serde_json::from_slice(&prepared.payload).map_err(|_| AuthnError::InvalidClaims)?;
+        let now = now();
+        self.check_claims(prepared.issuer, &claims, now)?;
+        let principal = Principal::new(Arc::clone(&prepared.issuer.iss), claims, prepared.token);
+        if let Some(cache) = &self.cache {
+            cache.insert(prepared.token, &principal, now);
+        }
+        Ok(principal)
+    }
+
+    fn check_claims(&self, issuer: &TrustedIssuer, claims: &Claims<E>, now: i64) -> Result<(), AuthnError> {
+        let leeway = self.inner.leeway;
+        if claims.iss != *issuer.iss {
+            return Err(AuthnError::UntrustedIssuer);
+        }
+        if claims.exp.saturating_add(leeway) < now {
+            return Err(AuthnError::Expired);
+        }
+        if let Some(nbf) = claims.nbf {
+            if nbf > now.saturating_add(leeway) {
+                return Err(AuthnError::NotYetValid);
+            }
+        }
+        if let Some(iat) = claims.iat {
+            if iat > now.saturating_add(leeway) {
+                return Err(AuthnError::IssuedInFuture);
+            }
+        }
+        if !issuer.audiences.iter().any(|a| claims.aud.contains(a)) {
+            return Err(AuthnError::InvalidAudience);
+        }
+        Ok(())
+    }
+}
+
+fn verify(prepared: &Prepared<'_, '_>, key: &jsonwebtoken::DecodingKey) -> Result<(), AuthnError> {
+    match jsonwebtoken::crypto::verify(prepared.signature, prepared.message.as_bytes(), key, prepared.alg) {
+        Ok(true) => Ok(()),
+        _ => Err(AuthnError::InvalidSignature),
+    }
+}
+
+enum KeyRef<'a> {
+    Borrowed(&'a jsonwebtoken::DecodingKey),
+    #[cfg(feature = "remote")]
+    Shared(KeySet),
+}
+
+enum Lookup<'a> {
+    Key(KeyRef<'a>),
+    #[cfg(feature = "remote")]
+    Fetch {
+        cache: &'a JwksCache,
+        seen: u64,
+        empty: bool,
+    },
+    Reject(AuthnError),
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
