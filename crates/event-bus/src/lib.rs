@@ -1,0 +1,32 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod attributes;
+pub mod bus;
+pub mod codec;
+pub mod envelope;
+pub mod error;
+pub mod event;
+#[cfg(feature = "memory")]
+pub mod memory;
+pub mod message;
+pub mod metrics;
+pub mod publisher;
+pub mod router;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod trace_context;
+pub mod wire;
+
+pub use attributes::Attributes;
+pub use bus::{
+    Acker, Delivery, Health, HealthStatus, Publisher, Settlement, SubscribeOptions, Subscriber,
+    Subscription,
+};
+pub use codec::{Codec, JsonCodec};
+pub use envelope::Envelope;
+pub use error::{AttributeError, BoxError, BusError, CodecError, DecodeError, WireError};
+pub use event::Event;
+pub use message::RawEvent;
+pub use publisher::EventPublisher;
+pub use router::{EventContext, HandlerError, Router};

@@ -1,0 +1,549 @@
+//! The consumer router: handlers by event type, tower middleware, graceful shutdown.
+//!
+//! A [`Router`] joins a consumer group, subscribes to the event types it has
+//! handlers for, and for each delivery:
+//!
+//! 1. opens a tracing span (`tessera.event`) with the event's type, id,
+//!    group, attempt and the W3C trace ids from its `traceparent`;
+//! 2. finds the handler for the event type; a type without a handler is
+//!    acked and counted in `tessera_events_unhandled_total`;
+//! 3. runs the handler's middleware, outermost first: optional concurrency
+//!    limit ([`RouteOptions::concurrency`]), retry with exponential backoff
+//!    and jitter ([`RetryPolicy`]), per-attempt timeout ([`TimeoutLayer`]),
+//!    decoding into the handler's event type, the handler;
+//! 4. acks on success; dead-letters with the reason on a permanent error, an
+//!    undecodable payload, or transient errors that outlived the retries.
+//!
+//! At most [`Router::concurrency`] deliveries are processed at once; the
+//! router fetches a delivery only when it has room for it. Shutdown stops
+//! fetching, lets in-flight handlers finish (and ack) within
+//! [`Router::shutdown_timeout`], then closes the subscription; handlers
+//! still running at the deadline are abandoned and their events redelivered.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::{sync::Arc, time::Duration};
+//! use serde::{Deserialize, Serialize};
+//! use tokio::sync::mpsc;
+//! use tessera_event_bus::{Envelope, EventContext, EventPublisher, HandlerError, Router};
+//! use tessera_event_bus::memory::MemoryBus;
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct UserDeleted { user_id: String }
+//! tessera_event_bus::event!(UserDeleted => "com.example.user.deleted.v1", subject = user_id);
+//!
+//! let bus = MemoryBus::new();
+//! let (tx, mut rx) = mpsc::unbounded_channel();
+//! let router = Router::new(Arc::new(bus.subscriber()), "comment-service")
+//!     .timeout(Duration::from_secs(5))
+//!     .handle(move |env: Envelope<UserDeleted>, _ctx: EventContext| {
+//!         let tx = tx.clone();
+//!         async move {
+//!             tx.send(env.into_data().user_id).map_err(HandlerError::permanent)
+//!         }
+//!     })
+//!     .start()
+//!     .await
+//!     .unwrap();
+//!
+//! let events = EventPublisher::new(Arc::new(bus.publisher()), "/user-service");
+//! events.publish(UserDeleted { user_id: "u1".into() }).await.unwrap();
+//! assert_eq!(rx.recv().await.as_deref(), Some("u1"));
+//! router.shutdown().await.unwrap();
+//! # });
+//! ```
+
+mod handler;
+mod retry;
+mod timeout;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    sync::{Semaphore, oneshot},
+    task::JoinSet,
+};
+use tower::{ServiceBuilder, ServiceExt, util::BoxCloneService};
+use tower_service::Service;
+use tracing::Instrument as _;
+
+use self::handler::Decoding;
+pub use self::{
+    handler::{
+        BoxFuture, DeliveryRequest, EventContext, EventRequest, HandlerError, HandlerFn, handler_fn,
+    },
+    retry::RetryPolicy,
+    timeout::{Timeout, TimeoutLayer},
+};
+use crate::{
+    Codec, Delivery, Envelope, Event, Health, JsonCodec, SubscribeOptions, Subscriber,
+    Subscription, error::BusError, metrics,
+};
+
+/// The untyped handler service the router keeps per event type.
+pub type RouteService = BoxCloneService<DeliveryRequest, (), HandlerError>;
+
+/// Per-handler settings that override the router's defaults.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RouteOptions {
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+    concurrency: Option<usize>,
+}
+
+impl RouteOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The retry policy of this handler.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The timeout of each attempt of this handler.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// How many deliveries this handler processes at once (within the router's limit).
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = Some(limit.max(1));
+        self
+    }
+}
+
+struct Route {
+    service: RouteService,
+    options: RouteOptions,
+}
+
+/// Why a router could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// No handler was registered, so there is nothing to subscribe to.
+    #[error("the router has no handlers")]
+    NoHandlers,
+    /// Subscribing failed.
+    #[error("could not subscribe: {0}")]
+    Subscribe(#[source] BusError),
+    /// The subscription failed for good while running.
+    #[error("the subscription failed: {0}")]
+    Subscription(#[source] BusError),
+    /// The router task panicked or was cancelled.
+    #[error("the router task ended abnormally: {0}")]
+    Task(String),
+}
+
+/// Routes deliveries of one consumer group to handlers by event type.
+#[must_use]
+pub struct Router<C = JsonCodec> {
+    subscriber: Arc<dyn Subscriber>,
+    group: String,
+    source: Option<String>,
+    codec: Arc<C>,
+    routes: HashMap<String, Route>,
+    retry: RetryPolicy,
+    timeout: Option<Duration>,
+    concurrency: usize,
+    prefetch: u16,
+    shutdown_timeout: Duration,
+}
+
+impl<C: Codec> fmt::Debug for Router<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut types: Vec<_> = self.routes.keys().collect();
+        types.sort();
+        f.debug_struct("Router")
+            .field("group", &self.group)
+            .field("event_types", &types)
+            .field("codec", &self.codec)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router<JsonCodec> {
+    /// A router for consumer `group` reading JSON events from `subscriber`.
+    pub fn new(subscriber: Arc<dyn Subscriber>, group: impl Into<String>) -> Self {
+        Self::with_codec(subscriber, group, JsonCodec)
+    }
+}
+
+impl<C: Codec> Router<C> {
+    /// A router decoding event data with `codec`.
+    pub fn with_codec(subscriber: Arc<dyn Subscriber>, group: impl Into<String>, codec: C) -> Self {
+        Self {
+            subscriber,
+            group: group.into(),
+            source: None,
+            codec: Arc::new(codec),
+            routes: HashMap::new(),
+            retry: RetryPolicy::exponential(),
+            timeout: Some(Duration::from_secs(30)),
+            concurrency: 16,
+            prefetch: 100,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The `source` of events handlers publish through
+    /// [`EventContext::follow_up`]; default `/<group>`.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The default retry policy (default: [`RetryPolicy::exponential`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The default timeout of each handler attempt (default 30 s).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// No default handler timeout.
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// How many deliveries are processed at once (default 16, at least 1).
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
+    /// The prefetch window asked of the backend (default 100).
+    pub fn prefetch(mut self, prefetch: u16) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// How long shutdown waits for in-flight handlers (default 30 s).
+    pub fn shutdown_timeout(mut self, limit: Duration) -> Self {
+        self.shutdown_timeout = limit;
+        self
+    }
+
+    /// Registers an async fn handler for `E`.
+    pub fn handle<E, F, Fut>(self, handler: F) -> Self
+    where
+        E: Event,
+        F: Fn(Envelope<E>, EventContext) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handle_service::<E, _>(handler_fn(handler), RouteOptions::new())
+    }
+
+    /// Registers an async fn handler for `E` with its own options.
+    pub fn handle_with<E, F, Fut>(self, handler: F, options: RouteOptions) -> Self
+    where
+        E: Event,
+        F: Fn(Envelope<E>, EventContext) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.handle_service::<E, _>(handler_fn(handler), options)
+    }
+
+    /// Registers a `tower::Service` handler for `E`; replaces any earlier handler of `E`.
+    pub fn handle_service<E, S>(self, service: S, options: RouteOptions) -> Self
+    where
+        E: Event,
+        S: Service<EventRequest<E>, Response = (), Error = HandlerError> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let decoding = Decoding::<S, E, C>::new(service, Arc::clone(&self.codec));
+        self.handle_raw(E::TYPE, BoxCloneService::new(decoding), options)
+    }
+
+    /// Registers an untyped handler for an event type name; it gets the raw event.
+    pub fn handle_raw(
+        mut self,
+        event_type: impl Into<String>,
+        service: RouteService,
+        options: RouteOptions,
+    ) -> Self {
+        self.routes
+            .insert(event_type.into(), Route { service, options });
+        self
+    }
+
+    /// Subscribes, then runs in a background task until the returned handle's
+    /// [`shutdown`](RouterHandle::shutdown). Events published after this
+    /// returns reach the group.
+    pub async fn start(self) -> Result<RouterHandle, RouterError> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let running = self.prepare().await?;
+        let task_state = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            let result = running
+                .run(async {
+                    // A dropped handle also stops the router.
+                    let _ = stopped.await;
+                })
+                .await;
+            task_state.store(STOPPED, Ordering::Release);
+            result
+        });
+        Ok(RouterHandle {
+            stop: Some(stop),
+            task,
+            state,
+        })
+    }
+
+    /// Subscribes and runs until `shutdown` completes, then shuts down gracefully.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RouterError> {
+        self.prepare().await?.run(shutdown).await
+    }
+
+    async fn prepare(self) -> Result<Running, RouterError> {
+        if self.routes.is_empty() {
+            return Err(RouterError::NoHandlers);
+        }
+        let mut types: Vec<String> = self.routes.keys().cloned().collect();
+        types.sort();
+        let options = SubscribeOptions::new(self.group.clone())
+            .event_types(types)
+            .prefetch(self.prefetch);
+        let subscription = self
+            .subscriber
+            .subscribe(options)
+            .await
+            .map_err(RouterError::Subscribe)?;
+        let routes = self
+            .routes
+            .into_iter()
+            .map(|(ty, route)| {
+                let service = build_stack(route, &self.retry, self.timeout);
+                (ty, service)
+            })
+            .collect();
+        let source = self.source.unwrap_or_else(|| format!("/{}", self.group));
+        Ok(Running {
+            subscription,
+            routes,
+            group: Arc::from(self.group),
+            source: Arc::from(source),
+            concurrency: self.concurrency,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+/// Wraps a route's handler in its middleware, outermost first:
+/// concurrency limit, retry, timeout.
+fn build_stack(route: Route, retry: &RetryPolicy, timeout: Option<Duration>) -> RouteService {
+    let Route { service, options } = route;
+    let timeout = options.timeout.or(timeout);
+    let retry = options.retry.unwrap_or_else(|| retry.clone());
+    let service = ServiceBuilder::new()
+        .layer(retry.into_layer())
+        .option_layer(timeout.map(TimeoutLayer::new))
+        .service(service)
+        .map_err(|e: HandlerError| e);
+    let service = BoxCloneService::new(service);
+    match options.concurrency {
+        // ConcurrencyLimit is Clone and its clones share one semaphore.
+        Some(limit) => BoxCloneService::new(
+            ServiceBuilder::new()
+                .concurrency_limit(limit)
+                .service(service),
+        ),
+        None => service,
+    }
+}
+
+const RUNNING: u8 = 0;
+const STOPPED: u8 = 1;
+
+/// A subscribed router, ready to run its loop.
+struct Running {
+    subscription: Box<dyn Subscription>,
+    routes: HashMap<String, RouteService>,
+    group: Arc<str>,
+    source: Arc<str>,
+    concurrency: usize,
+    shutdown_timeout: Duration,
+}
+
+impl Running {
+    async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RouterError> {
+        tokio::pin!(shutdown);
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let mut tasks = JoinSet::new();
+        let mut failure = None;
+        loop {
+            // Fetch only with room to process, so unfetched events stay with the backend.
+            let permit = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let next = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                next = self.subscription.next() => next,
+            };
+            match next {
+                Ok(Some(delivery)) => {
+                    let service = self.route_for(&delivery);
+                    let group = Arc::clone(&self.group);
+                    let source = Arc::clone(&self.source);
+                    tasks.spawn(async move {
+                        dispatch(delivery, service, group, source).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(%error, group = %self.group, "subscription failed");
+                    failure = Some(RouterError::Subscription(error));
+                    break;
+                }
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        drain(&mut tasks, self.shutdown_timeout, &self.group).await;
+        if let Err(error) = self.subscription.close().await {
+            tracing::warn!(%error, group = %self.group, "closing the subscription failed");
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn route_for(&self, delivery: &Delivery) -> Option<RouteService> {
+        self.routes.get(delivery.event().event_type()).cloned()
+    }
+}
+
+/// Waits for in-flight handlers up to the deadline, then abandons the rest.
+async fn drain(tasks: &mut JoinSet<()>, deadline: Duration, group: &str) {
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(deadline, all_done).await.is_err() {
+        tracing::warn!(
+            group,
+            abandoned = tasks.len(),
+            "shutdown deadline passed; abandoned handlers' events will be redelivered"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Handles one delivery and settles it.
+async fn dispatch(
+    delivery: Delivery,
+    service: Option<RouteService>,
+    group: Arc<str>,
+    source: Arc<str>,
+) {
+    let event = Arc::new(delivery.event().clone());
+    let ty = event.event_type();
+    metrics::delivered(ty, &group);
+    let context =
+        EventContext::for_delivery(Arc::clone(&group), source, &event, delivery.attempt());
+    let parent = crate::trace_context::TraceContext::from_attributes(&event.attributes);
+    let span = tracing::info_span!(
+        "tessera.event",
+        otel.kind = "consumer",
+        event.r#type = ty,
+        event.id = event.id(),
+        event.subject = event.subject(),
+        group = &*group,
+        attempt = delivery.attempt(),
+        trace_id = %context.trace_context().trace_id(),
+        span_id = %context.trace_context().span_id(),
+        parent_span_id = parent.as_ref().map(|p| p.span_id()),
+    );
+    async {
+        let Some(service) = service else {
+            metrics::unhandled(ty, &group);
+            tracing::debug!("no handler for this event type; acking");
+            settle(delivery.ack().await, "ack");
+            return;
+        };
+        let started = Instant::now();
+        let result = service
+            .oneshot(DeliveryRequest::new(Arc::clone(&event), context))
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                settle(delivery.ack().await, "ack");
+                metrics::handled(ty, &group, seconds);
+            }
+            Err(error) => {
+                metrics::handler_duration(ty, &group, seconds);
+                tracing::warn!(%error, kind = error.kind(), "handler failed; dead-lettering");
+                settle(delivery.dead_letter(error.to_string()).await, "dead-letter");
+                metrics::dead_lettered(ty, &group, error.kind());
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn settle(result: Result<(), BusError>, what: &str) {
+    if let Err(error) = result {
+        // The backend redelivers an event whose settlement failed.
+        tracing::warn!(%error, "could not {what} the delivery; it will be redelivered");
+    }
+}
+
+/// Controls a router started with [`Router::start`].
+///
+/// Dropping the handle shuts the router down too, without waiting.
+#[derive(Debug)]
+pub struct RouterHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), RouterError>>,
+    state: Arc<AtomicU8>,
+}
+
+impl RouterHandle {
+    /// Stops fetching, waits for in-flight handlers (up to the shutdown
+    /// timeout), closes the subscription, and returns how the router ended.
+    pub async fn shutdown(mut self) -> Result<(), RouterError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| RouterError::Task(e.to_string()))?
+    }
+
+    /// Up while the router runs, down once it stopped (for example because
+    /// the subscription was closed).
+    pub fn health(&self) -> Health {
+        match self.state.load(Ordering::Acquire) {
+            RUNNING if !self.task.is_finished() => Health::up(),
+            _ => Health::down("router stopped"),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The conformance kit: one suite every backend runs (feature `testkit`).
+//!
+//! Modelled on Watermill's universal pub/sub tests. A backend implements
+//! [`TestBackend`] (how to get a publisher, a subscriber, the dead letters,
+//! and which [`Capabilities`] it declares), then expands
+//! [`conformance_tests!`](crate::conformance_tests) in an integration test
+//! file: one `#[tokio::test]` per case, so `cargo test` can filter a case by
+//! name. Cases that need a capability the backend does not declare return
+//! early. Every case uses its own consumer groups and event types, so cases
+//! can run in parallel against one broker.
+//!
+//! The calling crate needs `tokio` with the `macros` and `rt-multi-thread`
+//! features among its dev-dependencies.
+//!
+//! ```
+//! use tessera_event_bus::testkit::{MemoryTestBackend, TestBackend};
+//!
+//! let backend = MemoryTestBackend::new();
+//! assert!(backend.capabilities().ordering_per_subject);
+//! // In tests/conformance.rs:
+//! // tessera_event_bus::conformance_tests!(tessera_event_bus::testkit::MemoryTestBackend::new());
+//! ```
+
+pub mod cases;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::{Publisher, RawEvent, Subscriber};
+
+/// What a backend promises beyond the common contract; cases adapt to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// A single consumer sees the events of one subject in publish order.
+    pub ordering_per_subject: bool,
+    /// Connections come back after being force-closed, losing nothing confirmed.
+    pub reconnect: bool,
+}
+
+impl Capabilities {
+    /// Nothing beyond the common contract.
+    pub fn none() -> Self {
+        Self {
+            ordering_per_subject: false,
+            reconnect: false,
+        }
+    }
+
+    /// Declares per-subject ordering for a single consumer.
+    #[must_use]
+    pub fn with_ordering_per_subject(mut self) -> Self {
+        self.ordering_per_subject = true;
+        self
+    }
+
+    /// Declares recovery from dropped connections.
+    #[must_use]
+    pub fn with_reconnect(mut self) -> Self {
+        self.reconnect = true;
+        self
+    }
+}
+
+/// A dead-lettered event as the kit inspects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLettered {
+    /// The event.
+    pub event: RawEvent,
+    /// Why it was dead-lettered.
+    pub reason: String,
+}
+
+/// A backend under test.
+#[async_trait]
+pub trait TestBackend: Send + Sync + 'static {
+    /// What the backend promises.
+    fn capabilities(&self) -> Capabilities;
+
+    /// A publisher (a new connection or a shared one).
+    async fn publisher(&self) -> Arc<dyn Publisher>;
+
+    /// A new subscriber; the kit closes it when a case ends.
+    async fn subscriber(&self) -> Arc<dyn Subscriber>;
+
+    /// The dead letters of a consumer group so far.
+    async fn dead_letters(&self, group: &str) -> Vec<DeadLettered>;
+
+    /// Force-closes the backend's broker connections (for the reconnect case).
+    async fn break_connections(&self) {}
+
+    /// How long a case waits for something that should happen; not a
+    /// performance bound, only a guard against hanging.
+    fn patience(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    /// How long a case watches for something that must not happen.
+    fn quiet_period(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+}
+
+/// The in-memory backend under the kit.
+#[cfg(feature = "memory")]
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTestBackend {
+    bus: crate::memory::MemoryBus,
+}
+
+#[cfg(feature = "memory")]
+impl MemoryTestBackend {
+    /// A fresh bus with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bus, to inspect it.
+    pub fn bus(&self) -> &crate::memory::MemoryBus {
+        &self.bus
+    }
+}
+
+#[cfg(feature = "memory")]
+#[async_trait]
+impl TestBackend for MemoryTestBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none().with_ordering_per_subject()
+    }
+
+    async fn publisher(&self) -> Arc<dyn Publisher> {
+        Arc::new(self.bus.publisher())
+    }
+
+    async fn subscriber(&self) -> Arc<dyn Subscriber> {
+        Arc::new(self.bus.subscriber())
+    }
+
+    async fn dead_letters(&self, group: &str) -> Vec<DeadLettered> {
+        self.bus
+            .dead_letters(group)
+            .into_iter()
+            .map(|d| DeadLettered {
+                event: d.event,
+                reason: d.reason,
+            })
+            .collect()
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case for a backend.
+///
+/// The argument is an expression evaluated in each test (inside an async fn,
+/// so it may `.await`) whose value implements [`TestBackend`].
+///
+/// ```ignore
+/// tessera_event_bus::conformance_tests!(tessera_event_bus::testkit::MemoryTestBackend::new());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($backend:expr) => {
+        $crate::conformance_tests!(@cases ($backend);
+            publish_subscribe,
+            many_events_in_one_go,
+            consumer_groups_each_get_a_copy,
+            competing_consumers_get_each_event_once,
+            nack_redelivers,
+            no_ack_redelivers_after_consumer_closes,
+            delayed_retry_redelivers_later,
+            dead_letter_keeps_the_reason,
+            settling_is_idempotent,
+            ordering_per_subject_with_a_single_consumer,
+            concurrent_publishers_lose_nothing,
+            close_while_consuming_ends_the_subscription,
+            transient_error_retries_then_succeeds,
+            dead_letter_after_n_attempts_with_the_reason,
+            permanent_error_dead_letters_at_once,
+            undecodable_payload_dead_letters,
+            unhandled_event_type_is_acked,
+            shutdown_drains_in_flight_handlers,
+            reconnect_loses_nothing
+        );
+    };
+    (@cases ($backend:expr); $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testkit::cases::$case(&$backend).await;
+            }
+        )*
+    };
+}
