@@ -301,11 +301,11 @@ where
         let claims = principal.claims();
         // Checked here as well as in the mappings: a custom mapping might
         // forget that the empty permission is never granted.
-        let grants = |p: &Box<str>| !p.is_empty() && self.source.grants(claims, p);
+        let grants = |p: &str| !p.is_empty() && self.source.grants(claims, p);
         let allowed = !self.required.is_empty()
             && match self.mode {
-                Mode::All => self.required.iter().all(grants),
-                Mode::Any => self.required.iter().any(grants),
+                Mode::All => self.required().all(grants),
+                Mode::Any => self.required().any(grants),
             };
         if allowed { Ok(()) } else { Err(self.denial()) }
     }
@@ -330,7 +330,9 @@ impl<E, S: AsRef<str>> Policy<E> for SubjectIs<S> {
         if !want.is_empty() && principal.subject() == Some(want) {
             Ok(())
         } else {
-            Err(Forbidden::new("the caller is not the owner of this resource"))
+            Err(Forbidden::new(
+                "the caller is not the owner of this resource",
+            ))
         }
     }
 }

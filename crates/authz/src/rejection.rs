@@ -288,7 +288,11 @@ impl fmt::Display for Joined<'_> {
 
 /// The `tracing` event for a denial. Never the token: only the subject and
 /// issuer (identifiers, not credentials), the reason and the requirements.
-pub(crate) fn trace_forbidden<E>(principal: &Principal<E>, forbidden: &Forbidden, path: Option<&str>) {
+pub(crate) fn trace_forbidden<E>(
+    principal: &Principal<E>,
+    forbidden: &Forbidden,
+    path: Option<&str>,
+) {
     tracing::info!(
         target: "tessera_authz",
         subject = principal.subject(),
@@ -352,8 +356,12 @@ mod tests {
 
     #[test]
     fn scopes_that_would_break_the_header_are_left_out() {
-        let f = Forbidden::new("x").with_scopes(["ok", "a\"b", "two words", "", "back\\slash", "é"]);
-        assert_eq!(f.www_authenticate(), r#"Bearer error="insufficient_scope", scope="ok""#);
+        let f =
+            Forbidden::new("x").with_scopes(["ok", "a\"b", "two words", "", "back\\slash", "é"]);
+        assert_eq!(
+            f.www_authenticate(),
+            r#"Bearer error="insufficient_scope", scope="ok""#
+        );
         let f = Forbidden::new("x").with_scopes(["a\"b"]);
         assert_eq!(f.www_authenticate(), r#"Bearer error="insufficient_scope""#);
     }
@@ -378,8 +386,8 @@ mod tests {
 
     #[test]
     fn empty_response_keeps_status_and_challenge() {
-        let res: Response<()> = Rejection::from(Forbidden::new("x").with_scopes(["s"]))
-            .into_empty_http_response();
+        let res: Response<()> =
+            Rejection::from(Forbidden::new("x").with_scopes(["s"])).into_empty_http_response();
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             res.headers()[WWW_AUTHENTICATE],

@@ -25,12 +25,28 @@ fn scope_claim_is_space_delimited() {
 
 #[test]
 fn scope_matching_is_exact_and_case_sensitive() {
-    assert!(!grants(&ScopeClaim, json!({ "scope": "administrator" }), "admin"));
-    assert!(!grants(&ScopeClaim, json!({ "scope": "admin" }), "administrator"));
-    assert!(!grants(&ScopeClaim, json!({ "scope": "sysadmin" }), "admin"));
+    assert!(!grants(
+        &ScopeClaim,
+        json!({ "scope": "administrator" }),
+        "admin"
+    ));
+    assert!(!grants(
+        &ScopeClaim,
+        json!({ "scope": "admin" }),
+        "administrator"
+    ));
+    assert!(!grants(
+        &ScopeClaim,
+        json!({ "scope": "sysadmin" }),
+        "admin"
+    ));
     assert!(!grants(&ScopeClaim, json!({ "scope": "Admin" }), "admin"));
     assert!(!grants(&ScopeClaim, json!({ "scope": "admin" }), "ADMIN"));
-    assert!(!grants(&ScopeClaim, json!({ "scope": "admin:read" }), "admin"));
+    assert!(!grants(
+        &ScopeClaim,
+        json!({ "scope": "admin:read" }),
+        "admin"
+    ));
 }
 
 #[test]
@@ -71,7 +87,10 @@ fn scope_of_the_wrong_json_type_grants_nothing() {
         json!(true),
         json!(null),
     ] {
-        assert!(!grants(&ScopeClaim, json!({ "scope": scope }), "admin"), "{scope}");
+        assert!(
+            !grants(&ScopeClaim, json!({ "scope": scope }), "admin"),
+            "{scope}"
+        );
     }
 }
 
@@ -92,7 +111,11 @@ fn scp_as_an_array_matches_whole_elements() {
     assert!(grants(&ScpClaim, c.clone(), "openid"));
     assert!(!grants(&ScpClaim, c, "orders"));
     // Array elements are not split: "a b" is one (odd) element, not two scopes.
-    assert!(!grants(&ScpClaim, json!({ "scp": ["read admin"] }), "admin"));
+    assert!(!grants(
+        &ScpClaim,
+        json!({ "scp": ["read admin"] }),
+        "admin"
+    ));
 }
 
 #[test]
@@ -114,10 +137,22 @@ fn oauth_scopes_reads_scope_or_scp() {
     assert!(grants(&OAuthScopes, json!({ "scope": "a" }), "a"));
     assert!(grants(&OAuthScopes, json!({ "scp": "a" }), "a"));
     assert!(grants(&OAuthScopes, json!({ "scp": ["a"] }), "a"));
-    assert!(grants(&OAuthScopes, json!({ "scope": "a", "scp": ["b"] }), "b"));
+    assert!(grants(
+        &OAuthScopes,
+        json!({ "scope": "a", "scp": ["b"] }),
+        "b"
+    ));
     // A malformed claim does not spoil the other one, and grants nothing itself.
-    assert!(grants(&OAuthScopes, json!({ "scope": 5, "scp": ["a"] }), "a"));
-    assert!(!grants(&OAuthScopes, json!({ "scope": ["a"], "scp": 5 }), "a"));
+    assert!(grants(
+        &OAuthScopes,
+        json!({ "scope": 5, "scp": ["a"] }),
+        "a"
+    ));
+    assert!(!grants(
+        &OAuthScopes,
+        json!({ "scope": ["a"], "scp": 5 }),
+        "a"
+    ));
     assert!(!grants(&OAuthScopes, json!({}), "a"));
 }
 
@@ -147,7 +182,11 @@ fn auth0_permissions_of_the_wrong_json_type_grant_nothing() {
         json!(1),
     ] {
         assert!(
-            !grants(&Auth0Permissions, json!({ "permissions": permissions }), "read:orders"),
+            !grants(
+                &Auth0Permissions,
+                json!({ "permissions": permissions }),
+                "read:orders"
+            ),
             "{permissions}"
         );
     }
@@ -160,7 +199,11 @@ fn keycloak_realm_roles_are_read_from_realm_access() {
     assert!(!grants(&KeycloakRealmRoles, c.clone(), "Admin"));
     assert!(!grants(&KeycloakRealmRoles, c, "adm"));
     // Roles elsewhere are not realm roles.
-    assert!(!grants(&KeycloakRealmRoles, json!({ "roles": ["admin"] }), "admin"));
+    assert!(!grants(
+        &KeycloakRealmRoles,
+        json!({ "roles": ["admin"] }),
+        "admin"
+    ));
     assert!(!grants(
         &KeycloakRealmRoles,
         json!({ "resource_access": { "account": { "roles": ["admin"] } } }),
@@ -181,7 +224,11 @@ fn keycloak_realm_roles_of_unexpected_shapes_grant_nothing() {
         json!(null),
     ] {
         assert!(
-            !grants(&KeycloakRealmRoles, json!({ "realm_access": realm_access }), "admin"),
+            !grants(
+                &KeycloakRealmRoles,
+                json!({ "realm_access": realm_access }),
+                "admin"
+            ),
             "{realm_access}"
         );
     }
@@ -196,11 +243,27 @@ fn keycloak_client_roles_are_per_client() {
     let orders = KeycloakClientRoles::new("orders-api");
     assert!(grants(&orders, c.clone(), "refunder"));
     assert!(!grants(&orders, c.clone(), "manage-account"));
-    assert!(grants(&KeycloakClientRoles::new("account"), c.clone(), "manage-account"));
-    assert!(!grants(&KeycloakClientRoles::new("billing"), c.clone(), "refunder"));
-    assert!(!grants(&KeycloakClientRoles::new("Orders-API"), c, "refunder"));
+    assert!(grants(
+        &KeycloakClientRoles::new("account"),
+        c.clone(),
+        "manage-account"
+    ));
+    assert!(!grants(
+        &KeycloakClientRoles::new("billing"),
+        c.clone(),
+        "refunder"
+    ));
+    assert!(!grants(
+        &KeycloakClientRoles::new("Orders-API"),
+        c,
+        "refunder"
+    ));
     // Realm roles are not client roles.
-    assert!(!grants(&orders, json!({ "realm_access": { "roles": ["refunder"] } }), "refunder"));
+    assert!(!grants(
+        &orders,
+        json!({ "realm_access": { "roles": ["refunder"] } }),
+        "refunder"
+    ));
 }
 
 #[test]
@@ -217,7 +280,11 @@ fn keycloak_client_roles_of_unexpected_shapes_grant_nothing() {
         json!(null),
     ] {
         assert!(
-            !grants(&orders, json!({ "resource_access": resource_access }), "refunder"),
+            !grants(
+                &orders,
+                json!({ "resource_access": resource_access }),
+                "refunder"
+            ),
             "{resource_access}"
         );
     }
@@ -225,17 +292,41 @@ fn keycloak_client_roles_of_unexpected_shapes_grant_nothing() {
 
 #[test]
 fn roles_claim_is_an_array_or_a_space_delimited_string() {
-    assert!(grants(&RolesClaim, json!({ "roles": ["Orders.Write"] }), "Orders.Write"));
+    assert!(grants(
+        &RolesClaim,
+        json!({ "roles": ["Orders.Write"] }),
+        "Orders.Write"
+    ));
     assert!(grants(&RolesClaim, json!({ "roles": "admin" }), "admin"));
-    assert!(grants(&RolesClaim, json!({ "roles": "staff admin " }), "admin"));
-    assert!(!grants(&RolesClaim, json!({ "roles": ["administrator"] }), "admin"));
-    assert!(!grants(&RolesClaim, json!({ "roles": "administrator" }), "admin"));
+    assert!(grants(
+        &RolesClaim,
+        json!({ "roles": "staff admin " }),
+        "admin"
+    ));
+    assert!(!grants(
+        &RolesClaim,
+        json!({ "roles": ["administrator"] }),
+        "admin"
+    ));
+    assert!(!grants(
+        &RolesClaim,
+        json!({ "roles": "administrator" }),
+        "admin"
+    ));
 }
 
 #[test]
 fn roles_claim_of_the_wrong_json_type_grants_nothing() {
-    for roles in [json!(1), json!({ "admin": true }), json!(["admin", {}]), json!(null)] {
-        assert!(!grants(&RolesClaim, json!({ "roles": roles }), "admin"), "{roles}");
+    for roles in [
+        json!(1),
+        json!({ "admin": true }),
+        json!(["admin", {}]),
+        json!(null),
+    ] {
+        assert!(
+            !grants(&RolesClaim, json!({ "roles": roles }), "admin"),
+            "{roles}"
+        );
     }
 }
 
@@ -246,11 +337,27 @@ fn claim_path_reads_nested_and_namespaced_claims() {
         "https://shop.example/claims": { "perms": "a b" },
         "deep": { "er": { "roles": ["x"] } },
     });
-    assert!(grants(&ClaimPath::new(["cognito:groups"]), c.clone(), "admins"));
-    assert!(grants(&ClaimPath::new(["https://shop.example/claims", "perms"]), c.clone(), "b"));
-    assert!(grants(&ClaimPath::new(["deep", "er", "roles"]), c.clone(), "x"));
+    assert!(grants(
+        &ClaimPath::new(["cognito:groups"]),
+        c.clone(),
+        "admins"
+    ));
+    assert!(grants(
+        &ClaimPath::new(["https://shop.example/claims", "perms"]),
+        c.clone(),
+        "b"
+    ));
+    assert!(grants(
+        &ClaimPath::new(["deep", "er", "roles"]),
+        c.clone(),
+        "x"
+    ));
     assert!(!grants(&ClaimPath::new(["deep", "er"]), c.clone(), "x"));
-    assert!(!grants(&ClaimPath::new(["deep", "er", "roles", "x"]), c.clone(), "x"));
+    assert!(!grants(
+        &ClaimPath::new(["deep", "er", "roles", "x"]),
+        c.clone(),
+        "x"
+    ));
     assert!(!grants(&ClaimPath::new(["missing"]), c, "x"));
 }
 

@@ -31,8 +31,18 @@ fn scopes_any_needs_one_scope() {
 #[test]
 fn scope_policies_match_exactly() {
     let p = policy::scopes_all(["admin"]);
-    for scope in ["administrator", "Admin", "ADMIN", "admin:read", "sysadmin", ""] {
-        assert!(p.check(&principal(json!({ "scope": scope }))).is_err(), "{scope:?}");
+    for scope in [
+        "administrator",
+        "Admin",
+        "ADMIN",
+        "admin:read",
+        "sysadmin",
+        "",
+    ] {
+        assert!(
+            p.check(&principal(json!({ "scope": scope }))).is_err(),
+            "{scope:?}"
+        );
     }
     assert!(p.check(&principal(json!({ "scope": " admin " }))).is_ok());
 }
@@ -43,7 +53,12 @@ fn roles_policies_read_the_chosen_mapping() {
         "realm_access": { "roles": ["admin"] },
         "resource_access": { "orders-api": { "roles": ["refunder"] } },
     }));
-    assert!(policy::roles_all(["admin"]).from(KeycloakRealmRoles).check(&kc).is_ok());
+    assert!(
+        policy::roles_all(["admin"])
+            .from(KeycloakRealmRoles)
+            .check(&kc)
+            .is_ok()
+    );
     // The default mapping is the plain `roles` claim, which this token lacks.
     assert!(policy::roles_all(["admin"]).check(&kc).is_err());
     assert!(
@@ -63,8 +78,14 @@ fn roles_policies_read_the_chosen_mapping() {
 #[test]
 fn scope_policies_can_read_auth0_permissions() {
     let p = policy::scopes_all(["read:orders"]).from(Auth0Permissions);
-    assert!(p.check(&principal(json!({ "permissions": ["read:orders"] }))).is_ok());
-    assert!(p.check(&principal(json!({ "scope": "read:orders" }))).is_err());
+    assert!(
+        p.check(&principal(json!({ "permissions": ["read:orders"] })))
+            .is_ok()
+    );
+    assert!(
+        p.check(&principal(json!({ "scope": "read:orders" })))
+            .is_err()
+    );
 }
 
 #[test]
@@ -83,7 +104,12 @@ fn an_empty_required_permission_is_never_met() {
     let generous = |_: &Claims, _: &str| true;
     let p = policy::scopes_all([""]).from(generous);
     assert!(p.check(&principal(json!({}))).is_err());
-    assert!(policy::scopes_all(["x"]).from(generous).check(&principal(json!({}))).is_ok());
+    assert!(
+        policy::scopes_all(["x"])
+            .from(generous)
+            .check(&principal(json!({})))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -97,13 +123,16 @@ fn closures_are_policies() {
 
 #[test]
 fn all_allows_only_when_every_policy_allows() {
-    let p = policy::all((
-        policy::scopes_all(["a"]),
-        |p: &Principal| p.subject() == Some("alice"),
-    ));
+    let p = policy::all((policy::scopes_all(["a"]), |p: &Principal| {
+        p.subject() == Some("alice")
+    }));
     assert!(p.check(&principal(json!({ "scope": "a" }))).is_ok());
     assert!(p.check(&principal(json!({ "scope": "b" }))).is_err());
-    let bob = Principal::new(ISSUER, common::claims(json!({ "sub": "bob", "scope": "a" })), TOKEN);
+    let bob = Principal::new(
+        ISSUER,
+        common::claims(json!({ "sub": "bob", "scope": "a" })),
+        TOKEN,
+    );
     assert!(p.check(&bob).is_err());
 }
 
@@ -125,7 +154,10 @@ fn any_allows_when_one_policy_allows() {
     let p = policy::any((policy::scopes_all(["a"]), policy::roles_all(["r"])));
     assert!(p.check(&principal(json!({ "scope": "a" }))).is_ok());
     assert!(p.check(&principal(json!({ "roles": ["r"] }))).is_ok());
-    assert!(p.check(&principal(json!({ "scope": "r", "roles": ["a"] }))).is_err());
+    assert!(
+        p.check(&principal(json!({ "scope": "r", "roles": ["a"] })))
+            .is_err()
+    );
 }
 
 #[test]
@@ -155,8 +187,16 @@ fn not_inverts() {
     assert!(p.check(&principal(json!({}))).is_ok());
     assert!(p.check(&principal(json!({ "suspended": true }))).is_err());
     let no_admin = policy::not(policy::scopes_any(["admin"]));
-    assert!(no_admin.check(&principal(json!({ "scope": "admin" }))).is_err());
-    assert!(no_admin.check(&principal(json!({ "scope": "read" }))).is_ok());
+    assert!(
+        no_admin
+            .check(&principal(json!({ "scope": "admin" })))
+            .is_err()
+    );
+    assert!(
+        no_admin
+            .check(&principal(json!({ "scope": "read" })))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -165,7 +205,11 @@ fn empty_policy_sets_deny() {
     let none: Vec<policy::Authenticated> = Vec::new();
     assert!(policy::all(none.clone()).check(&anyone).is_err());
     assert!(policy::any(none).check(&anyone).is_err());
-    assert!(policy::all([policy::authenticated()]).check(&anyone).is_ok());
+    assert!(
+        policy::all([policy::authenticated()])
+            .check(&anyone)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -174,11 +218,23 @@ fn vecs_and_arrays_of_boxed_policies_combine() {
         Arc::new(policy::scopes_all(["a"])),
         Arc::new(|p: &Principal| p.subject().is_some()),
     ];
-    assert!(policy::all(set.clone()).check(&principal(json!({ "scope": "a" }))).is_ok());
-    assert!(policy::all(set.clone()).check(&principal(json!({}))).is_err());
+    assert!(
+        policy::all(set.clone())
+            .check(&principal(json!({ "scope": "a" })))
+            .is_ok()
+    );
+    assert!(
+        policy::all(set.clone())
+            .check(&principal(json!({})))
+            .is_err()
+    );
     assert!(policy::any(set).check(&principal(json!({}))).is_ok());
     let array = [policy::scopes_all(["a"]), policy::scopes_all(["b"])];
-    assert!(policy::any(array).check(&principal(json!({ "scope": "b" }))).is_ok());
+    assert!(
+        policy::any(array)
+            .check(&principal(json!({ "scope": "b" })))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -209,7 +265,11 @@ fn nested_combinators_compose() {
 fn subject_is_matches_the_sub_claim_exactly() {
     let alice = principal(json!({}));
     assert!(policy::subject_is("alice").check(&alice).is_ok());
-    assert!(policy::subject_is(String::from("alice")).check(&alice).is_ok());
+    assert!(
+        policy::subject_is(String::from("alice"))
+            .check(&alice)
+            .is_ok()
+    );
     assert!(policy::subject_is("Alice").check(&alice).is_err());
     assert!(policy::subject_is("alic").check(&alice).is_err());
     assert!(policy::subject_is("").check(&alice).is_err());
@@ -228,17 +288,27 @@ fn subject_is_denies_principals_without_a_subject() {
 fn issuer_is_matches_the_trusted_issuer() {
     let alice = principal(json!({}));
     assert!(policy::issuer_is(ISSUER).check(&alice).is_ok());
-    assert!(policy::issuer_is("https://other.example").check(&alice).is_err());
+    assert!(
+        policy::issuer_is("https://other.example")
+            .check(&alice)
+            .is_err()
+    );
     assert!(policy::issuer_is("").check(&alice).is_err());
 }
 
 #[test]
 fn with_reason_replaces_the_reason_and_keeps_requirements() {
-    let p = policy::with_reason("orders need the write scope", policy::scopes_all(["orders:write"]));
+    let p = policy::with_reason(
+        "orders need the write scope",
+        policy::scopes_all(["orders:write"]),
+    );
     let denied = p.check(&principal(json!({}))).unwrap_err();
     assert_eq!(denied.reason(), "orders need the write scope");
     assert_eq!(denied.required_scopes(), ["orders:write"]);
-    assert!(p.check(&principal(json!({ "scope": "orders:write" }))).is_ok());
+    assert!(
+        p.check(&principal(json!({ "scope": "orders:write" })))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -251,7 +321,10 @@ fn ensure_passes_allowed_principals() {
 fn ensure_returns_forbidden_for_denied_principals() {
     let alice = principal(json!({}));
     let denied = ensure(&alice, policy::subject_is("bob")).unwrap_err();
-    assert_eq!(denied.reason(), "the caller is not the owner of this resource");
+    assert_eq!(
+        denied.reason(),
+        "the caller is not the owner of this resource"
+    );
     assert_eq!(denied.status(), http::StatusCode::FORBIDDEN);
 }
 
@@ -267,8 +340,14 @@ fn ensure_only_lets_the_author_edit_a_comment() {
         Ok(())
     }
     let alice = principal(json!({}));
-    let mut own = Comment { author: "alice".into(), text: "a".into() };
-    let mut other = Comment { author: "bob".into(), text: "b".into() };
+    let mut own = Comment {
+        author: "alice".into(),
+        text: "a".into(),
+    };
+    let mut other = Comment {
+        author: "bob".into(),
+        text: "b".into(),
+    };
     assert!(edit(&alice, &mut own, "edited").is_ok());
     assert_eq!(own.text, "edited");
     assert!(edit(&alice, &mut other, "edited").is_err());
