@@ -5,6 +5,19 @@
 //! Every backend (in-memory, RabbitMQ, ...) runs the conformance kit
 //! (feature `testkit`) to prove it keeps these contracts.
 //!
+//! How a broker backend maps onto these traits (RabbitMQ with lapin, for example):
+//!
+//! | trait | AMQP 0-9-1 |
+//! | --- | --- |
+//! | [`Publisher::publish`] | `basic.publish` (persistent, mandatory) on a confirm channel, `Ok` on the broker's ack; a `basic.return` or nack is an error; attributes as `ce-` headers via [`wire::to_binary`](crate::wire::to_binary) |
+//! | [`Publisher::publish_all`] | pipelined publishes, awaiting all confirms |
+//! | [`SubscribeOptions`] | one durable queue per group, bound by each event type |
+//! | [`Subscription::next`] | the consumer stream (manual ack, prefetch); headers read with [`wire::from_message`](crate::wire::from_message), invalid messages dead-lettered by the backend |
+//! | [`Delivery::attempt`] | `x-delivery-count` (quorum queues) or a retry header; at least 2 when `redelivered` |
+//! | [`Settlement::Ack`] / [`Settlement::Requeue`] | `basic.ack` / `basic.nack(requeue)` on the delivery tag |
+//! | [`Settlement::RetryAfter`] | publish to a TTL retry queue that dead-letters back, then ack |
+//! | [`Settlement::DeadLetter`] | publish to the group's parking-lot queue with the reason, then ack |
+//!
 //! ```
 //! # #[cfg(feature = "memory")]
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {

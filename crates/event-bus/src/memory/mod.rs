@@ -8,7 +8,10 @@
 //! bounded queues that make `publish` wait when a group's queue is full.
 //! Waiting uses [`tokio::sync::Notify`]; nothing polls.
 //!
-//! Events live in memory only: they are gone when the process stops.
+//! Events live in memory only: they are gone when the process stops. Unlike
+//! a broker channel, closing a subscription does not take back its
+//! outstanding deliveries at once: each goes back to the queue when it is
+//! dropped unsettled (and may still be settled until then).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
