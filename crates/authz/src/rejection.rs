@@ -6,7 +6,7 @@
 //! use tessera_authz::Forbidden;
 //!
 //! let forbidden = Forbidden::new("the token lacks a required scope").with_scopes(["orders:write"]);
-//! let res: http::Response<String> = forbidden.into_http_response();
+//! let res: http::Response<bytes::Bytes> = forbidden.into_http_response();
 //!
 //! assert_eq!(res.status(), StatusCode::FORBIDDEN);
 //! assert_eq!(
@@ -24,7 +24,8 @@
 //! - 401 when no principal is present (no `AuthnLayer` ran, or it let an
 //!   anonymous request through): `WWW-Authenticate: Bearer`, with no error
 //!   code (RFC 6750 §3.1: the request carried no credentials we accept), and
-//!   the body `{"error":"unauthenticated","error_description":"authentication required"}`.
+//!   the body `{"error":"unauthorized","error_description":"authentication required"}`
+//!   (the same shape as `tessera_authn`'s answer to a missing token).
 //! - 403 when a policy denies: `WWW-Authenticate: Bearer
 //!   error="insufficient_scope"`, with `scope="..."` listing the scopes the
 //!   guard requires (RFC 6750 §3) when the denial is about scopes, and the
@@ -35,6 +36,7 @@
 //!
 //! Nothing from the token is ever part of a response.
 
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use std::borrow::Cow;
@@ -168,10 +170,11 @@ impl Forbidden {
     }
 
     /// The 403 response with the challenge and the JSON body, for any body
-    /// type that can be made from a `String` (`axum::body::Body`,
-    /// `http_body_util::Full<Bytes>`, `String`, ...).
+    /// type that can be made from `Bytes` (`axum::body::Body`,
+    /// `http_body_util::Full<Bytes>`, `Bytes`, ...), as `tessera_authn`'s
+    /// layer requires too.
     #[must_use]
-    pub fn into_http_response<B: From<String>>(self) -> Response<B> {
+    pub fn into_http_response<B: From<Bytes>>(self) -> Response<B> {
         Rejection::Forbidden(self).into_http_response()
     }
 }
@@ -238,7 +241,7 @@ impl Rejection {
     pub fn json_body(&self) -> String {
         match self {
             Self::Unauthenticated => {
-                r#"{"error":"unauthenticated","error_description":"authentication required"}"#
+                r#"{"error":"unauthorized","error_description":"authentication required"}"#
                     .to_owned()
             }
             Self::Forbidden(f) => f.json_body(),
@@ -246,10 +249,10 @@ impl Rejection {
     }
 
     /// The response with status, challenge and JSON body, for any body type
-    /// that can be made from a `String`.
+    /// that can be made from `Bytes`.
     #[must_use]
-    pub fn into_http_response<B: From<String>>(self) -> Response<B> {
-        let mut res = self.empty_response(B::from(self.json_body()));
+    pub fn into_http_response<B: From<Bytes>>(self) -> Response<B> {
+        let mut res = self.empty_response(B::from(Bytes::from(self.json_body())));
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res
@@ -306,8 +309,12 @@ pub(crate) fn trace_forbidden<E>(
 }
 
 /// The `tracing` event for a request without a principal.
+///
+/// DEBUG, not INFO: like `tessera_authn`'s missing-token event, it is mostly
+/// noise from clients that did not log in (or a guard without an authn layer
+/// in front, which every request shows at once).
 pub(crate) fn trace_unauthenticated(path: &str) {
-    tracing::info!(
+    tracing::debug!(
         target: "tessera_authz",
         path,
         reason = "no authenticated principal",
@@ -376,12 +383,12 @@ mod tests {
 
     #[test]
     fn unauthenticated_is_401_with_a_bare_bearer_challenge() {
-        let res: Response<String> = Rejection::Unauthenticated.into_http_response();
+        let res: Response<Bytes> = Rejection::Unauthenticated.into_http_response();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
         assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
-        let body: serde_json::Value = serde_json::from_str(res.body()).unwrap();
-        assert_eq!(body["error"], "unauthenticated");
+        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        assert_eq!(body["error"], "unauthorized");
     }
 
     #[test]

@@ -102,7 +102,7 @@ async fn route_layer_answers_401_without_a_principal() {
     let res = send(None, get_req("/admin")).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()[WWW_AUTHENTICATE], "Bearer");
-    assert_eq!(body_json(res).await["error"], "unauthenticated");
+    assert_eq!(body_json(res).await["error"], "unauthorized");
 }
 
 #[tokio::test]

@@ -52,10 +52,15 @@ async fn capture<F: Future<Output = ()>>(f: F) -> String {
     captured.text()
 }
 
-fn ok_service()
--> impl tower::Service<Request<String>, Response = Response<String>, Error = Infallible, Future: Send>
-+ Clone {
-    service_fn(|_req: Request<String>| async { Ok::<_, Infallible>(Response::new(String::new())) })
+fn ok_service() -> impl tower::Service<
+    Request<String>,
+    Response = Response<bytes::Bytes>,
+    Error = Infallible,
+    Future: Send,
+> + Clone {
+    service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(bytes::Bytes::new()))
+    })
 }
 
 fn assert_no_token(log: &str) {

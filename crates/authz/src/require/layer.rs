@@ -48,7 +48,7 @@ impl<P, E, R> RequireLayer<P, E, R> {
     }
 
     /// Renders rejections with a JSON body (the default; needs a response
-    /// body type that is `From<String>`, as axum's is).
+    /// body type that is `From<Bytes>`, as axum's is).
     #[must_use]
     pub fn json_body(self) -> RequireLayer<P, E, JsonBody> {
         self.render_with(JsonBody)

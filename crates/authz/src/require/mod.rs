@@ -4,6 +4,7 @@
 //! `Service<http::Request<B>>` (tonic, hyper).
 //!
 //! ```
+//! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode, header::WWW_AUTHENTICATE};
 //! use tessera_authn::{Claims, Principal};
 //! use tessera_authz::RequireScopes;
@@ -14,7 +15,7 @@
 //! let service = ServiceBuilder::new()
 //!     .layer(RequireScopes::all(["orders:write"]))
 //!     .service(service_fn(|_req: Request<String>| async {
-//!         Ok::<_, std::convert::Infallible>(Response::new(String::from("created")))
+//!         Ok::<_, std::convert::Infallible>(Response::new(Bytes::from("created")))
 //!     }));
 //!
 //! // No principal (no AuthnLayer in front): 401.
@@ -49,16 +50,17 @@
 //!
 //! Refusals are responses, never errors: the inner service's error type is
 //! kept. By default ([`JsonBody`]) they carry a small JSON body, which needs a
-//! response body type that is `From<String>` (axum's `Body`,
-//! `http_body_util::Full<Bytes>`, `String`). For body types that only
+//! response body type that is `From<Bytes>` (axum's `Body`,
+//! `http_body_util::Full<Bytes>`, `Bytes`), as `tessera_authn`'s layer does. For body types that only
 //! implement `Default` (boxed bodies, tonic), use
 //! [`RequireLayer::empty_body`]; for your own format,
 //! [`RequireLayer::render_with`]. See [`Rejection`](crate::Rejection) for the
 //! exact statuses and challenges.
 //!
-//! Every refusal is a `tracing` event (target `tessera_authz`, level INFO)
-//! with the path, the reason, the required scopes and roles, and the
-//! principal's subject and issuer; never the token.
+//! Every refusal is a `tracing` event (target `tessera_authz`): INFO for a
+//! denied principal, with the path, the reason, the required scopes and
+//! roles, and the principal's subject and issuer; DEBUG for a request without
+//! a principal. Never the token.
 
 mod future;
 mod layer;

@@ -25,12 +25,12 @@ where
 }
 
 /// Status, `WWW-Authenticate` challenge and a small JSON body
-/// ([`Rejection::into_http_response`]), for bodies made from a `String`:
-/// `axum::body::Body`, `http_body_util::Full<Bytes>`, `String`. The default.
+/// ([`Rejection::into_http_response`]), for bodies made from `Bytes`:
+/// `axum::body::Body`, `http_body_util::Full<Bytes>`, `Bytes`. The default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JsonBody;
 
-impl<B: From<String>> RenderRejection<B> for JsonBody {
+impl<B: From<bytes::Bytes>> RenderRejection<B> for JsonBody {
     fn render(&self, rejection: Rejection) -> Response<B> {
         rejection.into_http_response()
     }
