@@ -32,7 +32,12 @@ impl Hasher for PrehashedKey {
 struct UntilExp;
 
 impl<E> moka::Expiry<u64, Principal<E>> for UntilExp {
-    fn expire_after_create(&self, _key: &u64, value: &Principal<E>, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &u64,
+        value: &Principal<E>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         let left = value.claims().exp.saturating_sub(crate::validator::now());
         Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
@@ -120,6 +125,9 @@ mod tests {
         assert!(cache.get("t", now + 5).is_none());
         assert!(cache.get("t", now).is_none(), "an expired hit is evicted");
         cache.insert("old", &principal("old", now - 1), now);
-        assert!(cache.get("old", now - 10).is_none(), "expired tokens are not cached");
+        assert!(
+            cache.get("old", now - 10).is_none(),
+            "expired tokens are not cached"
+        );
     }
 }

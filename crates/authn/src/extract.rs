@@ -62,7 +62,11 @@ where
     type Rejection = MissingPrincipal;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal<E>>().cloned().ok_or(MissingPrincipal)
+        parts
+            .extensions
+            .get::<Principal<E>>()
+            .cloned()
+            .ok_or(MissingPrincipal)
     }
 }
 
@@ -73,7 +77,10 @@ where
 {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Principal<E>>().cloned())
     }
 }

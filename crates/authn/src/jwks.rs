@@ -9,7 +9,7 @@
 //!
 //! let options = JwksOptions::default().refresh_cooldown(Duration::from_secs(5));
 //! let cache = JwksCache::discovery("https://idp.example/realms/main", options)?;
-//! let validator: JwtValidator = JwtValidator::builder()
+//! let validator = JwtValidator::builder()
 //!     .issuer(Issuer::new("https://idp.example/realms/main").audience("api").jwks_cache(cache))
 //!     .build()?;
 //! validator.warm_up().await?;
@@ -118,7 +118,10 @@ impl Location {
     }
 
     pub(crate) fn discovery(issuer: &str) -> Result<Self, KeyError> {
-        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
         Ok(Self::Discovery {
             issuer: issuer.to_owned(),
             url: parse_http_url(&url)?,
@@ -130,7 +133,47 @@ fn parse_http_url(url: &str) -> Result<Url, KeyError> {
     let parsed = Url::parse(url).map_err(|e| KeyError::InvalidUrl(format!("{url}: {e}")))?;
     match parsed.scheme() {
         "https" | "http" => Ok(parsed),
-        other => Err(KeyError::InvalidUrl(format!("{url}: scheme {other} not allowed"))),
+        other => Err(KeyError::InvalidUrl(format!(
+            "{url}: scheme {other} not allowed"
+        ))),
+    }
+}
+
+/// The members of an OIDC discovery document that key discovery needs.
+///
+/// ```
+/// use tessera_authn::jwks::OidcDiscovery;
+///
+/// let doc = br#"{"issuer":"https://idp.example/","jwks_uri":"https://idp.example/keys","extra":{"nested":null}}"#;
+/// let discovery = OidcDiscovery::from_slice(doc).unwrap();
+/// assert_eq!(discovery.jwks_uri_for("https://idp.example/").unwrap().as_str(), "https://idp.example/keys");
+/// assert!(discovery.jwks_uri_for("https://idp.example").is_err()); // exact match, slash included
+/// ```
+#[derive(Debug, Clone, serde::Deserialize)]
+#[non_exhaustive]
+pub struct OidcDiscovery {
+    /// The `issuer` the document announces.
+    pub issuer: String,
+    /// The `jwks_uri`.
+    pub jwks_uri: String,
+}
+
+impl OidcDiscovery {
+    /// Parses a discovery document, ignoring members we do not use.
+    pub fn from_slice(document: &[u8]) -> Result<Self, KeyError> {
+        serde_json::from_slice(document).map_err(|e| KeyError::InvalidDiscovery(e.to_string()))
+    }
+
+    /// The JWKS URL, provided the document's `issuer` equals `issuer`
+    /// exactly (OIDC Discovery §4.3) and the URL is http(s).
+    pub fn jwks_uri_for(&self, issuer: &str) -> Result<Url, KeyError> {
+        if self.issuer != issuer {
+            return Err(KeyError::InvalidDiscovery(format!(
+                "document names issuer {:?}, expected {issuer:?}",
+                self.issuer
+            )));
+        }
+        parse_http_url(&self.jwks_uri)
     }
 }
 
@@ -180,12 +223,20 @@ impl fmt::Debug for JwksCache {
 impl JwksCache {
     /// A cache for the JWKS document at `url`.
     pub fn new(url: &str, options: JwksOptions) -> Result<Self, ConfigError> {
-        Ok(Self::with_client(Location::jwks(url)?, default_client()?, options))
+        Ok(Self::with_client(
+            Location::jwks(url)?,
+            default_client()?,
+            options,
+        ))
     }
 
     /// A cache for the keys of `issuer`, found by OIDC discovery.
     pub fn discovery(issuer: &str, options: JwksOptions) -> Result<Self, ConfigError> {
-        Ok(Self::with_client(Location::discovery(issuer)?, default_client()?, options))
+        Ok(Self::with_client(
+            Location::discovery(issuer)?,
+            default_client()?,
+            options,
+        ))
     }
 
     /// Uses this HTTP client (custom CA, proxy) instead of the default one.
@@ -204,7 +255,11 @@ impl JwksCache {
         )
     }
 
-    pub(crate) fn with_client(location: Location, client: reqwest::Client, options: JwksOptions) -> Self {
+    pub(crate) fn with_client(
+        location: Location,
+        client: reqwest::Client,
+        options: JwksOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(Shared {
                 location,
@@ -238,7 +293,11 @@ impl JwksCache {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let state = self.inner.state.read().unwrap_or_else(PoisonError::into_inner);
+        let state = self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         Snapshot {
             keys: state.keys.clone(),
             loaded: state.loaded,
@@ -261,7 +320,11 @@ impl JwksCache {
 
     pub(crate) fn refresh_in_background_if_due(&self) {
         let (due, generation) = {
-            let state = self.inner.state.read().unwrap_or_else(PoisonError::into_inner);
+            let state = self
+                .inner
+                .state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             let due = state.refresh_at.is_some_and(|at| now >= at)
                 && state
@@ -350,8 +413,10 @@ impl Shared {
                     Some(url) => url,
                     None => {
                         let found = self.discover(issuer, url).await?;
-                        *self.discovered_jwks.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(found.clone());
+                        *self
+                            .discovered_jwks
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) = Some(found.clone());
                         found
                     }
                 }
@@ -363,21 +428,8 @@ impl Shared {
     }
 
     async fn discover(&self, issuer: &str, url: &Url) -> Result<Url, KeyError> {
-        #[derive(serde::Deserialize)]
-        struct Discovery {
-            issuer: String,
-            jwks_uri: String,
-        }
         let (body, _) = self.get(url).await?;
-        let doc: Discovery =
-            serde_json::from_slice(&body).map_err(|e| KeyError::InvalidDiscovery(e.to_string()))?;
-        if doc.issuer != issuer {
-            return Err(KeyError::InvalidDiscovery(format!(
-                "document names issuer {:?}, expected {issuer:?}",
-                doc.issuer
-            )));
-        }
-        parse_http_url(&doc.jwks_uri)
+        OidcDiscovery::from_slice(&body)?.jwks_uri_for(issuer)
     }
 
     async fn get(&self, url: &Url) -> Result<(Vec<u8>, Duration), KeyError> {
@@ -395,7 +447,10 @@ impl Shared {
         if !status.is_success() {
             return Err(KeyError::Http(format!("{url}: status {status}")));
         }
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return Err(KeyError::TooLarge { limit });
         }
         let ttl = ttl_from(response.headers(), &self.options);
@@ -423,10 +478,12 @@ fn ttl_from(headers: &http::HeaderMap, options: &JwksOptions) -> Duration {
             let lower = directive.to_ascii_lowercase();
             if lower == "no-cache" || lower == "no-store" {
                 ttl = Some(Duration::ZERO);
-            } else if let Some(secs) = lower.strip_prefix("max-age=") {
-                if let Ok(secs) = secs.trim_matches('"').parse::<u64>() {
-                    ttl = Some(ttl.map_or(Duration::from_secs(secs), |t: Duration| t.min(Duration::from_secs(secs))));
-                }
+            } else if let Some(secs) = lower.strip_prefix("max-age=")
+                && let Ok(secs) = secs.trim_matches('"').parse::<u64>()
+            {
+                ttl = Some(ttl.map_or(Duration::from_secs(secs), |t: Duration| {
+                    t.min(Duration::from_secs(secs))
+                }));
             }
         }
     }
@@ -447,12 +504,24 @@ mod tests {
     #[test]
     fn cache_control_is_honoured_within_bounds() {
         let o = JwksOptions::default();
-        assert_eq!(ttl_from(&headers("public, max-age=3600"), &o), Duration::from_secs(3600));
+        assert_eq!(
+            ttl_from(&headers("public, max-age=3600"), &o),
+            Duration::from_secs(3600)
+        );
         assert_eq!(ttl_from(&headers("max-age=1"), &o), Duration::from_secs(60));
-        assert_eq!(ttl_from(&headers("max-age=99999999"), &o), Duration::from_secs(86400));
+        assert_eq!(
+            ttl_from(&headers("max-age=99999999"), &o),
+            Duration::from_secs(86400)
+        );
         assert_eq!(ttl_from(&headers("no-store"), &o), Duration::from_secs(60));
-        assert_eq!(ttl_from(&headers("max-age=garbage"), &o), Duration::from_secs(900));
-        assert_eq!(ttl_from(&http::HeaderMap::new(), &o), Duration::from_secs(900));
+        assert_eq!(
+            ttl_from(&headers("max-age=garbage"), &o),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            ttl_from(&http::HeaderMap::new(), &o),
+            Duration::from_secs(900)
+        );
     }
 
     #[test]
@@ -464,10 +533,14 @@ mod tests {
 
     #[test]
     fn discovery_url_is_derived_from_the_issuer() {
-        let Location::Discovery { url, .. } = Location::discovery("https://idp.example/realms/a/").unwrap()
+        let Location::Discovery { url, .. } =
+            Location::discovery("https://idp.example/realms/a/").unwrap()
         else {
             panic!("not discovery")
         };
-        assert_eq!(url.as_str(), "https://idp.example/realms/a/.well-known/openid-configuration");
+        assert_eq!(
+            url.as_str(),
+            "https://idp.example/realms/a/.well-known/openid-configuration"
+        );
     }
 }

@@ -44,10 +44,8 @@ impl KeyKind {
         use Algorithm::*;
         matches!(
             (self, alg),
-            (
-                KeyKind::Rsa,
-                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
-            ) | (KeyKind::EcP256, ES256)
+            (KeyKind::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+                | (KeyKind::EcP256, ES256)
                 | (KeyKind::EcP384, ES384)
                 | (KeyKind::Ed25519, EdDSA)
                 | (KeyKind::Hmac, HS256 | HS384 | HS512)
@@ -89,7 +87,12 @@ impl VerifyingKey {
         }
     }
 
-    fn usable(kid: Option<String>, kind: KeyKind, alg: Option<Algorithm>, key: DecodingKey) -> Self {
+    fn usable(
+        kid: Option<String>,
+        kind: KeyKind,
+        alg: Option<Algorithm>,
+        key: DecodingKey,
+    ) -> Self {
         Self {
             kid,
             usable: Ok(Usable { kind, alg, key }),
@@ -154,7 +157,11 @@ impl KeySet {
                 limit: max_keys,
             });
         }
-        let keys = doc.keys.into_iter().map(parse_jwk_value).collect::<Vec<_>>();
+        let keys = doc
+            .keys
+            .into_iter()
+            .map(parse_jwk_value)
+            .collect::<Vec<_>>();
         Ok(Self::from_keys(keys))
     }
 
@@ -186,7 +193,9 @@ impl KeySet {
         } else if let Ok(key) = DecodingKey::from_ed_pem(pem) {
             VerifyingKey::usable(kid, KeyKind::Ed25519, None, key)
         } else {
-            return Err(KeyError::InvalidKey("not an RSA, EC or Ed25519 public key in PEM".into()));
+            return Err(KeyError::InvalidKey(
+                "not an RSA, EC or Ed25519 public key in PEM".into(),
+            ));
         };
         Ok(Self::from_keys(vec![key]))
     }
@@ -195,10 +204,18 @@ impl KeySet {
     /// explicitly on an issuer.
     pub(crate) fn from_secret(secret: &[u8]) -> Result<Self, KeyError> {
         if secret.len() < 32 {
-            return Err(KeyError::InvalidKey("hmac secret shorter than 32 bytes".into()));
+            return Err(KeyError::InvalidKey(
+                "hmac secret shorter than 32 bytes".into(),
+            ));
         }
-        let key = DecodingKey::from_secret(secret).map_err(|e| KeyError::InvalidKey(e.to_string()))?;
-        Ok(Self::from_keys(vec![VerifyingKey::usable(None, KeyKind::Hmac, None, key)]))
+        let key =
+            DecodingKey::from_secret(secret).map_err(|e| KeyError::InvalidKey(e.to_string()))?;
+        Ok(Self::from_keys(vec![VerifyingKey::usable(
+            None,
+            KeyKind::Hmac,
+            None,
+            key,
+        )]))
     }
 
     /// Merges two sets (for an issuer configured with several static keys).
@@ -237,12 +254,6 @@ impl KeySet {
         self.keys.iter().filter(|k| k.usable.is_ok()).count()
     }
 
-    pub(crate) fn has_kind(&self, kind: KeyKind) -> bool {
-        self.keys
-            .iter()
-            .any(|k| matches!(&k.usable, Ok(u) if u.kind == kind))
-    }
-
     /// Finds the key for a token. With a `kid`, only keys with that kid are
     /// considered. Without one, the token is accepted only if exactly one key
     /// of the set fits its algorithm: trying several keys would let one token
@@ -257,7 +268,11 @@ impl KeySet {
                         return Found::Key(dk);
                     }
                 }
-                if named { Found::Mismatch } else { Found::Unknown }
+                if named {
+                    Found::Mismatch
+                } else {
+                    Found::Unknown
+                }
             }
             None => {
                 let mut fitting = self.keys.iter().filter_map(|k| k.for_alg(alg));
@@ -327,14 +342,16 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
         None | Some("sig") => {}
         Some(_) => return Err("jwk is not a signature key"),
     }
-    if let Some(ops) = &raw.key_ops {
-        if !ops.iter().any(|op| op == "verify") {
-            return Err("jwk key_ops does not allow verify");
-        }
+    if let Some(ops) = &raw.key_ops
+        && !ops.iter().any(|op| op == "verify")
+    {
+        return Err("jwk key_ops does not allow verify");
     }
     let alg = match raw.alg.as_deref() {
         None => None,
-        Some(name) => Some(parse_asymmetric_alg(name).ok_or("jwk alg is not a supported signature algorithm")?),
+        Some(name) => Some(
+            parse_asymmetric_alg(name).ok_or("jwk alg is not a supported signature algorithm")?,
+        ),
     };
     let (kind, key) = match raw.kty.as_str() {
         "RSA" => {
@@ -380,10 +397,10 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
         "oct" => return Err("symmetric jwk refused"),
         _ => return Err("unsupported key type"),
     };
-    if let Some(alg) = alg {
-        if !kind.fits(alg) {
-            return Err("jwk alg does not fit its key type");
-        }
+    if let Some(alg) = alg
+        && !kind.fits(alg)
+    {
+        return Err("jwk alg does not fit its key type");
     }
     Ok((kind, alg, key))
 }
@@ -419,9 +436,18 @@ mod tests {
     #[test]
     fn alg_binds_the_key() {
         let set = KeySet::from_jwk(ED_JWK).unwrap();
-        assert!(matches!(set.find(Some("k1"), Algorithm::EdDSA), Found::Key(_)));
-        assert!(matches!(set.find(Some("k1"), Algorithm::ES256), Found::Mismatch));
-        assert!(matches!(set.find(Some("k2"), Algorithm::EdDSA), Found::Unknown));
+        assert!(matches!(
+            set.find(Some("k1"), Algorithm::EdDSA),
+            Found::Key(_)
+        ));
+        assert!(matches!(
+            set.find(Some("k1"), Algorithm::ES256),
+            Found::Mismatch
+        ));
+        assert!(matches!(
+            set.find(Some("k2"), Algorithm::EdDSA),
+            Found::Unknown
+        ));
     }
 
     #[test]
@@ -430,20 +456,29 @@ mod tests {
         let set = KeySet::from_jwks(format!(r#"{{"keys":[{enc}]}}"#).as_bytes()).unwrap();
         assert_eq!(set.len(), 1);
         assert_eq!(set.usable_len(), 0);
-        assert!(matches!(set.find(Some("k1"), Algorithm::EdDSA), Found::Mismatch));
+        assert!(matches!(
+            set.find(Some("k1"), Algorithm::EdDSA),
+            Found::Mismatch
+        ));
         let private = ED_JWK.replace(r#""alg":"EdDSA""#, r#""d":"AAAA""#);
         assert!(KeySet::from_jwk(&private).is_err());
     }
 
     #[test]
     fn symmetric_jwks_are_refused() {
-        let set = KeySet::from_jwks(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","kid":"h"}]}"#).unwrap();
-        assert!(matches!(set.find(Some("h"), Algorithm::HS256), Found::Mismatch));
+        let set = KeySet::from_jwks(
+            br#"{"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","kid":"h"}]}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            set.find(Some("h"), Algorithm::HS256),
+            Found::Mismatch
+        ));
     }
 
     #[test]
     fn key_count_is_capped() {
-        let doc = format!(r#"{{"keys":[{}]}}"#, vec![ED_JWK; 3].join(","));
+        let doc = format!(r#"{{"keys":[{}]}}"#, [ED_JWK; 3].join(","));
         assert!(matches!(
             KeySet::from_jwks_limited(doc.as_bytes(), 2),
             Err(KeyError::TooManyKeys { count: 3, limit: 2 })

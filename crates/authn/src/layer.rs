@@ -10,16 +10,16 @@
 //! use tessera_authn::{AuthnLayer, Issuer, JwtValidator, KeySet};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
-//! let validator: JwtValidator = JwtValidator::builder()
+//! let validator = JwtValidator::builder()
 //!     .issuer(Issuer::new("https://idp.example").audience("api").keys(KeySet::default()))
 //!     .build()?;
 //! let service = ServiceBuilder::new()
 //!     .layer(AuthnLayer::new(validator).realm("orders"))
 //!     .service_fn(|_req: Request<Full<Bytes>>| async {
-//!         Ok::<_, std::convert::Infallible>(Response::new(Full::from("secret")))
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::from("secret")))
 //!     });
 //!
-//! let response = service.oneshot(Request::new(Full::default())).await?;
+//! let response = service.oneshot(Request::new(Full::<Bytes>::default())).await?;
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="orders""#);
 //! # Ok(()) }
@@ -66,7 +66,7 @@ struct Config {
 
 /// Validates the bearer token of every request; see the [module docs](self).
 ///
-/// On success the [`Principal`] is inserted into the request's extensions.
+/// On success the [`Principal`](crate::Principal) is inserted into the request's extensions.
 /// On failure the inner service is not called: the layer answers 401 with an
 /// RFC 6750 challenge (400 for a malformed request, 503 when the issuer's
 /// keys cannot be fetched), with a small JSON body that never echoes the
@@ -123,7 +123,8 @@ impl<E> AuthnLayer<E> {
             .chars()
             .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
             .collect();
-        let value = HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("api"));
+        let value =
+            HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static("api"));
         self.map_config(|c| c.realm = value)
     }
 
@@ -188,7 +189,9 @@ impl<S: Clone, E> Clone for Authn<S, E> {
 
 impl<S: fmt::Debug, E> fmt::Debug for Authn<S, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authn").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("Authn")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -305,15 +308,17 @@ fn extract<'r, B>(req: &'r Request<B>, config: &Config) -> Result<&'r str, Authn
                 if header.len() > config.max_header_len {
                     return Err(AuthnError::TokenTooLarge);
                 }
-                let Ok(header) = header.to_str() else { continue };
+                let Ok(header) = header.to_str() else {
+                    continue;
+                };
                 for pair in header.split(';') {
-                    if let Some((k, v)) = pair.trim().split_once('=') {
-                        if k == name {
-                            if found.is_some() {
-                                return Err(AuthnError::MalformedRequest);
-                            }
-                            found = Some(v.trim_matches('"'));
+                    if let Some((k, v)) = pair.trim().split_once('=')
+                        && k == name
+                    {
+                        if found.is_some() {
+                            return Err(AuthnError::MalformedRequest);
                         }
+                        found = Some(v.trim_matches('"'));
                     }
                 }
             }
@@ -326,10 +331,14 @@ fn extract<'r, B>(req: &'r Request<B>, config: &Config) -> Result<&'r str, Authn
 fn token68(token: &str) -> Result<&str, AuthnError> {
     let body = token.trim_end_matches('=');
     let valid = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
-    if valid { Ok(token) } else { Err(AuthnError::MalformedRequest) }
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if valid {
+        Ok(token)
+    } else {
+        Err(AuthnError::MalformedRequest)
+    }
 }
 
 fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
@@ -342,7 +351,10 @@ fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
     let (code, description) = match error {
         AuthnError::KeysUnavailable => ("temporarily_unavailable", error.to_string()),
         AuthnError::MissingToken => ("unauthorized", error.to_string()),
-        _ => (error.oauth_error().unwrap_or("invalid_token"), error.to_string()),
+        _ => (
+            error.oauth_error().unwrap_or("invalid_token"),
+            error.to_string(),
+        ),
     };
     let body = serde_json::json!({ "error": code, "error_description": description });
     let mut response = Response::new(B::from(Bytes::from(body.to_string())));
@@ -356,7 +368,9 @@ fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
     let realm = config.realm.to_str().unwrap_or("api");
     let challenge = match error.oauth_error() {
         None => format!(r#"Bearer realm="{realm}""#),
-        Some(code) => format!(r#"Bearer realm="{realm}", error="{code}", error_description="{error}""#),
+        Some(code) => {
+            format!(r#"Bearer realm="{realm}", error="{code}", error_description="{error}""#)
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         headers.insert(WWW_AUTHENTICATE, value);
@@ -388,11 +402,15 @@ pin_project! {
 
 impl<F, B, Err> ResponseFuture<F, B, Err> {
     fn inner(future: F) -> Self {
-        Self { state: State::Inner { future } }
+        Self {
+            state: State::Inner { future },
+        }
     }
     fn reject(response: Response<B>) -> Self {
         Self {
-            state: State::Rejected { response: Some(response) },
+            state: State::Rejected {
+                response: Some(response),
+            },
         }
     }
     fn boxed(future: BoxFuture<Result<Outcome<F, B>, Err>>) -> Self {
@@ -448,7 +466,8 @@ mod tests {
     fn with_auth(values: &[&str]) -> Request<()> {
         let mut req = Request::new(());
         for v in values {
-            req.headers_mut().append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            req.headers_mut()
+                .append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
         req
     }
@@ -463,8 +482,19 @@ mod tests {
 
     #[test]
     fn malformed_credentials_are_bad_requests() {
-        for value in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ===", "Bearer a=b"] {
-            assert_eq!(extract(&with_auth(&[value]), &config()), Err(AuthnError::MalformedRequest), "{value}");
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer ===",
+            "Bearer a=b",
+        ] {
+            assert_eq!(
+                extract(&with_auth(&[value]), &config()),
+                Err(AuthnError::MalformedRequest),
+                "{value}"
+            );
         }
         assert_eq!(
             extract(&with_auth(&["Bearer a", "Bearer b"]), &config()),
@@ -474,14 +504,23 @@ mod tests {
 
     #[test]
     fn other_schemes_count_as_no_credentials() {
-        assert_eq!(extract(&with_auth(&["Basic dXNlcjpwYXNz"]), &config()), Err(AuthnError::MissingToken));
-        assert_eq!(extract(&Request::new(()), &config()), Err(AuthnError::MissingToken));
+        assert_eq!(
+            extract(&with_auth(&["Basic dXNlcjpwYXNz"]), &config()),
+            Err(AuthnError::MissingToken)
+        );
+        assert_eq!(
+            extract(&Request::new(()), &config()),
+            Err(AuthnError::MissingToken)
+        );
     }
 
     #[test]
     fn oversized_headers_are_rejected_before_parsing() {
         let long = format!("Bearer {}", "a".repeat(100));
-        assert_eq!(extract(&with_auth(&[&long]), &config()), Err(AuthnError::TokenTooLarge));
+        assert_eq!(
+            extract(&with_auth(&[&long]), &config()),
+            Err(AuthnError::TokenTooLarge)
+        );
     }
 
     #[test]
@@ -489,11 +528,14 @@ mod tests {
         let mut c = config();
         c.location = TokenLocation::Cookie("at".into());
         let mut req = Request::new(());
-        req.headers_mut()
-            .insert(http::header::COOKIE, HeaderValue::from_static("x=1; at=tok.en.x; y=2"));
+        req.headers_mut().insert(
+            http::header::COOKIE,
+            HeaderValue::from_static("x=1; at=tok.en.x; y=2"),
+        );
         assert_eq!(extract(&req, &c), Ok("tok.en.x"));
         c.location = TokenLocation::Header(HeaderName::from_static("x-token"));
-        req.headers_mut().insert("x-token", HeaderValue::from_static("abc"));
+        req.headers_mut()
+            .insert("x-token", HeaderValue::from_static("abc"));
         assert_eq!(extract(&req, &c), Ok("abc"));
     }
 

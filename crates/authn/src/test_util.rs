@@ -8,8 +8,9 @@
 //! use tessera_authn::test_util::TestIssuer;
 //! use tessera_authn::{Algorithm, AuthnError, Issuer, JwtValidator};
 //!
-//! let idp = TestIssuer::start().await?;
-//! let validator: JwtValidator = JwtValidator::builder()
+//! let idp = TestIssuer::start().await?; // one RS256 key
+//! idp.add_key(Algorithm::ES256)?;         // and an ES256 key, published before the first fetch
+//! let validator = JwtValidator::builder()
 //!     .issuer(Issuer::new(idp.issuer()).audience(idp.audience()).discovery())
 //!     .build()?;
 //!
@@ -72,25 +73,43 @@ struct Flags {
 impl TestKey {
     fn generate(kid: String, alg: Algorithm) -> Result<Self, TestIssuerError> {
         let material = match alg {
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
             | Algorithm::PS512 => KeyMaterial::Rsa(
-                RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| TestIssuerError::KeyGen)?,
+                RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| TestIssuerError::KeyGen)?,
             ),
             Algorithm::ES256 | Algorithm::ES384 => {
                 let (fixed_alg, der_alg, crv) = if alg == Algorithm::ES256 {
-                    (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &sig::ECDSA_P256_SHA256_ASN1_SIGNING, "P-256")
+                    (
+                        &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                        &sig::ECDSA_P256_SHA256_ASN1_SIGNING,
+                        "P-256",
+                    )
                 } else {
-                    (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, &sig::ECDSA_P384_SHA384_ASN1_SIGNING, "P-384")
+                    (
+                        &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+                        &sig::ECDSA_P384_SHA384_ASN1_SIGNING,
+                        "P-384",
+                    )
                 };
                 let rng = SystemRandom::new();
-                let pkcs8 = EcdsaKeyPair::generate_pkcs8(fixed_alg, &rng).map_err(|_| TestIssuerError::KeyGen)?;
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(fixed_alg, &rng)
+                    .map_err(|_| TestIssuerError::KeyGen)?;
                 KeyMaterial::Ec {
-                    fixed: EcdsaKeyPair::from_pkcs8(fixed_alg, pkcs8.as_ref()).map_err(|_| TestIssuerError::KeyGen)?,
-                    der: EcdsaKeyPair::from_pkcs8(der_alg, pkcs8.as_ref()).map_err(|_| TestIssuerError::KeyGen)?,
+                    fixed: EcdsaKeyPair::from_pkcs8(fixed_alg, pkcs8.as_ref())
+                        .map_err(|_| TestIssuerError::KeyGen)?,
+                    der: EcdsaKeyPair::from_pkcs8(der_alg, pkcs8.as_ref())
+                        .map_err(|_| TestIssuerError::KeyGen)?,
                     crv,
                 }
             }
-            Algorithm::EdDSA => KeyMaterial::Ed(Ed25519KeyPair::generate().map_err(|_| TestIssuerError::KeyGen)?),
+            Algorithm::EdDSA => {
+                KeyMaterial::Ed(Ed25519KeyPair::generate().map_err(|_| TestIssuerError::KeyGen)?)
+            }
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
                 let mut secret = vec![0u8; 32];
                 aws_lc_rs::rand::fill(&mut secret).map_err(|_| TestIssuerError::KeyGen)?;
@@ -166,12 +185,16 @@ impl TestKey {
                     _ => &sig::RSA_PKCS1_SHA256,
                 };
                 let mut out = vec![0; pair.public_modulus_len()];
-                pair.sign(padding, &rng, message, &mut out).expect("rsa signing");
+                pair.sign(padding, &rng, message, &mut out)
+                    .expect("rsa signing");
                 out
             }
             KeyMaterial::Ec { fixed, der, .. } => {
                 let pair = if der_ecdsa { der } else { fixed };
-                pair.sign(&rng, message).expect("ecdsa signing").as_ref().to_vec()
+                pair.sign(&rng, message)
+                    .expect("ecdsa signing")
+                    .as_ref()
+                    .to_vec()
             }
             KeyMaterial::Ed(pair) => pair.sign(message).as_ref().to_vec(),
             KeyMaterial::Hmac(secret) => {
@@ -200,7 +223,10 @@ impl TestKey {
             .chunks(64)
             .map(|c| std::str::from_utf8(c).unwrap_or_default())
             .collect();
-        Some(format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n")))
+        Some(format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        ))
     }
 }
 
@@ -285,7 +311,12 @@ impl TestIssuer {
     /// Starts an issuer on `127.0.0.1` with an ephemeral port, one RS256 key
     /// and the audience `test-api`.
     pub async fn start() -> Result<Self, TestIssuerError> {
-        Self::start_on("127.0.0.1:0".parse().expect("loopback address"), None, "test-api").await
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            None,
+            "test-api",
+        )
+        .await
     }
 
     /// Starts an issuer on `addr`, whose `iss` is `issuer` (default
@@ -315,7 +346,11 @@ impl TestIssuer {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let issuer = Self { state, addr, server };
+        let issuer = Self {
+            state,
+            addr,
+            server,
+        };
         issuer.add_key(Algorithm::RS256)?;
         Ok(issuer)
     }
@@ -396,7 +431,10 @@ impl TestIssuer {
     /// The public key of `kid` in PEM (SPKI), for static configuration.
     #[must_use]
     pub fn public_pem(&self, kid: &str) -> Option<String> {
-        self.keys().iter().find(|k| k.kid == kid).and_then(|k| k.public_pem())
+        self.keys()
+            .iter()
+            .find(|k| k.kid == kid)
+            .and_then(|k| k.public_pem())
     }
 
     /// The published JWKS document.
@@ -474,10 +512,13 @@ impl TestIssuer {
     /// The shared HMAC secret of an HS* key, to configure a validator.
     #[must_use]
     pub fn hmac_secret(&self, kid: &str) -> Option<Vec<u8>> {
-        self.keys().iter().find(|k| k.kid == kid).and_then(|k| match &k.material {
-            KeyMaterial::Hmac(s) => Some(s.clone()),
-            _ => None,
-        })
+        self.keys()
+            .iter()
+            .find(|k| k.kid == kid)
+            .and_then(|k| match &k.material {
+                KeyMaterial::Hmac(s) => Some(s.clone()),
+                _ => None,
+            })
     }
 }
 
@@ -499,7 +540,9 @@ fn jwks_document(keys: &[Arc<TestKey>]) -> Value {
 
 async fn discovery(State(state): State<Arc<IssuerState>>) -> Response {
     state.discovery_fetches.fetch_add(1, Ordering::Relaxed);
-    let announced = lock(&state.discovery_issuer).clone().unwrap_or_else(|| state.issuer.clone());
+    let announced = lock(&state.discovery_issuer)
+        .clone()
+        .unwrap_or_else(|| state.issuer.clone());
     let base = state.issuer.trim_end_matches('/');
     axum::Json(json!({
         "issuer": announced,
@@ -518,11 +561,14 @@ async fn jwks(State(state): State<Arc<IssuerState>>) -> Response {
     state.jwks_fetches.fetch_add(1, Ordering::Relaxed);
     let mode = lock(&state.jwks_mode).clone();
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(cc) = lock(&state.cache_control).as_deref() {
-        if let Ok(v) = HeaderValue::from_str(cc) {
-            headers.insert(header::CACHE_CONTROL, v);
-        }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(cc) = lock(&state.cache_control).as_deref()
+        && let Ok(v) = HeaderValue::from_str(cc)
+    {
+        headers.insert(header::CACHE_CONTROL, v);
     }
     match mode {
         JwksMode::Normal => {
@@ -645,7 +691,9 @@ impl TokenBuilder<'_> {
     pub fn sign(self) -> String {
         let key = self.key();
         let mut header = self.header.clone();
-        header.entry("alg").or_insert_with(|| json!(alg_name(self.alg)));
+        header
+            .entry("alg")
+            .or_insert_with(|| json!(alg_name(self.alg)));
         match &self.kid {
             KidChoice::Auto => {
                 header.entry("kid").or_insert_with(|| json!(key.kid));
@@ -657,7 +705,11 @@ impl TokenBuilder<'_> {
         }
         let header = serde_json::to_vec(&header).expect("json");
         let claims = serde_json::to_vec(&self.claims).expect("json");
-        let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
         let signature = key.sign(self.alg, message.as_bytes(), self.der_ecdsa);
         format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
@@ -694,6 +746,9 @@ impl TokenBuilder<'_> {
         }
         let kid = self.issuer.add_key(self.alg).expect("key generation");
         let keys = self.issuer.keys();
-        keys.iter().find(|k| k.kid == kid).cloned().expect("just added")
+        keys.iter()
+            .find(|k| k.kid == kid)
+            .cloned()
+            .expect("just added")
     }
 }

@@ -19,7 +19,7 @@
 use crate::cache::TokenCache;
 use crate::claims::{Claims, ExtraClaims};
 use crate::error::{AuthnError, ConfigError};
-use crate::keys::{Found, KeyKind, KeySet};
+use crate::keys::{Found, KeySet};
 use crate::principal::Principal;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -85,7 +85,9 @@ impl TokenTypes {
         };
         let bare = strip_application(typ);
         match self {
-            Self::Default => bare.eq_ignore_ascii_case("jwt") || bare.eq_ignore_ascii_case("at+jwt"),
+            Self::Default => {
+                bare.eq_ignore_ascii_case("jwt") || bare.eq_ignore_ascii_case("at+jwt")
+            }
             Self::Rfc9068 => bare.eq_ignore_ascii_case("at+jwt"),
             Self::Custom { values, .. } => values
                 .iter()
@@ -139,7 +141,10 @@ impl fmt::Debug for Issuer {
             .field("iss", &self.iss)
             .field("audiences", &self.audiences)
             .field("algorithms", &self.algorithms)
-            .field("hmac_secret", &self.secret.as_ref().map(|_| crate::error::Redacted))
+            .field(
+                "hmac_secret",
+                &self.secret.as_ref().map(|_| crate::error::Redacted),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +301,36 @@ impl<E> JwtValidatorBuilder<E>
 where
     E: DeserializeOwned + Send + Sync + 'static,
 {
+    /// Deserializes the non-registered claims into `E2` instead.
+    ///
+    /// ```
+    /// use tessera_authn::{Issuer, JwtValidator, KeySet};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Extra { tenant: String }
+    ///
+    /// let validator = JwtValidator::builder()
+    ///     .claims::<Extra>()
+    ///     .issuer(Issuer::new("https://idp.example").audience("api").keys(KeySet::default()))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = validator;
+    /// ```
+    pub fn claims<E2>(self) -> JwtValidatorBuilder<E2> {
+        JwtValidatorBuilder {
+            issuers: self.issuers,
+            leeway: self.leeway,
+            max_token_len: self.max_token_len,
+            token_types: self.token_types,
+            cache_capacity: self.cache_capacity,
+            #[cfg(feature = "remote")]
+            jwks_options: self.jwks_options,
+            #[cfg(feature = "remote")]
+            http_client: self.http_client,
+            _claims: PhantomData,
+        }
+    }
+
     /// Trusts an issuer. Call once per issuer; tokens are routed to their
     /// issuer by the (unverified) `iss` claim before any key lookup.
     pub fn issuer(mut self, issuer: Issuer) -> Self {
@@ -365,11 +400,13 @@ where
             let keys = match (issuer.keys, &issuer.secret) {
                 (Some(KeySourceSpec::Static(set)), _) => KeySource::Static(set),
                 #[cfg(feature = "remote")]
-                (Some(KeySourceSpec::JwksUrl(url)), _) => KeySource::Remote(JwksCache::with_client(
-                    crate::jwks::Location::jwks(&url)?,
-                    client.clone(),
-                    self.jwks_options.clone(),
-                )),
+                (Some(KeySourceSpec::JwksUrl(url)), _) => {
+                    KeySource::Remote(JwksCache::with_client(
+                        crate::jwks::Location::jwks(&url)?,
+                        client.clone(),
+                        self.jwks_options.clone(),
+                    ))
+                }
                 #[cfg(feature = "remote")]
                 (Some(KeySourceSpec::Discovery), _) => KeySource::Remote(JwksCache::with_client(
                     crate::jwks::Location::discovery(&issuer.iss)?,
@@ -394,12 +431,9 @@ where
             for alg in &algorithms {
                 let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
                 if hmac && issuer.secret.is_none() {
-                    return Err(ConfigError::Algorithm(format!("{alg:?} without an hmac secret")));
-                }
-            }
-            if let KeySource::Static(set) = &keys {
-                if set.has_kind(KeyKind::Hmac) {
-                    return Err(ConfigError::Algorithm("hmac key in a key set".into()));
+                    return Err(ConfigError::Algorithm(format!(
+                        "{alg:?} without an hmac secret"
+                    )));
                 }
             }
             let trusted = TrustedIssuer {
@@ -409,7 +443,10 @@ where
                 keys,
                 secret: issuer.secret,
             };
-            if issuers.insert(issuer.iss.clone().into_boxed_str(), trusted).is_some() {
+            if issuers
+                .insert(issuer.iss.clone().into_boxed_str(), trusted)
+                .is_some()
+            {
                 return Err(ConfigError::DuplicateIssuer(issuer.iss));
             }
         }
@@ -462,12 +499,11 @@ struct IssPeek<'a> {
     iss: Option<Cow<'a, str>>,
 }
 
-impl<E> JwtValidator<E>
-where
-    E: DeserializeOwned + Send + Sync + 'static,
-{
-    /// Starts building a validator.
-    pub fn builder() -> JwtValidatorBuilder<E> {
+impl JwtValidator<ExtraClaims> {
+    /// Starts building a validator whose extra claims are a JSON object
+    /// ([`ExtraClaims`]); call [`JwtValidatorBuilder::claims`] to use your
+    /// own type instead.
+    pub fn builder() -> JwtValidatorBuilder<ExtraClaims> {
         JwtValidatorBuilder {
             issuers: Vec::new(),
             leeway: DEFAULT_LEEWAY,
@@ -481,7 +517,12 @@ where
             _claims: PhantomData,
         }
     }
+}
 
+impl<E> JwtValidator<E>
+where
+    E: DeserializeOwned + Send + Sync + 'static,
+{
     /// Validates a token, fetching keys if the issuer's key set is not
     /// loaded yet or does not know the token's `kid`.
     pub async fn validate(&self, token: &str) -> Result<Principal<E>, AuthnError> {
@@ -495,14 +536,15 @@ where
     /// Validates without waiting: `Ok(None)` when the key set must be
     /// fetched first (then call [`validate`](Self::validate)).
     pub fn validate_now(&self, token: &str) -> Result<Option<Principal<E>>, AuthnError> {
-        if let Some(cache) = &self.cache {
-            if let Some(principal) = cache.get(token, now()) {
-                return Ok(Some(principal));
-            }
+        if let Some(cache) = &self.cache
+            && let Some(principal) = cache.get(token, now())
+        {
+            return Ok(Some(principal));
         }
         let prepared = self.prepare(token)?;
-        match self.lookup(&prepared) {
+        match Self::lookup(&prepared) {
             Lookup::Key(key) => self.finish(&prepared, key).map(Some),
+            #[cfg(feature = "remote")]
             Lookup::Fetch { .. } => Ok(None),
             Lookup::Reject(e) => Err(e),
         }
@@ -511,16 +553,17 @@ where
     #[cfg(feature = "remote")]
     async fn validate_after_fetch(&self, token: &str) -> Result<Principal<E>, AuthnError> {
         let prepared = self.prepare(token)?;
-        match self.lookup(&prepared) {
+        match Self::lookup(&prepared) {
             Lookup::Key(key) => self.finish(&prepared, key),
             Lookup::Reject(e) => Err(e),
-            Lookup::Fetch { cache, seen, empty } => {
+            Lookup::Fetch { cache, seen, .. } => {
                 cache.refresh_after(seen).await;
-                match self.lookup(&prepared) {
+                // One fetch per validation at most: whatever it brought decides.
+                match Self::lookup(&prepared) {
                     Lookup::Key(key) => self.finish(&prepared, key),
                     Lookup::Reject(e) => Err(e),
-                    Lookup::Fetch { .. } if empty => Err(AuthnError::KeysUnavailable),
-                    Lookup::Fetch { .. } => Err(AuthnError::UnknownKey),
+                    Lookup::Fetch { empty: true, .. } => Err(AuthnError::KeysUnavailable),
+                    Lookup::Fetch { empty: false, .. } => Err(AuthnError::UnknownKey),
                 }
             }
         }
@@ -552,14 +595,17 @@ where
             return Err(AuthnError::TokenTooLarge);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(AuthnError::Malformed);
         };
         if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(AuthnError::Malformed);
         }
-        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| AuthnError::Malformed)?;
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| AuthnError::Malformed)?;
         let header: RawHeader<'_> =
             serde_json::from_slice(&header_bytes).map_err(|_| AuthnError::Malformed)?;
         if header.alg.eq_ignore_ascii_case("none") {
@@ -579,8 +625,11 @@ where
             .alg
             .parse::<Algorithm>()
             .map_err(|_| AuthnError::AlgorithmNotAllowed)?;
-        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| AuthnError::Malformed)?;
-        let peek: IssPeek<'_> = serde_json::from_slice(&payload).map_err(|_| AuthnError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| AuthnError::Malformed)?;
+        let peek: IssPeek<'_> =
+            serde_json::from_slice(&payload).map_err(|_| AuthnError::Malformed)?;
         let iss = peek.iss.ok_or(AuthnError::UntrustedIssuer)?;
         let issuer = self
             .inner
@@ -601,10 +650,13 @@ where
         })
     }
 
-    fn lookup<'p>(&self, prepared: &'p Prepared<'_, '_>) -> Lookup<'p> {
+    fn lookup<'p>(prepared: &'p Prepared<'_, '_>) -> Lookup<'p> {
         let kid = prepared.kid.as_deref();
         let issuer = prepared.issuer;
-        if matches!(prepared.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        if matches!(
+            prepared.alg,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        ) {
             return match issuer.secret.as_ref().map(|s| s.find(None, prepared.alg)) {
                 Some(Found::Key(key)) => Lookup::Key(KeyRef::Borrowed(key)),
                 _ => Lookup::Reject(AuthnError::AlgorithmNotAllowed),
@@ -620,7 +672,11 @@ where
             KeySource::Remote(cache) => {
                 let snapshot = cache.snapshot();
                 if snapshot.keys.is_empty() && !snapshot.loaded {
-                    return Lookup::Fetch { cache, seen: snapshot.generation, empty: true };
+                    return Lookup::Fetch {
+                        cache,
+                        seen: snapshot.generation,
+                        empty: true,
+                    };
                 }
                 let found = match snapshot.keys.find(kid, prepared.alg) {
                     Found::Key(_) => None,
@@ -633,13 +689,21 @@ where
                         Lookup::Key(KeyRef::Shared(snapshot.keys))
                     }
                     Some(Err(e)) => Lookup::Reject(e),
-                    Some(Ok(())) => Lookup::Fetch { cache, seen: snapshot.generation, empty: false },
+                    Some(Ok(())) => Lookup::Fetch {
+                        cache,
+                        seen: snapshot.generation,
+                        empty: false,
+                    },
                 }
             }
         }
     }
 
-    fn finish(&self, prepared: &Prepared<'_, '_>, key: KeyRef<'_>) -> Result<Principal<E>, AuthnError> {
+    fn finish(
+        &self,
+        prepared: &Prepared<'_, '_>,
+        key: KeyRef<'_>,
+    ) -> Result<Principal<E>, AuthnError> {
         let verified = match &key {
             KeyRef::Borrowed(dk) => verify(prepared, dk),
             #[cfg(feature = "remote")]
@@ -660,7 +724,12 @@ where
         Ok(principal)
     }
 
-    fn check_claims(&self, issuer: &TrustedIssuer, claims: &Claims<E>, now: i64) -> Result<(), AuthnError> {
+    fn check_claims(
+        &self,
+        issuer: &TrustedIssuer,
+        claims: &Claims<E>,
+        now: i64,
+    ) -> Result<(), AuthnError> {
         let leeway = self.inner.leeway;
         if claims.iss != *issuer.iss {
             return Err(AuthnError::UntrustedIssuer);
@@ -668,15 +737,15 @@ where
         if claims.exp.saturating_add(leeway) < now {
             return Err(AuthnError::Expired);
         }
-        if let Some(nbf) = claims.nbf {
-            if nbf > now.saturating_add(leeway) {
-                return Err(AuthnError::NotYetValid);
-            }
+        if let Some(nbf) = claims.nbf
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(AuthnError::NotYetValid);
         }
-        if let Some(iat) = claims.iat {
-            if iat > now.saturating_add(leeway) {
-                return Err(AuthnError::IssuedInFuture);
-            }
+        if let Some(iat) = claims.iat
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(AuthnError::IssuedInFuture);
         }
         if !issuer.audiences.iter().any(|a| claims.aud.contains(a)) {
             return Err(AuthnError::InvalidAudience);
@@ -686,7 +755,12 @@ where
 }
 
 fn verify(prepared: &Prepared<'_, '_>, key: &jsonwebtoken::DecodingKey) -> Result<(), AuthnError> {
-    match jsonwebtoken::crypto::verify(prepared.signature, prepared.message.as_bytes(), key, prepared.alg) {
+    match jsonwebtoken::crypto::verify(
+        prepared.signature,
+        prepared.message.as_bytes(),
+        key,
+        prepared.alg,
+    ) {
         Ok(true) => Ok(()),
         _ => Err(AuthnError::InvalidSignature),
     }

@@ -1,0 +1,52 @@
+//! Run with `AUTHN_ISSUER=https://idp.example AUTHN_AUDIENCE=api cargo run -p protected-api`.
+
+use protected_api::{Config, app};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tessera_authn=debug")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(problem) => {
+            tracing::error!("configuration error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let validator = match config.validator() {
+        Ok(v) => v,
+        Err(problem) => {
+            tracing::error!("configuration error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = validator.warm_up().await {
+        // Not fatal: the validator retries on the first request.
+        tracing::warn!(%error, "could not fetch the issuer's keys yet");
+    }
+    let listener = match tokio::net::TcpListener::bind(config.bind).await {
+        Ok(l) => l,
+        Err(error) => {
+            tracing::error!(%error, bind = %config.bind, "cannot listen");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(bind = %config.bind, issuer = %config.issuer, "protected-api listening");
+    let server = axum::serve(listener, app(validator)).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    match server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::from(1)
+        }
+    }
+}
