@@ -179,3 +179,8 @@ mod tests {
         ));
     }
 }
+
+/// The repository README's quick start, compiled as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
