@@ -1,0 +1,2 @@
+//! Outbox relay benchmarks (placeholder while the relay is written).
+fn main() {}
