@@ -119,6 +119,10 @@ pub enum BusError {
     /// No queue or consumer group is bound to the event type; nothing would receive it.
     #[error("unroutable event of type `{0}`: no consumer group is bound to it")]
     Unroutable(String),
+    /// The event cannot be carried by this backend (for example a routing key
+    /// longer than AMQP's 255 bytes).
+    #[error("the event cannot be sent on this backend: {0}")]
+    Unsupported(String),
     /// The broker refused the message (for example a negative publisher confirm).
     #[error("the broker rejected the message: {0}")]
     Rejected(String),

@@ -22,11 +22,15 @@
 //! ```
 
 pub mod cases;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
+#[cfg(feature = "rabbitmq")]
+pub use self::rabbitmq::{RabbitTestBackend, amqp_url};
 use crate::{Publisher, RawEvent, Subscriber};
 
 /// What a backend promises beyond the common contract; cases adapt to it.
@@ -154,13 +158,30 @@ impl TestBackend for MemoryTestBackend {
 /// The argument is an expression evaluated in each test (inside an async fn,
 /// so it may `.await`) whose value implements [`TestBackend`].
 ///
+/// Attributes after the expression go on every test, for example
+/// `#[ignore = "needs RabbitMQ"]` for a backend that needs a broker.
+///
 /// ```ignore
 /// tessera_event_bus::conformance_tests!(tessera_event_bus::testkit::MemoryTestBackend::new());
+/// tessera_event_bus::conformance_tests!(
+///     tessera_event_bus::testkit::RabbitTestBackend::new().await,
+///     #[ignore = "needs RabbitMQ"]
+/// );
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    ($backend:expr) => {
-        $crate::conformance_tests!(@cases ($backend);
+    // One case at a time, so the attributes repeat once per test.
+    (@cases [$($attr:tt)*] ($backend:expr); $case:ident $(, $rest:ident)* $(,)?) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attr)*
+        async fn $case() {
+            $crate::testkit::cases::$case(&$backend).await;
+        }
+        $crate::conformance_tests!(@cases [$($attr)*] ($backend); $($rest),*);
+    };
+    (@cases [$($attr:tt)*] ($backend:expr); $(,)?) => {};
+    ($backend:expr $(, #[$meta:meta])* $(,)?) => {
+        $crate::conformance_tests!(@cases [$(#[$meta])*] ($backend);
             publish_subscribe,
             many_events_in_one_go,
             consumer_groups_each_get_a_copy,
@@ -181,13 +202,5 @@ macro_rules! conformance_tests {
             shutdown_drains_in_flight_handlers,
             reconnect_loses_nothing
         );
-    };
-    (@cases ($backend:expr); $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::testkit::cases::$case(&$backend).await;
-            }
-        )*
     };
 }

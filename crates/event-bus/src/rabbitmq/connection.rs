@@ -1,0 +1,345 @@
+//! One recovering broker connection: reconnects with backoff, re-declares the
+//! exchange, and reports its health.
+//!
+//! lapin 4's own recovery (`enable_auto_recover`) replays topology inside the
+//! client, but the application still has to notice each failed operation,
+//! wait for recovery and redo it. Tessera does the whole cycle itself, so the
+//! same idempotent code declares the topology at start and after a drop, and
+//! a publish in flight at the drop is retried on the new connection.
+
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{LongString, ShortString},
+};
+use tokio::sync::watch;
+
+use super::{RabbitConfig, topology};
+use crate::{Health, error::BusError};
+
+/// A live connection and its confirm channel.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) connection: Connection,
+    pub(crate) confirms: Channel,
+    pub(crate) generation: u64,
+}
+
+impl Live {
+    fn is_usable(&self) -> bool {
+        self.connection.status().connected() && self.confirms.status().connected()
+    }
+}
+
+/// A connection that comes back.
+#[derive(Debug)]
+pub(crate) struct Connector {
+    pub(crate) config: Arc<RabbitConfig>,
+    role: &'static str,
+    current: RwLock<Option<Arc<Live>>>,
+    /// Single flight: one task reconnects, the others wait for it.
+    reconnecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    health: Mutex<Health>,
+    closed: AtomicBool,
+    closing: watch::Sender<bool>,
+}
+
+fn connection_error(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Connection(Box::new(e))
+}
+
+impl Connector {
+    /// Connects once; fails if the broker cannot be reached now.
+    pub(crate) async fn connect(
+        config: Arc<RabbitConfig>,
+        role: &'static str,
+    ) -> Result<Arc<Self>, BusError> {
+        let this = Arc::new(Self {
+            config,
+            role,
+            current: RwLock::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            health: Mutex::new(Health::degraded("connecting")),
+            closed: AtomicBool::new(false),
+            closing: watch::channel(false).0,
+        });
+        let live = this.open().await?;
+        this.install(live);
+        Ok(this)
+    }
+
+    fn install(&self, live: Live) -> Arc<Live> {
+        let live = Arc::new(live);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&live));
+        self.set_health(Health::up());
+        live
+    }
+
+    fn set_health(&self, health: Health) {
+        *self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = health;
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        if self.closed.load(Ordering::Acquire) {
+            return Health::down("connection closed");
+        }
+        let health = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(live) if !live.is_usable() && health.is_up() => {
+                Health::degraded("connection lost; reconnecting")
+            }
+            _ => health,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the connector is closed.
+    pub(crate) async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
+
+    async fn open(&self) -> Result<Live, BusError> {
+        let mut props = ConnectionProperties::default();
+        let name = match &self.config.connection_name {
+            Some(name) => format!("{name} ({})", self.role),
+            None => format!("tessera-event-bus ({})", self.role),
+        };
+        props = props.with_connection_name(LongString::from(name));
+        let connection = Connection::connect(&self.config.url, props)
+            .await
+            .map_err(connection_error)?;
+        let confirms = connection
+            .create_channel()
+            .await
+            .map_err(connection_error)?;
+        confirms
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(connection_error)?;
+        topology::declare_exchange(&connection, &self.config).await?;
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::debug!(role = self.role, generation, "connected to the broker");
+        Ok(Live {
+            connection,
+            confirms,
+            generation,
+        })
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.config.reconnect_min_delay)
+            .with_max_delay(self.config.reconnect_max_delay)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// The current connection, reconnecting (with backoff, until `deadline`) if it is gone.
+    pub(crate) async fn get(&self, deadline: Option<Instant>) -> Result<Arc<Live>, BusError> {
+        if self.is_closed() {
+            return Err(BusError::Closed);
+        }
+        let stale = {
+            let current = self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match current.as_ref() {
+                Some(live) if live.is_usable() => return Ok(Arc::clone(live)),
+                Some(live) => live.generation,
+                None => 0,
+            }
+        };
+        self.reconnect(stale, deadline).await
+    }
+
+    /// Replaces the connection of generation `stale` (unless someone already did).
+    pub(crate) async fn reconnect(
+        &self,
+        stale: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Live>, BusError> {
+        let _flight = self.reconnecting.lock().await;
+        if let Some(live) = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            && live.generation != stale
+            && live.is_usable()
+        {
+            return Ok(Arc::clone(live));
+        }
+        let old = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(old) = old {
+            // Whatever is left of it: close without waiting for a dead peer.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    old.connection.close(200, ShortString::from("reconnecting")),
+                )
+                .await;
+            });
+        }
+        let mut delays = self.backoff();
+        loop {
+            if self.is_closed() {
+                return Err(BusError::Closed);
+            }
+            self.set_health(Health::degraded("reconnecting to the broker"));
+            match self.open().await {
+                Ok(live) => {
+                    tracing::info!(
+                        role = self.role,
+                        generation = live.generation,
+                        "reconnected to the broker"
+                    );
+                    return Ok(self.install(live));
+                }
+                Err(error) => {
+                    let delay = delays.next().unwrap_or(self.config.reconnect_max_delay);
+                    tracing::warn!(role = self.role, %error, ?delay, "reconnecting to the broker failed");
+                    self.set_health(Health::degraded(format!("reconnecting: {error}")));
+                    if deadline.is_some_and(|d| Instant::now() + delay > d) {
+                        return Err(error);
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.closed() => return Err(BusError::Closed),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes with a publisher confirm; retries on a new connection when
+    /// the connection drops before the confirm arrives, until the publish timeout.
+    pub(crate) async fn publish(
+        &self,
+        exchange: &ShortString,
+        routing_key: &ShortString,
+        mandatory: bool,
+        body: &[u8],
+        properties: &BasicProperties,
+    ) -> Result<(), BusError> {
+        let deadline = Instant::now() + self.config.publish_timeout;
+        let mut delays = self.backoff();
+        loop {
+            let live = self.get(Some(deadline)).await?;
+            let attempt = async {
+                live.confirms
+                    .basic_publish(
+                        exchange.clone(),
+                        routing_key.clone(),
+                        BasicPublishOptions {
+                            mandatory,
+                            immediate: false,
+                        },
+                        body,
+                        properties.clone(),
+                    )
+                    .await?
+                    .await
+            };
+            let error = match attempt.await {
+                Ok(Confirmation::Ack(None)) => return Ok(()),
+                Ok(Confirmation::Ack(Some(returned))) => {
+                    return Err(if returned.reply_code == 312 {
+                        BusError::Unroutable(routing_key.to_string())
+                    } else {
+                        BusError::Rejected(format!(
+                            "returned by the broker: {}",
+                            returned.reply_text
+                        ))
+                    });
+                }
+                Ok(Confirmation::Nack(_)) => {
+                    return Err(BusError::Rejected(
+                        "the broker nacked the message".to_owned(),
+                    ));
+                }
+                Ok(Confirmation::NotRequested) => {
+                    return Err(BusError::Rejected(
+                        "publisher confirms are not enabled on the channel".to_owned(),
+                    ));
+                }
+                Err(error) => error,
+            };
+            if self.is_closed() {
+                return Err(BusError::Closed);
+            }
+            if !error.can_be_recovered() {
+                return Err(connection_error(error));
+            }
+            let delay = delays.next().unwrap_or(self.config.reconnect_max_delay);
+            if Instant::now() + delay > deadline {
+                return Err(BusError::Connection(
+                    format!(
+                        "publish not confirmed: {error}; the connection did not recover within {:?}",
+                        self.config.publish_timeout
+                    )
+                    .into(),
+                ));
+            }
+            tracing::debug!(role = self.role, %error, "publish interrupted; retrying");
+            // get() reconnects if the connection or channel is gone; the pause
+            // keeps a restarting broker from being hammered.
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Closes the connection for good. Idempotent.
+    pub(crate) async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.closing.send_replace(true);
+        let live = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(live) = live {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                live.connection.close(200, ShortString::from("closing")),
+            )
+            .await;
+        }
+    }
+}
