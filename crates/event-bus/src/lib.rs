@@ -7,10 +7,14 @@ pub mod codec;
 pub mod envelope;
 pub mod error;
 pub mod event;
+#[cfg(feature = "postgres")]
+pub mod inbox;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod message;
 pub mod metrics;
+#[cfg(feature = "postgres")]
+pub mod outbox;
 pub mod publisher;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
