@@ -69,6 +69,13 @@ pub enum AuthnError {
     /// server-side condition, answered with 503.
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    /// The introspection endpoint says the token is not active (RFC 7662).
+    #[error("token not active")]
+    Inactive,
+    /// The token could not be introspected (endpoint failing or refusing
+    /// our credentials). A server-side condition, answered with 503.
+    #[error("token introspection unavailable")]
+    IntrospectionUnavailable,
 }
 
 impl AuthnError {
@@ -94,6 +101,8 @@ impl AuthnError {
             Self::InvalidAudience => "invalid_audience",
             Self::InvalidClaims => "invalid_claims",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Inactive => "inactive",
+            Self::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -103,7 +112,7 @@ impl AuthnError {
     #[must_use]
     pub fn oauth_error(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::KeysUnavailable => None,
+            Self::MissingToken | Self::KeysUnavailable | Self::IntrospectionUnavailable => None,
             Self::MalformedRequest => Some("invalid_request"),
             _ => Some("invalid_token"),
         }
@@ -115,7 +124,9 @@ impl AuthnError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             Self::MalformedRequest => http::StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeysUnavailable | Self::IntrospectionUnavailable => {
+                http::StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => http::StatusCode::UNAUTHORIZED,
         }
     }
@@ -179,6 +190,9 @@ pub enum ConfigError {
     /// A key could not be loaded.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The introspection settings are invalid.
+    #[error("introspection: {0}")]
+    Introspection(String),
 }
 
 pub(crate) struct Redacted;

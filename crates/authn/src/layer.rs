@@ -349,7 +349,9 @@ fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
         "request rejected"
     );
     let (code, description) = match error {
-        AuthnError::KeysUnavailable => ("temporarily_unavailable", error.to_string()),
+        AuthnError::KeysUnavailable | AuthnError::IntrospectionUnavailable => {
+            ("temporarily_unavailable", error.to_string())
+        }
         AuthnError::MissingToken => ("unauthorized", error.to_string()),
         _ => (
             error.oauth_error().unwrap_or("invalid_token"),
@@ -361,7 +363,10 @@ fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if matches!(error, AuthnError::KeysUnavailable) {
+    if matches!(
+        error,
+        AuthnError::KeysUnavailable | AuthnError::IntrospectionUnavailable
+    ) {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     }

@@ -3,7 +3,13 @@
 
 mod cache;
 pub mod claims;
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(any(feature = "client", feature = "introspection"))]
+mod endpoint;
 pub mod error;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 #[cfg(feature = "remote")]
 pub mod jwks;
 pub mod keys;

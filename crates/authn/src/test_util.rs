@@ -41,7 +41,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+mod oauth;
+pub use oauth::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TestClient, TestUser};
 
 /// A signing key of the test issuer.
 enum KeyMaterial {
@@ -281,6 +284,7 @@ struct IssuerState {
     discovery_issuer: Mutex<Option<String>>,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
+    oauth: oauth::OAuthState,
 }
 
 /// A local OIDC issuer for tests; see the [module docs](self).
@@ -338,11 +342,9 @@ impl TestIssuer {
             discovery_issuer: Mutex::new(None),
             jwks_fetches: AtomicU64::new(0),
             discovery_fetches: AtomicU64::new(0),
+            oauth: oauth::OAuthState::default(),
         });
-        let router = Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
-            .route("/jwks.json", get(jwks))
-            .with_state(Arc::clone(&state));
+        let router = routes(&state);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -358,10 +360,7 @@ impl TestIssuer {
     /// A router serving discovery and the JWKS, to mount in a larger app
     /// (the dev issuer does this).
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
-            .route("/jwks.json", get(jwks))
-            .with_state(Arc::clone(&self.state))
+        routes(&self.state)
     }
 
     /// The `iss` of minted tokens, and the base URL of the server.
@@ -522,6 +521,81 @@ impl TestIssuer {
     }
 }
 
+/// The OAuth side: registered clients and users, the token endpoint and
+/// introspection (served at `/token` and `/introspect`).
+impl TestIssuer {
+    /// Registers a client for the token and introspection endpoints
+    /// (replacing one with the same id).
+    pub fn add_client(&self, client: TestClient) {
+        lock(&self.state.oauth.clients).insert(client.client_id.clone(), client);
+    }
+
+    /// Registers a user for the password grant (development only).
+    pub fn add_user(&self, user: TestUser) {
+        lock(&self.state.oauth.users).insert(user.username.clone(), user);
+    }
+
+    /// The token endpoint URL.
+    #[must_use]
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.state.issuer.trim_end_matches('/'))
+    }
+
+    /// The introspection endpoint URL.
+    #[must_use]
+    pub fn introspection_url(&self) -> String {
+        format!("{}/introspect", self.state.issuer.trim_end_matches('/'))
+    }
+
+    /// Requests served by the token endpoint so far.
+    #[must_use]
+    pub fn token_requests(&self) -> u64 {
+        self.state.oauth.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests served by the introspection endpoint so far.
+    #[must_use]
+    pub fn introspection_requests(&self) -> u64 {
+        self.state
+            .oauth
+            .introspection_requests
+            .load(Ordering::Relaxed)
+    }
+
+    /// Makes the token and introspection endpoints answer with this status
+    /// (`None` restores them).
+    pub fn fail_token_endpoint(&self, status: Option<u16>) {
+        *lock(&self.state.oauth.failure) = status;
+    }
+
+    /// Delays every token endpoint response (for concurrency tests).
+    pub fn set_token_delay(&self, delay: Duration) {
+        *lock(&self.state.oauth.delay) = delay;
+    }
+
+    /// The lifetime of tokens issued by the token endpoint (default 300 s).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state
+            .oauth
+            .lifetime
+            .store(lifetime.as_secs().max(1), Ordering::Relaxed);
+    }
+
+    /// Makes a token inactive for introspection and exchange.
+    pub fn revoke(&self, token: &str) {
+        lock(&self.state.oauth.revoked).insert(token.to_owned());
+    }
+}
+
+fn routes(state: &Arc<IssuerState>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks.json", get(jwks))
+        .route("/token", axum::routing::post(oauth::token))
+        .route("/introspect", axum::routing::post(oauth::introspect))
+        .with_state(Arc::clone(state))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -549,7 +623,9 @@ async fn discovery(State(state): State<Arc<IssuerState>>) -> Response {
         "jwks_uri": format!("{base}/jwks.json"),
         "token_endpoint": format!("{base}/token"),
         "introspection_endpoint": format!("{base}/introspect"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "password", oauth::TOKEN_EXCHANGE_GRANT],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"],
@@ -712,6 +788,25 @@ impl TokenBuilder<'_> {
         );
         let signature = key.sign(self.alg, message.as_bytes(), self.der_ecdsa);
         format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// Returns an opaque (non-JWT) token carrying this builder's claims,
+    /// known to the issuer's introspection endpoint until `exp` or
+    /// [`TestIssuer::revoke`].
+    pub fn opaque(self) -> String {
+        let token = format!("opaque-{}", oauth::random_id());
+        self.issuer.state.oauth.remember(&token, self.claims);
+        token
+    }
+
+    /// Signs the token and makes it known to the introspection endpoint
+    /// (tokens from [`sign`](Self::sign) introspect as inactive).
+    pub fn sign_introspectable(self) -> String {
+        let state = Arc::clone(&self.issuer.state);
+        let claims = self.claims.clone();
+        let token = self.sign();
+        state.oauth.remember(&token, claims);
+        token
     }
 
     /// Signs an arbitrary header and payload (raw JSON text) with the key

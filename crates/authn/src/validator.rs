@@ -133,6 +133,8 @@ pub struct Issuer {
     keys: Option<KeySourceSpec>,
     algorithms: Option<Vec<Algorithm>>,
     secret: Option<KeySet>,
+    #[cfg(feature = "introspection")]
+    introspection: Option<crate::introspection::Introspection>,
 }
 
 impl fmt::Debug for Issuer {
@@ -158,7 +160,17 @@ impl Issuer {
             keys: None,
             algorithms: None,
             secret: None,
+            #[cfg(feature = "introspection")]
+            introspection: None,
         }
+    }
+
+    /// Validates this issuer's opaque tokens by RFC 7662 introspection;
+    /// without a key source, its JWTs too. See [`crate::introspection`].
+    #[cfg(feature = "introspection")]
+    pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
+        self.introspection = Some(introspection);
+        self
     }
 
     /// Accepts tokens whose `aud` names this audience. Call again for more.
@@ -232,6 +244,12 @@ struct TrustedIssuer {
     algorithms: Box<[Algorithm]>,
     keys: KeySource,
     secret: Option<KeySet>,
+    /// Set when the issuer's tokens are introspected; `introspect_jwts`
+    /// when it has no key source, so its JWTs are introspected too.
+    #[cfg(feature = "introspection")]
+    introspector: Option<Arc<crate::introspection::Introspector>>,
+    #[cfg(feature = "introspection")]
+    introspect_jwts: bool,
 }
 
 struct Inner {
@@ -239,6 +257,9 @@ struct Inner {
     leeway: i64,
     max_token_len: usize,
     token_types: TokenTypes,
+    /// Where tokens that are not JWTs are introspected.
+    #[cfg(feature = "introspection")]
+    opaque: Option<Arc<crate::introspection::Introspector>>,
 }
 
 /// Validates JWT access tokens: issuer, signature, algorithm, type, times and
@@ -284,6 +305,8 @@ pub struct JwtValidatorBuilder<E = ExtraClaims> {
     jwks_options: JwksOptions,
     #[cfg(feature = "remote")]
     http_client: Option<reqwest::Client>,
+    #[cfg(feature = "introspection")]
+    opaque_issuer: Option<String>,
     _claims: PhantomData<fn() -> E>,
 }
 
@@ -327,8 +350,19 @@ where
             jwks_options: self.jwks_options,
             #[cfg(feature = "remote")]
             http_client: self.http_client,
+            #[cfg(feature = "introspection")]
+            opaque_issuer: self.opaque_issuer,
             _claims: PhantomData,
         }
+    }
+
+    /// Sends tokens that are not JWTs to this issuer's introspection
+    /// endpoint. Needed only when several issuers have
+    /// [`Issuer::introspection`]; with one, it is the default.
+    #[cfg(feature = "introspection")]
+    pub fn opaque_tokens(mut self, iss: impl Into<String>) -> Self {
+        self.opaque_issuer = Some(iss.into());
+        self
     }
 
     /// Trusts an issuer. Call once per issuer; tokens are routed to their
@@ -392,11 +426,14 @@ where
             Some(c) => c,
             None => crate::jwks::default_client()?,
         };
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
         let mut issuers = HashMap::new();
         for issuer in self.issuers {
             if issuer.audiences.is_empty() {
                 return Err(ConfigError::NoAudience(issuer.iss));
             }
+            #[cfg(feature = "introspection")]
+            let introspect_jwts = issuer.keys.is_none() && issuer.secret.is_none();
             let keys = match (issuer.keys, &issuer.secret) {
                 (Some(KeySourceSpec::Static(set)), _) => KeySource::Static(set),
                 #[cfg(feature = "remote")]
@@ -416,6 +453,10 @@ where
                 #[cfg(feature = "remote")]
                 (Some(KeySourceSpec::Cache(cache)), _) => KeySource::Remote(cache),
                 (None, Some(_)) => KeySource::Static(KeySet::default()),
+                #[cfg(feature = "introspection")]
+                (None, None) if issuer.introspection.is_some() => {
+                    KeySource::Static(KeySet::default())
+                }
                 (None, None) => return Err(ConfigError::NoKeySource(issuer.iss)),
             };
             let mut algorithms = match issuer.algorithms {
@@ -436,12 +477,29 @@ where
                     )));
                 }
             }
+            let iss: Arc<str> = Arc::from(issuer.iss.as_str());
+            let audiences: Box<[String]> = issuer.audiences.into();
+            #[cfg(feature = "introspection")]
+            let introspector = match issuer.introspection {
+                Some(config) => Some(Arc::new(crate::introspection::Introspector::new(
+                    config,
+                    Arc::clone(&iss),
+                    audiences.clone(),
+                    leeway,
+                    client.clone(),
+                )?)),
+                None => None,
+            };
             let trusted = TrustedIssuer {
-                iss: Arc::from(issuer.iss.as_str()),
-                audiences: issuer.audiences.into(),
+                iss,
+                audiences,
                 algorithms: algorithms.into(),
                 keys,
                 secret: issuer.secret,
+                #[cfg(feature = "introspection")]
+                introspector,
+                #[cfg(feature = "introspection")]
+                introspect_jwts,
             };
             if issuers
                 .insert(issuer.iss.clone().into_boxed_str(), trusted)
@@ -450,12 +508,40 @@ where
                 return Err(ConfigError::DuplicateIssuer(issuer.iss));
             }
         }
+        #[cfg(feature = "introspection")]
+        let opaque = {
+            let mut with = issuers
+                .values()
+                .filter_map(|i| i.introspector.as_ref().map(|x| (&i.iss, x)));
+            match &self.opaque_issuer {
+                Some(iss) => Some(Arc::clone(
+                    with.find(|(i, _)| ***i == **iss)
+                        .ok_or_else(|| {
+                            ConfigError::Introspection(format!(
+                                "opaque tokens go to {iss}, which has no introspection"
+                            ))
+                        })?
+                        .1,
+                )),
+                None => match (with.next(), with.next()) {
+                    (Some((_, one)), None) => Some(Arc::clone(one)),
+                    (None, _) => None,
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::Introspection(
+                            "several issuers introspect; name the one for opaque tokens".into(),
+                        ));
+                    }
+                },
+            }
+        };
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 issuers,
-                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                leeway,
                 max_token_len: self.max_token_len,
                 token_types: self.token_types,
+                #[cfg(feature = "introspection")]
+                opaque,
             }),
             cache: self.cache_capacity.map(TokenCache::new),
             _claims: PhantomData,
@@ -514,6 +600,8 @@ impl JwtValidator<ExtraClaims> {
             jwks_options: JwksOptions::default(),
             #[cfg(feature = "remote")]
             http_client: None,
+            #[cfg(feature = "introspection")]
+            opaque_issuer: None,
             _claims: PhantomData,
         }
     }
@@ -528,8 +616,31 @@ where
     pub async fn validate(&self, token: &str) -> Result<Principal<E>, AuthnError> {
         match self.validate_now(token) {
             Ok(Some(principal)) => Ok(principal),
+            #[cfg(feature = "introspection")]
+            Ok(None) if self.introspector_for(token).is_some() => {
+                let introspector = self.introspector_for(token).ok_or(AuthnError::Malformed)?;
+                let now = now();
+                let principal = introspector.validate(token, now).await?;
+                if let Some(cache) = &self.cache {
+                    cache.insert(token, &principal, now);
+                }
+                Ok(principal)
+            }
             Ok(None) => self.validate_after_fetch(token).await,
             Err(e) => Err(e),
+        }
+    }
+
+    /// The introspector for a token that is not a JWT, or a JWT of an
+    /// issuer validated by introspection.
+    #[cfg(feature = "introspection")]
+    fn introspector_for(&self, token: &str) -> Option<&crate::introspection::Introspector> {
+        match self.prepare(token) {
+            Err(AuthnError::Malformed) => self.inner.opaque.as_deref(),
+            Ok(prepared) if prepared.issuer.introspect_jwts => {
+                prepared.issuer.introspector.as_deref()
+            }
+            _ => None,
         }
     }
 
@@ -541,12 +652,35 @@ where
         {
             return Ok(Some(principal));
         }
-        let prepared = self.prepare(token)?;
+        let prepared = match self.prepare(token) {
+            Ok(prepared) => prepared,
+            #[cfg(feature = "introspection")]
+            Err(AuthnError::Malformed) if self.inner.opaque.is_some() => {
+                return Self::introspected_now(self.inner.opaque.as_deref(), token);
+            }
+            Err(e) => return Err(e),
+        };
+        #[cfg(feature = "introspection")]
+        if prepared.issuer.introspect_jwts {
+            return Self::introspected_now(prepared.issuer.introspector.as_deref(), token);
+        }
         match Self::lookup(&prepared) {
             Lookup::Key(key) => self.finish(&prepared, key).map(Some),
             #[cfg(feature = "remote")]
             Lookup::Fetch { .. } => Ok(None),
             Lookup::Reject(e) => Err(e),
+        }
+    }
+
+    /// A cached introspection decision, or `Ok(None)` to ask the endpoint.
+    #[cfg(feature = "introspection")]
+    fn introspected_now(
+        introspector: Option<&crate::introspection::Introspector>,
+        token: &str,
+    ) -> Result<Option<Principal<E>>, AuthnError> {
+        match introspector.and_then(|i| i.cached(token, now())) {
+            Some(decision) => decision.map(Some),
+            None => Ok(None),
         }
     }
 

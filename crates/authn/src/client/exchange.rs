@@ -1,0 +1,352 @@
+//! [`TokenExchange`]: RFC 8693 token exchange, cached per subject token.
+
+use super::credentials::{Fetched, RefreshAhead, RetryPolicy, Slot};
+use super::{AccessToken, BoxFuture, ClientError, TokenProvider};
+use crate::endpoint::{AuthMethod, ClientAuth, EndpointSource, Which, post_form};
+use crate::principal::Principal;
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The cache key: everything the exchanged token depends on. The subject
+/// token is kept as a SHA-256 digest, never in clear.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    subject: [u8; 32],
+    audience: Box<str>,
+    scope: Box<str>,
+}
+
+struct Shared {
+    auth: ClientAuth,
+    endpoint: EndpointSource,
+    http: reqwest::Client,
+    timeout: Duration,
+    refresh: RefreshAhead,
+    retry: RetryPolicy,
+    slots: moka::sync::Cache<Key, Arc<Slot>>,
+}
+
+/// Trades a caller's token for one scoped to a downstream audience
+/// (RFC 8693), authenticating as this service's client.
+///
+/// Results are cached per (subject token hash, audience, scopes), renewed
+/// ahead of expiry like [`ClientCredentials`](super::ClientCredentials),
+/// with one request in flight per key.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tessera_authn::client::{TokenExchange, TokenProvider};
+/// use tessera_authn::test_util::{TestClient, TestIssuer};
+///
+/// let idp = TestIssuer::start().await?;
+/// idp.add_client(TestClient::new("gateway", "s3cret").audiences(["comments"]));
+/// let user_token = idp.token().subject("alice").claim("scope", "read").sign_introspectable();
+///
+/// let exchange = TokenExchange::builder("gateway", "s3cret").discovery(idp.issuer()).build()?;
+/// let downstream = exchange.exchange(&user_token, "comments", &[]).await?;
+/// assert_ne!(downstream.secret(), user_token);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenExchange {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("auth", &self.shared.auth)
+            .field("endpoint", &self.shared.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenExchange`].
+#[must_use]
+pub struct TokenExchangeBuilder {
+    auth: ClientAuth,
+    endpoint: Option<Result<EndpointSource, String>>,
+    http: Option<reqwest::Client>,
+    timeout: Duration,
+    refresh: RefreshAhead,
+    retry: RetryPolicy,
+    capacity: u64,
+}
+
+impl fmt::Debug for TokenExchangeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchangeBuilder")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenExchangeBuilder {
+    /// The token endpoint URL.
+    pub fn token_endpoint(mut self, url: &str) -> Self {
+        self.endpoint = Some(EndpointSource::url(url));
+        self
+    }
+
+    /// Finds the token endpoint by OIDC discovery from the issuer URL.
+    pub fn discovery(mut self, issuer: &str) -> Self {
+        self.endpoint = Some(EndpointSource::discovery(issuer));
+        self
+    }
+
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub fn auth_method(mut self, method: AuthMethod) -> Self {
+        self.auth.method = method;
+        self
+    }
+
+    /// When cached tokens are renewed.
+    pub fn refresh_ahead(mut self, policy: RefreshAhead) -> Self {
+        self.refresh = policy;
+        self
+    }
+
+    /// How transient failures are retried.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Timeout of one request (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The HTTP client (custom CA, proxy).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Most exchanged tokens cached (default 10 000).
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Checks the configuration. Performs no I/O.
+    pub fn build(self) -> Result<TokenExchange, ClientError> {
+        if self.auth.id.is_empty() {
+            return Err(ClientError::Config("empty client id".into()));
+        }
+        let endpoint = self
+            .endpoint
+            .ok_or_else(|| ClientError::Config("no token endpoint or issuer".into()))?
+            .map_err(ClientError::Config)?;
+        let http = match self.http {
+            Some(client) => client,
+            None => {
+                crate::jwks::default_client().map_err(|e| ClientError::Config(e.to_string()))?
+            }
+        };
+        Ok(TokenExchange {
+            shared: Arc::new(Shared {
+                auth: self.auth,
+                endpoint,
+                http,
+                timeout: self.timeout,
+                refresh: self.refresh,
+                retry: self.retry,
+                // Idle entries go: a user's exchanged tokens are not kept
+                // after the user stops calling.
+                slots: moka::sync::Cache::builder()
+                    .max_capacity(self.capacity.max(1))
+                    .time_to_idle(Duration::from_secs(15 * 60))
+                    .build(),
+            }),
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ExchangeResponse {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    issued_token_type: Option<String>,
+}
+
+impl TokenExchange {
+    /// Starts building an exchange client authenticating as this client.
+    pub fn builder(
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> TokenExchangeBuilder {
+        TokenExchangeBuilder {
+            auth: ClientAuth {
+                id: client_id.into(),
+                secret: client_secret.into(),
+                method: AuthMethod::default(),
+            },
+            endpoint: None,
+            http: None,
+            timeout: Duration::from_secs(10),
+            refresh: RefreshAhead::default(),
+            retry: RetryPolicy::default(),
+            capacity: 10_000,
+        }
+    }
+
+    /// A token for `audience` (and `scopes`, empty for the server's choice)
+    /// on behalf of the subject of `subject_token`.
+    pub async fn exchange(
+        &self,
+        subject_token: &str,
+        audience: &str,
+        scopes: &[&str],
+    ) -> Result<AccessToken, ClientError> {
+        let mut sorted: Vec<&str> = scopes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let scope = sorted.join(" ");
+        let key = Key {
+            subject: Sha256::digest(subject_token.as_bytes()).into(),
+            audience: audience.into(),
+            scope: scope.as_str().into(),
+        };
+        let slot = self
+            .shared
+            .slots
+            .get_with_by_ref(&key, || Arc::new(Slot::new()));
+        slot.get(self.shared.refresh, || async {
+            self.shared
+                .retry
+                .run(|| self.fetch(subject_token, audience, &scope))
+                .await
+        })
+        .await
+    }
+
+    /// Forgets a cached exchanged token.
+    pub fn invalidate(&self, token: &AccessToken) {
+        for (_, slot) in &self.shared.slots {
+            slot.invalidate(token);
+        }
+    }
+
+    /// A [`TokenProvider`] exchanging the principal's token for `audience`.
+    pub fn for_principal<E>(&self, principal: &Principal<E>, audience: &str) -> ExchangedToken {
+        ExchangedToken {
+            exchange: self.clone(),
+            subject: AccessToken::new(principal.bearer_token()),
+            subject_exp: Some(principal.claims().exp),
+            audience: audience.into(),
+            scopes: Vec::new(),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        subject_token: &str,
+        audience: &str,
+        scope: &str,
+    ) -> Result<Fetched, ClientError> {
+        let shared = &*self.shared;
+        let url = shared
+            .endpoint
+            .resolve(&shared.http, Which::Token, shared.timeout)
+            .await
+            .map_err(ClientError::Discovery)?;
+        let mut params = vec![
+            ("grant_type", GRANT.to_owned()),
+            ("subject_token", subject_token.to_owned()),
+            ("subject_token_type", ACCESS_TOKEN.to_owned()),
+            ("requested_token_type", ACCESS_TOKEN.to_owned()),
+            ("audience", audience.to_owned()),
+        ];
+        if !scope.is_empty() {
+            params.push(("scope", scope.to_owned()));
+        }
+        let body = post_form(&shared.http, &url, &shared.auth, params, shared.timeout)
+            .await
+            .map_err(ClientError::from_post)?;
+        let response: ExchangeResponse = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::InvalidResponse(format!("token exchange: {e}")))?;
+        if !response.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(ClientError::InvalidResponse(
+                "token exchange: token type is not bearer".into(),
+            ));
+        }
+        if let Some(issued) = &response.issued_token_type
+            && issued != ACCESS_TOKEN
+            && issued != "urn:ietf:params:oauth:token-type:jwt"
+        {
+            return Err(ClientError::InvalidResponse(
+                "token exchange: issued token is not an access token".into(),
+            ));
+        }
+        Ok(Fetched {
+            token: AccessToken::new(response.access_token),
+            lifetime: Duration::from_secs(response.expires_in.unwrap_or(60)),
+        })
+    }
+}
+
+/// A [`TokenProvider`] that exchanges one subject token for one audience;
+/// made by [`TokenExchange::for_principal`].
+#[derive(Clone)]
+pub struct ExchangedToken {
+    exchange: TokenExchange,
+    subject: AccessToken,
+    subject_exp: Option<i64>,
+    audience: Box<str>,
+    scopes: Vec<String>,
+}
+
+impl fmt::Debug for ExchangedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangedToken")
+            .field("subject", &self.subject)
+            .field("audience", &self.audience)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExchangedToken {
+    /// Requests these scopes for the downstream token.
+    #[must_use]
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl TokenProvider for ExchangedToken {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, ClientError>> {
+        Box::pin(async move {
+            if self.subject_exp.is_some_and(|exp| exp <= unix_now()) {
+                return Err(ClientError::SubjectExpired);
+            }
+            let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+            self.exchange
+                .exchange(self.subject.secret(), &self.audience, &scopes)
+                .await
+        })
+    }
+
+    fn invalidate(&self, token: &AccessToken) {
+        self.exchange.invalidate(token);
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

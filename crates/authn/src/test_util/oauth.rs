@@ -1,0 +1,611 @@
+//! The OAuth side of the test issuer: a token endpoint (RFC 6749
+//! client credentials and password grants, RFC 8693 token exchange) and an
+//! RFC 7662 introspection endpoint, both authenticated with
+//! `client_secret_basic` or `client_secret_post`.
+//!
+//! Errors follow RFC 6749 §5.2: a JSON body with `error` and
+//! `error_description`, 400, or 401 with a `WWW-Authenticate: Basic`
+//! challenge for `invalid_client`.
+
+use super::{IssuerState, lock, unix_now};
+use crate::claims::Audience;
+use crate::error::Redacted;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The grant type of RFC 8693 token exchange.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The RFC 8693 token type of an OAuth access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The RFC 8693 token type of a JWT.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// Most issued tokens remembered for introspection and exchange.
+const MAX_ISSUED: usize = 100_000;
+
+/// A client registered with the test issuer (the JSON shape of
+/// `DEV_ISSUER_CLIENTS` entries). `Debug` redacts the secret.
+///
+/// ```
+/// use tessera_authn::test_util::TestClient;
+///
+/// let client: TestClient = serde_json::from_str(
+///     r#"{"client_id":"orders","client_secret":"s3cret","scopes":["read"],"audience":"billing"}"#,
+/// ).unwrap();
+/// assert_eq!(client.client_id, "orders");
+/// assert!(!format!("{client:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TestClient {
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+    /// Scopes the client may request (all of them when it asks for none).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Audiences the client may request tokens for, a string or an array;
+    /// the first is the default. Empty: the issuer's default audience.
+    #[serde(default)]
+    pub audience: Audience,
+}
+
+impl TestClient {
+    /// A client with these credentials, no scopes and the issuer's audience.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            scopes: Vec::new(),
+            audience: Audience::default(),
+        }
+    }
+
+    /// Adds scopes the client may request.
+    #[must_use]
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the audiences the client may request; the first is the default.
+    #[must_use]
+    pub fn audiences<I: IntoIterator<Item = S>, S: Into<String>>(mut self, audiences: I) -> Self {
+        self.audience = audiences.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+impl fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestClient")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &Redacted)
+            .field("scopes", &self.scopes)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// A user of the password grant (the JSON shape of `DEV_ISSUER_USERS`
+/// entries). Development only. `Debug` redacts the password.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TestUser {
+    /// The login name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The `sub` of the user's tokens.
+    pub sub: String,
+    /// Scopes the user may be granted (all of them when none are requested).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Extra claims put into the user's tokens (registered claims win).
+    #[serde(default)]
+    pub claims: Map<String, Value>,
+}
+
+impl TestUser {
+    /// A user with these credentials and `sub`.
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        sub: impl Into<String>,
+    ) -> Self {
+        Self {
+            username: username.into(),
+            password: password.into(),
+            sub: sub.into(),
+            scopes: Vec::new(),
+            claims: Map::new(),
+        }
+    }
+
+    /// Adds scopes the user may be granted.
+    #[must_use]
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl fmt::Debug for TestUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestUser")
+            .field("username", &self.username)
+            .field("password", &Redacted)
+            .field("sub", &self.sub)
+            .field("scopes", &self.scopes)
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+/// How the token endpoint behaves.
+#[derive(Default)]
+pub(super) struct OAuthState {
+    pub(super) clients: Mutex<HashMap<String, TestClient>>,
+    pub(super) users: Mutex<HashMap<String, TestUser>>,
+    /// Tokens issued (or registered as opaque), with their claims.
+    pub(super) issued: Mutex<HashMap<String, Map<String, Value>>>,
+    pub(super) revoked: Mutex<HashSet<String>>,
+    pub(super) failure: Mutex<Option<u16>>,
+    pub(super) delay: Mutex<Duration>,
+    /// Lifetime of issued tokens in seconds (0: the default, 300).
+    pub(super) lifetime: AtomicU64,
+    pub(super) token_requests: AtomicU64,
+    pub(super) introspection_requests: AtomicU64,
+}
+
+impl OAuthState {
+    pub(super) fn lifetime(&self) -> i64 {
+        match self.lifetime.load(Ordering::Relaxed) {
+            0 => 300,
+            secs => i64::try_from(secs).unwrap_or(300),
+        }
+    }
+
+    pub(super) fn remember(&self, token: &str, claims: Map<String, Value>) {
+        let mut issued = lock(&self.issued);
+        if issued.len() >= MAX_ISSUED {
+            let now = unix_now();
+            issued.retain(|_, c| {
+                c.get("exp")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|e| e > now)
+            });
+            if issued.len() >= MAX_ISSUED {
+                issued.clear();
+            }
+        }
+        issued.insert(token.to_owned(), claims);
+    }
+
+    /// The claims of a token we issued that is still active.
+    fn active(&self, token: &str) -> Option<Map<String, Value>> {
+        if lock(&self.revoked).contains(token) {
+            return None;
+        }
+        let claims = lock(&self.issued).get(token).cloned()?;
+        let exp = claims.get("exp").and_then(Value::as_i64)?;
+        (exp > unix_now()).then_some(claims)
+    }
+}
+
+/// An RFC 6749 §5.2 error.
+struct OAuthError {
+    code: &'static str,
+    description: String,
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    fn client(description: impl Into<String>, basic_challenge: bool) -> Self {
+        Self {
+            code: "invalid_client",
+            description: description.into(),
+            basic_challenge,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = if self.code == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = json!({ "error": self.code, "error_description": self.description });
+        let mut response = (status, no_store(), body.to_string()).into_response();
+        if self.basic_challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="token", charset="UTF-8""#),
+            );
+        }
+        response
+    }
+}
+
+fn no_store() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers
+}
+
+/// A form body; every parameter at most once (RFC 6749 §3.2).
+struct Form(HashMap<String, String>);
+
+impl Form {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form_type {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let mut params = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if params
+                .insert(k.clone().into_owned(), v.into_owned())
+                .is_some()
+            {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    format!("parameter {k} repeated"),
+                ));
+            }
+        }
+        Ok(Self(params))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::new("invalid_request", format!("missing parameter {name}")))
+    }
+}
+
+fn secrets_equal(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// `client_secret_basic` (credentials form-urlencoded, RFC 6749 §2.3.1) or
+/// `client_secret_post`; never both.
+fn authenticate(
+    state: &IssuerState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<TestClient, OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value.to_str().unwrap_or_default();
+            let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::client(
+                    "unsupported authentication scheme",
+                    true,
+                ));
+            }
+            let decoded = STANDARD
+                .decode(credentials.trim())
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok())
+                .ok_or_else(|| OAuthError::client("malformed basic credentials", true))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| OAuthError::client("malformed basic credentials", true))?;
+            Some((form_decode(id), form_decode(secret)))
+        }
+    };
+    let (id, secret, via_basic) = match basic {
+        Some((id, secret)) => {
+            if form.0.contains_key("client_secret") {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "more than one client authentication method",
+                ));
+            }
+            (id, secret, true)
+        }
+        None => match (form.get("client_id"), form.get("client_secret")) {
+            (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned(), false),
+            _ => return Err(OAuthError::client("client authentication required", true)),
+        },
+    };
+    let clients = lock(&state.oauth.clients);
+    match clients.get(&id) {
+        Some(client) if secrets_equal(&client.client_secret, &secret) => Ok(client.clone()),
+        _ => Err(OAuthError::client(
+            "client authentication failed",
+            via_basic,
+        )),
+    }
+}
+
+fn form_decode(s: &str) -> String {
+    let wrapped = format!("{s}=");
+    url::form_urlencoded::parse(wrapped.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
+}
+
+/// The granted scope: the requested one, each a member of `allowed`, or
+/// all of `allowed` when none is requested.
+fn grant_scope(requested: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {
+    match requested {
+        None => Ok(allowed.join(" ")),
+        Some(requested) => {
+            let mut granted: Vec<&str> = Vec::new();
+            for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+                if !allowed.iter().any(|a| a == scope) {
+                    return Err(OAuthError::new(
+                        "invalid_scope",
+                        format!("scope {scope} not allowed"),
+                    ));
+                }
+                if !granted.contains(&scope) {
+                    granted.push(scope);
+                }
+            }
+            Ok(granted.join(" "))
+        }
+    }
+}
+
+fn grant_audience(
+    state: &IssuerState,
+    requested: Option<&str>,
+    client: &TestClient,
+) -> Result<String, OAuthError> {
+    let allowed: Vec<&str> = if client.audience.is_empty() {
+        vec![state.audience.as_str()]
+    } else {
+        client.audience.iter().collect()
+    };
+    match requested {
+        None => Ok(allowed[0].to_owned()),
+        Some(aud) if allowed.contains(&aud) => Ok(aud.to_owned()),
+        Some(aud) => Err(OAuthError::new(
+            "invalid_target",
+            format!("audience {aud} not allowed for this client"),
+        )),
+    }
+}
+
+pub(super) async fn token(
+    State(state): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.oauth.token_requests.fetch_add(1, Ordering::Relaxed);
+    let delay = *lock(&state.oauth.delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(status) = *lock(&state.oauth.failure) {
+        return failure(status);
+    }
+    match issue(&state, &headers, &body) {
+        Ok(body) => (StatusCode::OK, no_store(), body.to_string()).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn failure(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let code = if status == StatusCode::SERVICE_UNAVAILABLE {
+        "temporarily_unavailable"
+    } else {
+        "server_error"
+    };
+    (status, no_store(), json!({ "error": code }).to_string()).into_response()
+}
+
+fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    let form = Form::parse(headers, body)?;
+    let client = authenticate(state, headers, &form)?;
+    let grant = form.require("grant_type")?;
+    let now = unix_now();
+    let lifetime = state.oauth.lifetime();
+    let mut claims = Map::new();
+    let (scope, issued_token_type) = match grant {
+        "client_credentials" => {
+            let scope = grant_scope(form.get("scope"), &client.scopes)?;
+            let aud = grant_audience(state, form.get("audience"), &client)?;
+            claims.insert("sub".into(), json!(client.client_id));
+            claims.insert("aud".into(), json!(aud));
+            (scope, None)
+        }
+        "password" => {
+            let username = form.require("username")?;
+            let password = form.require("password")?;
+            let user = lock(&state.oauth.users).get(username).cloned();
+            let user = user
+                .filter(|u| secrets_equal(&u.password, password))
+                .ok_or_else(|| OAuthError::new("invalid_grant", "invalid username or password"))?;
+            let scope = grant_scope(form.get("scope"), &user.scopes)?;
+            let aud = grant_audience(state, form.get("audience"), &client)?;
+            claims.extend(user.claims.clone());
+            claims.insert("sub".into(), json!(user.sub));
+            claims.insert("aud".into(), json!(aud));
+            claims.insert("preferred_username".into(), json!(user.username));
+            (scope, None)
+        }
+        TOKEN_EXCHANGE_GRANT => {
+            let subject_token = form.require("subject_token")?;
+            let subject_type = form.require("subject_token_type")?;
+            if subject_type != ACCESS_TOKEN_TYPE && subject_type != JWT_TOKEN_TYPE {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "unsupported subject_token_type",
+                ));
+            }
+            if let Some(requested) = form.get("requested_token_type")
+                && requested != ACCESS_TOKEN_TYPE
+            {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "unsupported requested_token_type",
+                ));
+            }
+            if form.get("actor_token").is_some() {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "actor tokens are not supported",
+                ));
+            }
+            let subject = state
+                .oauth
+                .active(subject_token)
+                .ok_or_else(|| OAuthError::new("invalid_grant", "subject token not active"))?;
+            let subject_scopes: Vec<String> = subject
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let scope = grant_scope(form.get("scope"), &subject_scopes)?;
+            let aud = grant_audience(state, form.get("audience"), &client)?;
+            if let Some(sub) = subject.get("sub") {
+                claims.insert("sub".into(), sub.clone());
+            }
+            claims.insert("aud".into(), json!(aud));
+            claims.insert("act".into(), json!({ "sub": client.client_id }));
+            (scope, Some(ACCESS_TOKEN_TYPE))
+        }
+        _ => {
+            return Err(OAuthError::new(
+                "unsupported_grant_type",
+                "grant type not supported",
+            ));
+        }
+    };
+    claims.insert("iss".into(), json!(state.issuer));
+    claims.insert("iat".into(), json!(now));
+    claims.insert("exp".into(), json!(now + lifetime));
+    claims.insert("jti".into(), json!(random_id()));
+    claims.insert("client_id".into(), json!(client.client_id));
+    if !scope.is_empty() {
+        claims.insert("scope".into(), json!(scope));
+    }
+    let token = sign(state, &claims).ok_or_else(|| OAuthError::new("server_error", "no key"))?;
+    state.oauth.remember(&token, claims);
+    let mut response = json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+    });
+    if !scope.is_empty() {
+        response["scope"] = json!(scope);
+    }
+    if let Some(issued) = issued_token_type {
+        response["issued_token_type"] = json!(issued);
+    }
+    Ok(response)
+}
+
+/// Signs RS256 `at+jwt` with the newest published RS256 key.
+fn sign(state: &IssuerState, claims: &Map<String, Value>) -> Option<String> {
+    let key = lock(&state.keys)
+        .iter()
+        .rev()
+        .find(|k| {
+            let flags = k.flags();
+            flags.published && flags.use_ == "sig" && k.alg == jsonwebtoken::Algorithm::RS256
+        })
+        .cloned()?;
+    let header = json!({ "alg": "RS256", "typ": "at+jwt", "kid": key.kid });
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(Value::Object(claims.clone()).to_string())
+    );
+    let signature = key.sign(jsonwebtoken::Algorithm::RS256, message.as_bytes(), false);
+    Some(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
+}
+
+pub(super) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(super) async fn introspect(
+    State(state): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state
+        .oauth
+        .introspection_requests
+        .fetch_add(1, Ordering::Relaxed);
+    if let Some(status) = *lock(&state.oauth.failure) {
+        return failure(status);
+    }
+    let result = Form::parse(&headers, &body).and_then(|form| {
+        authenticate(&state, &headers, &form)?;
+        let token = form.require("token")?;
+        Ok(match state.oauth.active(token) {
+            Some(claims) => {
+                let mut body = Value::Object(claims);
+                body["active"] = json!(true);
+                body["token_type"] = json!("Bearer");
+                body
+            }
+            None => json!({ "active": false }),
+        })
+    });
+    match result {
+        Ok(body) => (StatusCode::OK, no_store(), body.to_string()).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
