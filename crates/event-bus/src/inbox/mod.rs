@@ -234,7 +234,7 @@ impl Inbox {
                 match inbox.prune(retention).await {
                     Ok(n) => tracing::debug!(pruned = n, table = %inbox.table, "pruned the inbox"),
                     Err(error) => {
-                        tracing::warn!(%error, table = %inbox.table, "could not prune the inbox")
+                        tracing::warn!(%error, table = %inbox.table, "could not prune the inbox");
                     }
                 }
                 tokio::select! {

@@ -447,7 +447,8 @@ pub(crate) async fn run_migration(
         .bind(table.lock_key())
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(sql).execute(&mut *tx).await?;
+    // No arguments: the simple query protocol runs all statements at once.
+    sqlx::Executor::execute(&mut *tx, sql).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -356,14 +356,12 @@ impl OutboxRelay {
             return Ok(BatchReport::default());
         }
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(rows.len());
-        let mut events = Vec::with_capacity(rows.len());
-        let mut event_rows = Vec::with_capacity(rows.len());
+        let mut decoded = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             match decode(row) {
                 Ok(event) => {
                     outcomes.push(None);
-                    events.push(event);
-                    event_rows.push(index);
+                    decoded.push((index, event));
                 }
                 Err(reason) => {
                     tracing::warn!(seq = row.seq, event_id = %row.event_id, %reason, "parking an outbox row");
@@ -371,24 +369,48 @@ impl OutboxRelay {
                 }
             }
         }
-        if !events.is_empty() {
-            let batch = self.with_timeout(self.publisher.publish_all(events.clone()));
-            match batch.await {
+        // Rows that failed before are the heads of their subjects: they go
+        // one by one first, so that one of them failing again cannot break a
+        // batch whose earlier rows were already accepted.
+        let mut blocked = HashSet::new();
+        let (retried, fresh): (Vec<_>, Vec<_>) = decoded
+            .into_iter()
+            .partition(|(index, _)| rows[*index].attempts > 0);
+        self.publish_one_by_one(&rows, retried, &mut blocked, &mut outcomes)
+            .await;
+        let fresh: Vec<_> = fresh
+            .into_iter()
+            .filter(|(index, _)| {
+                let held = rows[*index]
+                    .subject
+                    .as_ref()
+                    .is_some_and(|s| blocked.contains(s));
+                if held {
+                    outcomes[*index] = Some(Outcome::Released);
+                }
+                !held
+            })
+            .collect();
+        if !fresh.is_empty() {
+            let events = fresh.iter().map(|(_, event)| event.clone()).collect();
+            match self.with_timeout(self.publisher.publish_all(events)).await {
                 Ok(()) => {
-                    for &index in &event_rows {
-                        outcomes[index] = Some(Outcome::Sent);
+                    for (index, _) in &fresh {
+                        outcomes[*index] = Some(Outcome::Sent);
                     }
                 }
                 Err(error) if is_connection_error(&error) => {
                     // Nothing gets through; retrying row by row would only wait longer.
-                    tracing::warn!(%error, rows = events.len(), "batch publish failed; backing off");
-                    for &index in &event_rows {
-                        outcomes[index] = Some(Outcome::Failed(error.to_string()));
+                    tracing::warn!(%error, rows = fresh.len(), "batch publish failed; backing off");
+                    for (index, _) in &fresh {
+                        outcomes[*index] = Some(Outcome::Failed(error.to_string()));
                     }
                 }
                 Err(error) => {
+                    // The batch may have been accepted in part: rows before
+                    // the bad one are published again (at least once).
                     tracing::debug!(%error, "batch publish failed; publishing one by one");
-                    self.publish_one_by_one(&rows, &event_rows, events, &mut outcomes)
+                    self.publish_one_by_one(&rows, fresh, &mut blocked, &mut outcomes)
                         .await;
                 }
             }
@@ -401,35 +423,49 @@ impl OutboxRelay {
     }
 
     /// Publishes in row order; after a failure, later rows of the same
-    /// subject are released untried so the subject keeps its order.
+    /// subject are released untried so the subject keeps its order. Once
+    /// the broker is out of reach, the remaining rows fail without trying.
     async fn publish_one_by_one(
         &self,
         rows: &[Claimed],
-        event_rows: &[usize],
-        events: Vec<RawEvent>,
+        events: Vec<(usize, RawEvent)>,
+        blocked: &mut HashSet<String>,
         outcomes: &mut [Option<Outcome>],
     ) {
-        let mut blocked: HashSet<&str> = HashSet::new();
-        for (&index, event) in event_rows.iter().zip(events) {
+        let mut unreachable: Option<String> = None;
+        for (index, event) in events {
             let row = &rows[index];
-            if let Some(subject) = row.subject.as_deref()
+            if let Some(subject) = &row.subject
                 && blocked.contains(subject)
             {
                 outcomes[index] = Some(Outcome::Released);
                 continue;
             }
-            let outcome = match self.with_timeout(self.publisher.publish(event)).await {
-                Ok(()) => Outcome::Sent,
-                Err(error) if is_permanent(&error) => Outcome::Parked(error.to_string()),
-                Err(error) => {
-                    if let Some(subject) = row.subject.as_deref() {
-                        blocked.insert(subject);
+            let outcome = if let Some(error) = &unreachable {
+                Outcome::Failed(error.clone())
+            } else {
+                match self.with_timeout(self.publisher.publish(event)).await {
+                    Ok(()) => Outcome::Sent,
+                    Err(error) if is_permanent(&error) => Outcome::Parked(error.to_string()),
+                    Err(error) => {
+                        if is_connection_error(&error) {
+                            unreachable = Some(error.to_string());
+                        }
+                        Outcome::Failed(error.to_string())
                     }
-                    Outcome::Failed(error.to_string())
                 }
             };
-            if let Outcome::Parked(reason) | Outcome::Failed(reason) = &outcome {
-                tracing::warn!(seq = row.seq, event_id = %row.event_id, %reason, "outbox publish failed");
+            match &outcome {
+                Outcome::Failed(reason) => {
+                    if let Some(subject) = &row.subject {
+                        blocked.insert(subject.clone());
+                    }
+                    tracing::warn!(seq = row.seq, event_id = %row.event_id, %reason, "outbox publish failed; retrying later");
+                }
+                Outcome::Parked(reason) => {
+                    tracing::warn!(seq = row.seq, event_id = %row.event_id, %reason, "outbox publish refused; parking the row");
+                }
+                Outcome::Sent | Outcome::Released => {}
             }
             outcomes[index] = Some(outcome);
         }
@@ -598,7 +634,7 @@ impl OutboxRelay {
                 gauge(METRIC_OLDEST_PENDING_AGE, label, age.as_secs_f64());
             }
             Err(error) => {
-                tracing::warn!(%error, table = %label, "could not read the outbox backlog")
+                tracing::warn!(%error, table = %label, "could not read the outbox backlog");
             }
         }
     }

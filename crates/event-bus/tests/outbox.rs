@@ -1,0 +1,506 @@
+//! The transactional outbox and its relay against a real PostgreSQL
+//! (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! Each test works in a schema of its own.
+#![cfg(feature = "postgres")]
+
+mod outbox_support;
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use outbox_support::*;
+use tessera_event_bus::{
+    Attributes, Envelope, RawEvent,
+    memory::MemoryBus,
+    outbox::{OutboxError, OutboxRelay},
+};
+
+fn fast_relay(
+    outbox: &tessera_event_bus::outbox::Outbox,
+    db: &TestDb,
+    publisher: Arc<dyn tessera_event_bus::Publisher>,
+) -> OutboxRelay {
+    OutboxRelay::new(outbox, db.pool.clone(), publisher)
+        .poll_interval(Duration::from_millis(50))
+        .backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .publish_timeout(Duration::from_secs(2))
+        .lease(Duration::from_secs(5))
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn a_rolled_back_transaction_publishes_nothing() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox.enqueue(&mut tx, &event("u1", 1)).await.unwrap();
+    tx.rollback().await.unwrap();
+    let committed = event("u1", 2);
+    db.commit_each(&outbox, std::slice::from_ref(&committed))
+        .await;
+
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()));
+    let report = relay.publish_pending().await.unwrap();
+    assert_eq!((report.claimed, report.published), (1, 1));
+    got.wait_for(1).await;
+    assert_eq!(got.ids(), [committed.id()]);
+    assert_eq!(relay.publish_pending().await.unwrap().claimed, 0);
+    assert_eq!(db.count("true").await, 1);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn committed_events_are_published_once_in_per_subject_order() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()))
+        .batch_size(7)
+        .start()
+        .await
+        .unwrap();
+
+    // Five subjects written concurrently, each in its own order; a batch
+    // form and single enqueues mixed.
+    let mut writers = Vec::new();
+    for s in 0..5 {
+        let pool = db.pool.clone();
+        let outbox = outbox.clone();
+        writers.push(tokio::spawn(async move {
+            let user = format!("u{s}");
+            for chunk in (0..40).collect::<Vec<u32>>().chunks(4) {
+                let mut tx = pool.begin().await.unwrap();
+                if s % 2 == 0 {
+                    let envs: Vec<_> = chunk.iter().map(|&n| event(&user, n)).collect();
+                    outbox.enqueue_all(&mut tx, &envs).await.unwrap();
+                } else {
+                    for &n in chunk {
+                        outbox.enqueue(&mut tx, &event(&user, n)).await.unwrap();
+                    }
+                }
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    got.wait_for(200).await;
+    relay.shutdown().await.unwrap();
+
+    let by_subject = got.by_subject();
+    assert_eq!(by_subject.len(), 5);
+    for (subject, ns) in by_subject {
+        assert_eq!(ns, (0..40).collect::<Vec<_>>(), "order of {subject}");
+    }
+    let mut ids = got.ids();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "no event twice");
+    assert_eq!(db.count("sent_at IS NULL").await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn enqueue_orders_rows_of_one_subject_by_commit() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+
+    // tx1 enqueues first; tx2 for the same subject must wait for tx1 to end,
+    // so it can never commit first with a later row.
+    let mut tx1 = db.pool.begin().await.unwrap();
+    outbox.enqueue(&mut tx1, &event("u1", 1)).await.unwrap();
+    let (pool, ob) = (db.pool.clone(), outbox.clone());
+    let second = tokio::spawn(async move {
+        let mut tx2 = pool.begin().await.unwrap();
+        ob.enqueue(&mut tx2, &event("u1", 2)).await.unwrap();
+        tx2.commit().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "tx2 waits for tx1's subject lock");
+    // Another subject is not held up.
+    db.commit_each(&outbox, &[event("u2", 1)]).await;
+    tx1.commit().await.unwrap();
+    second.await.unwrap();
+
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()));
+    relay.publish_pending().await.unwrap();
+    got.wait_for(3).await;
+    assert_eq!(got.by_subject()["u1"], [1, 2]);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn rows_wait_while_the_broker_is_unreachable_then_all_are_published() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
+    publisher.controls.down.store(true, Ordering::SeqCst);
+    let relay = fast_relay(&outbox, &db, Arc::new(publisher.clone()))
+        .start()
+        .await
+        .unwrap();
+
+    let events: Vec<_> = (0..30).map(|n| event(&format!("u{}", n % 3), n)).collect();
+    db.commit_each(&outbox, &events).await;
+    eventually("publishes were attempted and failed", || async {
+        db.count("attempts >= 2").await >= 1
+    })
+    .await;
+    assert_eq!(got.len(), 0);
+    assert_eq!(db.count("sent_at IS NULL").await, 30, "rows wait");
+    let backlog = outbox.backlog(&db.pool).await.unwrap();
+    assert_eq!(backlog.pending, 30);
+    assert!(backlog.oldest_pending_age.is_some());
+
+    publisher.controls.down.store(false, Ordering::SeqCst);
+    got.wait_for(30).await;
+    relay.shutdown().await.unwrap();
+    assert_eq!(got.len(), 30, "none lost, none twice");
+    for (subject, ns) in got.by_subject() {
+        let mut sorted = ns.clone();
+        sorted.sort_unstable();
+        assert_eq!(ns, sorted, "order of {subject}");
+    }
+    assert_eq!(db.count("sent_at IS NULL").await, 0);
+    assert_eq!(outbox.backlog(&db.pool).await.unwrap().pending, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn a_failing_subject_backs_off_without_blocking_the_others() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
+    *publisher.controls.reject_subject.lock().unwrap() = Some("bad".to_owned());
+    let relay = fast_relay(&outbox, &db, Arc::new(publisher.clone()))
+        .start()
+        .await
+        .unwrap();
+
+    let mut events = Vec::new();
+    for n in 0..10 {
+        events.push(event("bad", n));
+        events.push(event("good", n));
+    }
+    db.commit_each(&outbox, &events).await;
+    eventually("the good subject is through", || async {
+        got.by_subject().get("good").map(Vec::len) == Some(10)
+    })
+    .await;
+    assert!(!got.by_subject().contains_key("bad"));
+    assert_eq!(db.count("subject = 'bad' AND sent_at IS NULL").await, 10);
+    let last_error: Option<String> = sqlx::query_scalar(&format!(
+        r#"SELECT last_error FROM "{}"."outbox" WHERE subject = 'bad' ORDER BY seq LIMIT 1"#,
+        db.schema
+    ))
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(last_error.unwrap().contains("rejected"));
+
+    *publisher.controls.reject_subject.lock().unwrap() = None;
+    eventually("the bad subject recovers", || async {
+        got.by_subject().get("bad").map(Vec::len) == Some(10)
+    })
+    .await;
+    relay.shutdown().await.unwrap();
+    assert_eq!(got.by_subject()["bad"], (0..10).collect::<Vec<_>>());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn two_relays_publish_every_event_once_in_subject_order() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let publisher = Arc::new(bus.publisher());
+    let a = fast_relay(&outbox, &db, publisher.clone())
+        .batch_size(5)
+        .owner("relay-a")
+        .start()
+        .await
+        .unwrap();
+    let b = fast_relay(&outbox, &db, publisher)
+        .batch_size(5)
+        .owner("relay-b")
+        .start()
+        .await
+        .unwrap();
+
+    let mut writers = Vec::new();
+    for s in 0..8 {
+        let pool = db.pool.clone();
+        let outbox = outbox.clone();
+        writers.push(tokio::spawn(async move {
+            for n in 0..30 {
+                let mut tx = pool.begin().await.unwrap();
+                outbox
+                    .enqueue(&mut tx, &event(&format!("u{s}"), n))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    got.wait_for(240).await;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+
+    assert_eq!(got.len(), 240, "none twice");
+    for (subject, ns) in got.by_subject() {
+        assert_eq!(ns, (0..30).collect::<Vec<_>>(), "order of {subject}");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn bad_rows_are_parked_with_a_reason_and_do_not_block_the_relay() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let table = format!(r#""{}"."outbox""#, db.schema);
+
+    // Rows another producer wrote by hand, wrongly.
+    let insert = format!(
+        "INSERT INTO {table} (event_id, event_type, subject, attributes, data) VALUES ($1, $2, 'u1', $3::jsonb, $4)"
+    );
+    let bad = [
+        (
+            "b1",
+            TYPE,
+            r#"{"id":"b1","type":"com.example.user.changed.v1","subject":"u1"}"#,
+            &b"{}"[..],
+        ),
+        (
+            "b2",
+            TYPE,
+            r#"{"specversion":"1.0","id":"b2","source":"/x","type":"com.example.user.changed.v1","subject":"u1","datacontenttype":"application/json"}"#,
+            b"{not json",
+        ),
+        (
+            "b3",
+            TYPE,
+            r#"{"specversion":"1.0","id":"other","source":"/x","type":"com.example.user.changed.v1","subject":"u1"}"#,
+            b"{}",
+        ),
+    ];
+    for (id, ty, attrs, data) in bad {
+        sqlx::query(&insert)
+            .bind(id)
+            .bind(ty)
+            .bind(attrs)
+            .bind(data)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    // A type no consumer group is bound to: unroutable on the bus.
+    let mut attrs = Attributes::new("nobody-1", "/user-service", "com.example.nobody.v1");
+    attrs.subject = Some("u1".to_owned());
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox
+        .enqueue_raw(&mut tx, &RawEvent::new(attrs, Bytes::from_static(b"{}")))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Good events of the same subject after the bad ones.
+    db.commit_each(&outbox, &[event("u1", 1), event("u1", 2)])
+        .await;
+
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()))
+        .start()
+        .await
+        .unwrap();
+    got.wait_for(2).await;
+    eventually("bad rows parked", || async {
+        db.count("parked_at IS NOT NULL").await == 4
+    })
+    .await;
+    assert_eq!(got.by_subject()["u1"], [1, 2]);
+
+    let parked = outbox.parked(&db.pool, 10).await.unwrap();
+    let reasons: Vec<(&str, &str)> = parked
+        .iter()
+        .map(|p| (p.event_id.as_str(), p.reason.as_str()))
+        .collect();
+    assert!(
+        reasons[0].1.contains("not a valid cloudevent"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].1.contains("not valid json"), "{reasons:?}");
+    assert!(reasons[2].1.contains("disagrees"), "{reasons:?}");
+    assert_eq!(reasons[3].0, "nobody-1");
+    assert!(reasons[3].1.contains("unroutable"), "{reasons:?}");
+    assert_eq!(outbox.backlog(&db.pool).await.unwrap().parked, 4);
+
+    // Once someone listens for the unknown type, requeueing publishes it.
+    let late = collect(&bus, "late", &["com.example.nobody.v1"]).await;
+    let requeued = outbox
+        .requeue_parked(&db.pool, &[parked[3].seq])
+        .await
+        .unwrap();
+    assert_eq!(requeued, 1);
+    late.wait_for(1).await;
+    relay.shutdown().await.unwrap();
+    assert_eq!(late.ids(), ["nobody-1"]);
+    assert_eq!(db.count("parked_at IS NOT NULL").await, 3);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn invalid_events_are_refused_and_write_nothing() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let mut tx = db.pool.begin().await.unwrap();
+    let good = event("u1", 1)
+        .encode(&tessera_event_bus::JsonCodec)
+        .unwrap();
+    let mut bad = good.clone();
+    bad.attributes.set_extension("Not-Valid", "x");
+    let err = outbox
+        .enqueue_raw_all(&mut tx, &[good, bad])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OutboxError::InvalidEvent(_)), "{err}");
+    assert!(err.to_string().starts_with("invalid event"), "{err}");
+    let mut empty_id = event("u1", 2);
+    empty_id.attributes_mut().id = String::new();
+    let err = outbox.enqueue(&mut tx, &empty_id).await.unwrap_err();
+    assert!(matches!(err, OutboxError::InvalidEvent(_)), "{err}");
+    outbox
+        .enqueue_all::<UserChanged>(&mut tx, &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.count("true").await, 0);
+
+    let bus = MemoryBus::new();
+    let err = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
+        .lease(Duration::from_secs(1))
+        .publish_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OutboxError::InvalidConfig(_)), "{err}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn notify_wakes_the_relay_long_before_the_poll_interval() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let relay = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
+        .poll_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    // Let the relay finish its first (empty) round and wait.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.commit_each(&outbox, &[event("u1", 1)]).await;
+    got.wait_for(1).await;
+    relay.shutdown().await.unwrap();
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn shutdown_finishes_the_round_in_flight_and_prune_removes_old_sent_rows() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let events: Vec<Envelope<UserChanged>> = (0..20).map(|n| event("u1", n)).collect();
+    db.commit_each(&outbox, &events).await;
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()))
+        .start()
+        .await
+        .unwrap();
+    relay.shutdown().await.unwrap();
+    // Whatever was claimed before the shutdown was published and marked:
+    // nothing stays leased.
+    assert_eq!(db.count("lease_owner IS NOT NULL").await, 0);
+    let sent = db.count("sent_at IS NOT NULL").await;
+    assert_eq!(usize::try_from(sent).unwrap(), got.len());
+
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()));
+    while relay.publish_pending().await.unwrap().claimed > 0 {}
+    got.wait_for(20).await;
+    assert_eq!(
+        outbox
+            .prune_sent(&db.pool, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        outbox.prune_sent(&db.pool, Duration::ZERO).await.unwrap(),
+        20
+    );
+    assert_eq!(db.count("true").await, 0);
+
+    // The relay prunes on its schedule, too.
+    db.commit_each(&outbox, &[event("u1", 99)]).await;
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()))
+        .retention(Duration::ZERO)
+        .prune_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    eventually("sent row pruned", || async { db.count("true").await == 0 }).await;
+    relay.shutdown().await.unwrap();
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn migrations_are_idempotent_and_run_concurrently() {
+    let db = TestDb::new().await;
+    let outbox = db.outbox();
+    let inbox = db.inbox();
+    let runs = (0..4).map(|_| {
+        let (outbox, inbox, pool) = (outbox.clone(), inbox.clone(), db.pool.clone());
+        tokio::spawn(async move {
+            outbox.migrate(&pool).await.unwrap();
+            inbox.migrate().await.unwrap();
+        })
+    });
+    for run in runs.collect::<Vec<_>>() {
+        run.await.unwrap();
+    }
+    outbox.migrate(&db.pool).await.unwrap();
+    assert!(
+        outbox
+            .migration_sql()
+            .contains(&format!(r#""{}"."outbox""#, db.schema))
+    );
+    db.cleanup().await;
+}
