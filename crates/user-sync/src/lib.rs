@@ -1,6 +1,13 @@
-//! User lifecycle events and a local, eventually consistent user replica.
-//!
-//! This crate is being built: it will carry the `UserRegistered`,
-//! `UserProfileUpdated` and `UserDeleted` events, producer helpers for the
-//! service that owns users, and `UserReplica` for the services that keep a
-//! local copy of the fields they need. Nothing is exported yet.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod error;
+pub mod events;
+pub mod replica;
+pub mod snapshot;
+pub mod store;
+
+pub use error::{ApplyError, BackfillError, InvalidEvent, SnapshotError, StoreError};
+pub use events::{Profile, UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
+pub use replica::{ReplicaService, UserReplica, UserReplicaBuilder};
+pub use store::{Fields, ReplicaStore, ReplicatedUser};

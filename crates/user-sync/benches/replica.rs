@@ -1,0 +1,2 @@
+//! Replica benchmarks.
+fn main() {}

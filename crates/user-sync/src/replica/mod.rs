@@ -1,0 +1,412 @@
+//! [`UserReplica`]: a consumer's local, eventually consistent copy of the users it needs.
+//!
+//! The replica turns user events into [`Change`]s, keeps only the declared
+//! [`Fields`] (data minimisation: the email never reaches the store unless
+//! asked for), and hands them to its [`ReplicaStore`], which applies them
+//! through the version gate (stale and duplicate events are no-ops) and
+//! keeps tombstones (a late update never resurrects a deleted user). Hooks
+//! (`on_updated`, `on_deleted`) run in the store's transaction where it has
+//! one. Wire it into a [`Router`] with [`UserReplica::route`].
+//!
+//! Metrics (through the `metrics` facade):
+//!
+//! | name | kind | labels |
+//! | --- | --- | --- |
+//! | `tessera_user_replica_events_total` | counter | `replica`, `outcome` (`inserted`, `updated`, `deleted`, `ignored`, `invalid`, `failed`) |
+//! | `tessera_user_replica_lag_seconds` | gauge | `replica`: now minus the newest applied event's `occurred_at`, set on each apply and by [`UserReplica::report_lag`] |
+//! | `tessera_user_replica_newest_event_seconds` | gauge | `replica`: the newest applied `occurred_at`, unix seconds (alert on `time() - x`, which stays right when idle) |
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use tessera_event_bus::{EventPublisher, Router, memory::MemoryBus};
+//! use tessera_user_sync::{UserReplica, events::{UserDeleted, UserProfileUpdated, UserRegistered}};
+//!
+//! let bus = MemoryBus::new();
+//! let replica = UserReplica::in_memory("comment-service");
+//! let router = replica
+//!     .route(Router::new(Arc::new(bus.subscriber()), "comment-service"))
+//!     .start()
+//!     .await
+//!     .unwrap();
+//!
+//! let users = EventPublisher::new(Arc::new(bus.publisher()), "/user-service");
+//! users.publish(UserRegistered::new("u1", 1, "Ada").email("ada@example.com")).await.unwrap();
+//! users.publish(UserProfileUpdated::new("u1", 2, "Ada Lovelace")).await.unwrap();
+//! // A duplicate of version 1 arrives late: ignored.
+//! users.publish(UserRegistered::new("u1", 1, "Ada")).await.unwrap();
+//!
+//! # for _ in 0..100 { if replica.get("u1").await.unwrap().is_some_and(|u| u.version == 2) { break } tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
+//! # tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+//! let ada = replica.get("u1").await.unwrap().unwrap();
+//! assert_eq!(ada.display_name.as_deref(), Some("Ada Lovelace"));
+//! assert_eq!(ada.email, None, "not kept: the default keeps only the display name");
+//!
+//! users.publish(UserDeleted::new("u1", 3)).await.unwrap();
+//! # for _ in 0..100 { if replica.get("u1").await.unwrap().is_none() { break } tokio::time::sleep(std::time::Duration::from_millis(10)).await; }
+//! assert!(replica.get("u1").await.unwrap().is_none());
+//! router.shutdown().await.unwrap();
+//! # });
+//! ```
+
+mod service;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use tessera_event_bus::{Codec, Router, router::RouteOptions};
+use time::OffsetDateTime;
+
+pub use self::service::ReplicaService;
+use crate::{
+    error::{ApplyError, StoreError},
+    events::{Profile, UserEvent},
+    store::{
+        ApplyReport, Change, DeletedUser, Fields, HookFuture, Hooks, MemoryStore, Outcome,
+        ReplicaStore, ReplicatedUser, UserState,
+    },
+};
+
+/// Counter of applied events by outcome.
+pub const EVENTS: &str = "tessera_user_replica_events_total";
+/// Gauge: seconds between now and the newest applied event's `occurred_at`.
+pub const LAG: &str = "tessera_user_replica_lag_seconds";
+/// Gauge: the newest applied event's `occurred_at`, unix seconds.
+pub const NEWEST: &str = "tessera_user_replica_newest_event_seconds";
+
+/// A local replica of users, fed by user events. Cheap to clone (shared state).
+pub struct UserReplica<S: ReplicaStore> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S: ReplicaStore> {
+    name: String,
+    store: S,
+    fields: Fields,
+    hooks: Hooks<S::Tx>,
+    /// Newest applied `occurred_at` in unix nanoseconds; `i64::MIN` before the first.
+    newest: AtomicI64,
+}
+
+impl<S: ReplicaStore> Clone for UserReplica<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: ReplicaStore> fmt::Debug for UserReplica<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserReplica")
+            .field("name", &self.inner.name)
+            .field("fields", &self.inner.fields)
+            .field("store", &self.inner.store)
+            .field("hooks", &self.inner.hooks)
+            .finish()
+    }
+}
+
+impl UserReplica<MemoryStore> {
+    /// An in-memory replica named `name` keeping only display names, without hooks.
+    pub fn in_memory(name: impl Into<String>) -> Self {
+        Self::builder(name, MemoryStore::new()).build()
+    }
+}
+
+impl<S: ReplicaStore> UserReplica<S> {
+    /// A builder for a replica named `name` (used as a metric label, usually
+    /// the consumer group) on `store`.
+    pub fn builder(name: impl Into<String>, store: S) -> UserReplicaBuilder<S> {
+        UserReplicaBuilder {
+            name: name.into(),
+            store,
+            fields: Fields::default(),
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// The replica's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The fields this replica keeps.
+    pub fn fields(&self) -> Fields {
+        self.inner.fields
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Applies one event through the version gate.
+    ///
+    /// `Ok(Outcome::Ignored)` for stale, duplicate and after-deletion events.
+    /// An invalid event is an error and changes nothing.
+    pub async fn apply(&self, event: impl Into<UserEvent>) -> Result<Outcome, ApplyError> {
+        let event = event.into();
+        let occurred_at = event.occurred_at();
+        let change = match self.change(event) {
+            Ok(change) => change,
+            Err(e) => {
+                self.count("invalid", 1);
+                return Err(e);
+            }
+        };
+        let report = self.apply_changes(vec![change], Some(occurred_at)).await?;
+        Ok(report.single())
+    }
+
+    /// Applies several events as one batch (one transaction for PostgreSQL).
+    ///
+    /// Every event is validated first; if one is invalid nothing is applied.
+    pub async fn apply_all(
+        &self,
+        events: impl IntoIterator<Item = UserEvent>,
+    ) -> Result<ApplyReport, ApplyError> {
+        let mut newest = OffsetDateTime::UNIX_EPOCH;
+        let mut changes = Vec::new();
+        for event in events {
+            newest = newest.max(event.occurred_at());
+            match self.change(event) {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    self.count("invalid", 1);
+                    return Err(e);
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        self.apply_changes(changes, Some(newest)).await
+    }
+
+    /// Applies prepared changes (minimised here too); used by backfill and reconciliation.
+    pub(crate) async fn apply_changes(
+        &self,
+        changes: Vec<Change>,
+        newest: Option<OffsetDateTime>,
+    ) -> Result<ApplyReport, ApplyError> {
+        let fields = self.inner.fields;
+        let changes = changes
+            .into_iter()
+            .map(|c| match c {
+                Change::Upsert(u) => Change::Upsert(u.minimised(fields)),
+                other => other,
+            })
+            .collect();
+        match self.inner.store.apply(changes, &self.inner.hooks).await {
+            Ok(report) => {
+                for (outcome, n) in [
+                    (Outcome::Inserted, report.inserted),
+                    (Outcome::Updated, report.updated),
+                    (Outcome::Deleted, report.deleted),
+                    (Outcome::Ignored, report.ignored),
+                ] {
+                    if n > 0 {
+                        self.count(outcome.as_str(), n as u64);
+                    }
+                }
+                if let Some(newest) = newest {
+                    self.observe(newest);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                self.count("failed", 1);
+                Err(e)
+            }
+        }
+    }
+
+    fn change(&self, event: UserEvent) -> Result<Change, ApplyError> {
+        event.validate()?;
+        Ok(match event {
+            UserEvent::Registered(e) => self.upsert(e.user_id, e.version, e.profile, e.occurred_at),
+            UserEvent::ProfileUpdated(e) => {
+                self.upsert(e.user_id, e.version, e.profile, e.occurred_at)
+            }
+            UserEvent::Deleted(e) => {
+                Change::Delete(DeletedUser::new(e.user_id, e.version, e.occurred_at))
+            }
+        })
+    }
+
+    fn upsert(
+        &self,
+        user_id: String,
+        version: u64,
+        profile: Profile,
+        occurred_at: OffsetDateTime,
+    ) -> Change {
+        let fields = self.inner.fields;
+        let keep = |flag: Fields, value: Option<String>| value.filter(|_| fields.contains(flag));
+        Change::Upsert(ReplicatedUser {
+            user_id,
+            version,
+            display_name: keep(Fields::DISPLAY_NAME, Some(profile.display_name)),
+            username: keep(Fields::USERNAME, profile.username),
+            email: keep(Fields::EMAIL, profile.email),
+            avatar_url: keep(Fields::AVATAR_URL, profile.avatar_url),
+            updated_at: occurred_at,
+        })
+    }
+
+    fn count(&self, outcome: &'static str, n: u64) {
+        metrics::counter!(EVENTS, "replica" => self.inner.name.clone(), "outcome" => outcome)
+            .increment(n);
+    }
+
+    fn observe(&self, occurred_at: OffsetDateTime) {
+        let nanos = i64::try_from(occurred_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+        self.inner.newest.fetch_max(nanos, Ordering::Relaxed);
+        self.report_lag();
+    }
+
+    /// A live user, or `None` when unknown or deleted.
+    pub async fn get(&self, user_id: &str) -> Result<Option<ReplicatedUser>, StoreError> {
+        self.inner.store.get(user_id).await
+    }
+
+    /// The live users among `user_ids`, by id, in one store round trip
+    /// (for a GraphQL data loader: "comments with usernames").
+    pub async fn get_many<I>(
+        &self,
+        user_ids: I,
+    ) -> Result<HashMap<String, ReplicatedUser>, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let ids: Vec<String> = user_ids.into_iter().map(Into::into).collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.inner.store.get_many(&ids).await
+    }
+
+    /// What the replica knows of a user, tombstones included.
+    pub async fn state(&self, user_id: &str) -> Result<Option<UserState>, StoreError> {
+        self.inner.store.state(user_id).await
+    }
+
+    /// The newest `occurred_at` this replica applied (since it started).
+    pub fn newest_applied(&self) -> Option<OffsetDateTime> {
+        match self.inner.newest.load(Ordering::Relaxed) {
+            i64::MIN => None,
+            n => OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok(),
+        }
+    }
+
+    /// Now minus the newest applied `occurred_at` (zero if that is in the
+    /// future); `None` before the first event.
+    pub fn lag(&self) -> Option<Duration> {
+        let newest = self.newest_applied()?;
+        let lag = OffsetDateTime::now_utc() - newest;
+        Some(lag.try_into().unwrap_or(Duration::ZERO))
+    }
+
+    /// Sets the lag gauges now; call it periodically so the lag grows while no event arrives.
+    pub fn report_lag(&self) {
+        if let (Some(lag), Some(newest)) = (self.lag(), self.newest_applied()) {
+            metrics::gauge!(LAG, "replica" => self.inner.name.clone()).set(lag.as_secs_f64());
+            metrics::gauge!(NEWEST, "replica" => self.inner.name.clone())
+                .set(newest.unix_timestamp_nanos() as f64 / 1e9);
+        }
+    }
+
+    /// The `tower::Service` that applies [`EventRequest`](tessera_event_bus::router::EventRequest)s
+    /// of the three user events; register it with [`Router::handle_service`].
+    pub fn service(&self) -> ReplicaService<S> {
+        ReplicaService::new(self.clone())
+    }
+
+    /// Registers handlers for the three user events on `router`.
+    ///
+    /// Invalid events (empty id, version out of range, subject not matching
+    /// the user id) are permanent errors (dead-lettered with the reason);
+    /// undecodable payloads are dead-lettered by the router; store and hook
+    /// failures are transient (retried, nothing applied).
+    pub fn route<C: Codec>(&self, router: Router<C>) -> Router<C> {
+        self.route_with(router, &RouteOptions::new())
+    }
+
+    /// Like [`route`](Self::route), with the same options for the three handlers.
+    pub fn route_with<C: Codec>(&self, router: Router<C>, options: &RouteOptions) -> Router<C> {
+        use crate::events::{UserDeleted, UserProfileUpdated, UserRegistered};
+        router
+            .handle_service::<UserRegistered, _>(self.service(), options.clone())
+            .handle_service::<UserProfileUpdated, _>(self.service(), options.clone())
+            .handle_service::<UserDeleted, _>(self.service(), options.clone())
+    }
+}
+
+/// Builds a [`UserReplica`]: fields to keep and hooks.
+#[must_use]
+pub struct UserReplicaBuilder<S: ReplicaStore> {
+    name: String,
+    store: S,
+    fields: Fields,
+    hooks: Hooks<S::Tx>,
+}
+
+impl<S: ReplicaStore> fmt::Debug for UserReplicaBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserReplicaBuilder")
+            .field("name", &self.name)
+            .field("fields", &self.fields)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ReplicaStore> UserReplicaBuilder<S> {
+    /// The profile fields to keep (default: [`Fields::DISPLAY_NAME`]).
+    pub fn keep(mut self, fields: Fields) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// Adds a hook run for each insert or update that took effect, in the
+    /// store's transaction (PostgreSQL) before the change is visible.
+    pub fn on_updated<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut S::Tx, &'a ReplicatedUser) -> HookFuture<'a> + Send + Sync + 'static,
+    {
+        self.hooks.on_updated(hook);
+        self
+    }
+
+    /// Adds a hook run once per deleted user, in the same transaction as the
+    /// tombstone (PostgreSQL): the place to anonymise the user's data.
+    pub fn on_deleted<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut S::Tx, &'a DeletedUser) -> HookFuture<'a> + Send + Sync + 'static,
+    {
+        self.hooks.on_deleted(hook);
+        self
+    }
+
+    /// The replica.
+    pub fn build(self) -> UserReplica<S> {
+        UserReplica {
+            inner: Arc::new(Inner {
+                name: self.name,
+                store: self.store,
+                fields: self.fields,
+                hooks: self.hooks,
+                newest: AtomicI64::new(i64::MIN),
+            }),
+        }
+    }
+}
