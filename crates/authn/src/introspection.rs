@@ -42,10 +42,9 @@
 //!
 //! let opaque = partner.token().subject("acme").opaque();
 //! assert_eq!(validator.validate(&opaque).await?.subject(), Some("acme"));
-//! partner.revoke(&opaque);
-//! let unknown = partner.token().opaque(); // the issuer knows it...
-//! partner.revoke(&unknown);               // ...until it is revoked
-//! assert_eq!(validator.validate(&unknown).await.unwrap_err(), AuthnError::Inactive);
+//! let revoked = partner.token().opaque();
+//! partner.revoke(&revoked);
+//! assert_eq!(validator.validate(&revoked).await.unwrap_err(), AuthnError::Inactive);
 //! # Ok(()) }
 //! ```
 

@@ -340,7 +340,7 @@ fn authenticate(
             let (id, secret) = decoded
                 .split_once(':')
                 .ok_or_else(|| OAuthError::client("malformed basic credentials", true))?;
-            Some((form_decode(id), form_decode(secret)))
+            Some((id.to_owned(), secret.to_owned()))
         }
     };
     let (id, secret, via_basic) = match basic {
@@ -359,8 +359,27 @@ fn authenticate(
         },
     };
     let clients = lock(&state.oauth.clients);
-    match clients.get(&id) {
-        Some(client) if secrets_equal(&client.client_secret, &secret) => Ok(client.clone()),
+    // RFC 6749 §2.3.1 asks clients to form-urlencode Basic credentials;
+    // many (curl -u, reqwest) do not, so both forms are accepted.
+    let found = if via_basic {
+        clients
+            .get(&id)
+            .filter(|c| {
+                secrets_equal(&c.client_secret, &secret)
+                    || secrets_equal(&c.client_secret, &form_decode(&secret))
+            })
+            .or_else(|| {
+                clients
+                    .get(&form_decode(&id))
+                    .filter(|c| secrets_equal(&c.client_secret, &form_decode(&secret)))
+            })
+    } else {
+        clients
+            .get(&id)
+            .filter(|c| secrets_equal(&c.client_secret, &secret))
+    };
+    match found {
+        Some(client) => Ok(client.clone()),
         _ => Err(OAuthError::client(
             "client authentication failed",
             via_basic,
@@ -368,12 +387,29 @@ fn authenticate(
     }
 }
 
+/// RFC 6749 §2.3.1 form-urlencoding of Basic credentials: `+` is a space,
+/// `%XX` a byte. Undecodable input stays as it is.
 fn form_decode(s: &str) -> String {
-    let wrapped = format!("{s}=");
-    url::form_urlencoded::parse(wrapped.as_bytes())
-        .next()
-        .map(|(k, _)| k.into_owned())
-        .unwrap_or_default()
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
 }
 
 /// The granted scope: the requested one, each a member of `allowed`, or

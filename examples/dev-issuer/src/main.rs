@@ -1,0 +1,43 @@
+//! Run with `DEV_ISSUER_CLIENTS='[{"client_id":"svc","client_secret":"dev","scopes":["read"],"audience":"api"}]' cargo run -p dev-issuer`.
+//!
+//! Then: `curl -u svc:dev -d grant_type=client_credentials http://127.0.0.1:8080/token`.
+
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match dev_issuer::Config::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(problem) => {
+            tracing::error!("configuration error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.clients.is_empty() {
+        tracing::warn!("DEV_ISSUER_CLIENTS is empty: the token endpoint accepts no client");
+    }
+    let (clients, users) = (config.clients.len(), config.users.len());
+    let issuer = match dev_issuer::start(config).await {
+        Ok(issuer) => issuer,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        issuer = issuer.issuer(),
+        addr = %issuer.addr(),
+        clients,
+        users,
+        "dev-issuer listening (development only)"
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    ExitCode::SUCCESS
+}
