@@ -9,13 +9,14 @@
 
 use std::{
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex, RwLock, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -52,6 +53,7 @@ pub(crate) struct Connector {
     health: Mutex<Health>,
     closed: AtomicBool,
     closing: watch::Sender<bool>,
+    me: Weak<Connector>,
 }
 
 fn connection_error(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
@@ -64,7 +66,7 @@ impl Connector {
         config: Arc<RabbitConfig>,
         role: &'static str,
     ) -> Result<Arc<Self>, BusError> {
-        let this = Arc::new(Self {
+        let this = Arc::new_cyclic(|me| Self {
             config,
             role,
             current: RwLock::new(None),
@@ -73,6 +75,7 @@ impl Connector {
             health: Mutex::new(Health::degraded("connecting")),
             closed: AtomicBool::new(false),
             closing: watch::channel(false).0,
+            me: me.clone(),
         });
         let live = this.open().await?;
         this.install(live);
@@ -86,7 +89,39 @@ impl Connector {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&live));
         self.set_health(Health::up());
+        self.watch(&live);
         live
+    }
+
+    /// Reconnects as soon as the connection reports an error, so the health
+    /// probe and the next operation find a working connection.
+    fn watch(&self, live: &Arc<Live>) {
+        let me = self.me.clone();
+        let events = live.connection.events_listener();
+        let generation = live.generation;
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                let Some(this) = me.upgrade() else { return };
+                if this.is_closed() {
+                    return;
+                }
+                match event {
+                    lapin::Event::Error(error) => {
+                        tracing::warn!(role = this.role, %error, "connection lost; reconnecting");
+                        let _ = this.reconnect(generation, None).await;
+                        return;
+                    }
+                    lapin::Event::ConnectionBlocked(reason) => {
+                        this.set_health(Health::degraded(format!(
+                            "blocked by the broker: {reason}"
+                        )));
+                    }
+                    lapin::Event::ConnectionUnblocked => this.set_health(Health::up()),
+                    _ => {}
+                }
+            }
+        });
     }
 
     fn set_health(&self, health: Health) {
@@ -111,9 +146,12 @@ impl Connector {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
         {
-            Some(live) if !live.is_usable() && health.is_up() => {
-                Health::degraded("connection lost; reconnecting")
-            }
+            Some(live) if !live.is_usable() && health.is_up() => Health::degraded(format!(
+                "{} connection lost (connection {:?}, channel {:?}); reconnecting",
+                self.role,
+                live.connection.status(),
+                live.confirms.status()
+            )),
             _ => health,
         }
     }

@@ -241,6 +241,11 @@ impl RabbitBus {
         &self.publishing.config
     }
 
+    /// The exchange events are published to.
+    pub fn exchange(&self) -> &str {
+        &self.publishing.config.exchange
+    }
+
     /// Up when both connections are, degraded while one reconnects, down once closed.
     pub fn health(&self) -> Health {
         let (p, c) = (self.publishing.health(), self.consuming.health());

@@ -1,0 +1,398 @@
+//! RabbitMQ backend behaviour beyond the conformance kit: the wire mapping on
+//! the broker, bad input, quorum queues, recovery and health.
+#![cfg(all(feature = "rabbitmq", feature = "testkit"))]
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use lapin::{
+    BasicProperties,
+    options::{BasicGetOptions, BasicPublishOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+use serde::{Deserialize, Serialize};
+use tessera_event_bus::{
+    Attributes, BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher,
+    RawEvent, Router, SubscribeOptions, Subscriber, Subscription,
+    rabbitmq::{QueueType, RabbitBus, RabbitConfig},
+    testkit::{RabbitTestBackend, amqp_url},
+};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn event(ty: &str, n: u32) -> RawEvent {
+    let mut attrs = Attributes::new(Attributes::new_id(), "/tests", ty);
+    attrs.datacontenttype = Some("application/json".to_owned());
+    attrs.time = Some(time::OffsetDateTime::now_utc());
+    RawEvent::new(attrs, Bytes::from(format!(r#"{{"n":{n}}}"#)))
+}
+
+async fn next(sub: &mut Box<dyn Subscription>) -> tessera_event_bus::Delivery {
+    tokio::time::timeout(PATIENCE, sub.next())
+        .await
+        .expect("a delivery in time")
+        .expect("the subscription works")
+        .expect("the subscription is open")
+}
+
+async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    (conn, channel)
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_a_clear_error() {
+    let config = RabbitConfig::new("amqp://guest:guest@127.0.0.1:1/%2f");
+    let err = RabbitBus::connect(config).await.unwrap_err();
+    assert!(matches!(err, BusError::Connection(_)), "{err}");
+    assert!(
+        err.to_string().starts_with("broker connection failed"),
+        "{err}"
+    );
+    let err = RabbitBus::connect(RabbitConfig::new("not a url"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::Connection(_)), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn an_unroutable_event_is_an_error() {
+    let backend = RabbitTestBackend::new().await;
+    // Bind one group so the exchange has a binding, then publish another type.
+    let sub = backend.bus().subscriber();
+    let _s = sub
+        .subscribe(SubscribeOptions::new(unique("bound")).event_type("tessera.test.bound.v1"))
+        .await
+        .unwrap();
+    let err = backend
+        .bus()
+        .publisher()
+        .publish(event("tessera.test.nobody.v1", 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BusError::Unroutable(t) if t == "tessera.test.nobody.v1"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn messages_carry_the_amqp_properties_of_the_wire_format() {
+    let backend = RabbitTestBackend::new().await;
+    let (group, ty) = (unique("props"), "tessera.test.props.v1");
+    let mut binding = backend
+        .bus()
+        .subscriber()
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    binding.close().await.unwrap();
+    let mut e = event(ty, 1);
+    e.attributes.subject = Some("u-1".to_owned());
+    backend.bus().publisher().publish(e.clone()).await.unwrap();
+
+    let (_conn, channel) = raw_channel().await;
+    let got = channel
+        .basic_get(group.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the message is in the group's queue");
+    let d = got.delivery;
+    assert_eq!(d.exchange.as_str(), backend.bus().exchange());
+    assert_eq!(d.routing_key.as_str(), ty, "routing key = event type");
+    let p = &d.properties;
+    assert_eq!(p.delivery_mode(), &Some(2));
+    assert_eq!(
+        p.message_id().as_ref().map(ShortString::as_str),
+        Some(e.id())
+    );
+    assert_eq!(p.kind().as_ref().map(ShortString::as_str), Some(ty));
+    assert_eq!(
+        p.content_type().as_ref().map(ShortString::as_str),
+        Some("application/json")
+    );
+    let secs = e.attributes.time.unwrap().unix_timestamp() as u64;
+    assert_eq!(p.timestamp(), &Some(secs));
+    let headers = p.headers().as_ref().unwrap();
+    let header = |n: &str| match headers.inner().get(n) {
+        Some(AMQPValue::LongString(s)) => Some(String::from_utf8(s.as_bytes().to_vec()).unwrap()),
+        _ => None,
+    };
+    assert_eq!(header("ce-specversion").as_deref(), Some("1.0"));
+    assert_eq!(header("ce-id").as_deref(), Some(e.id()));
+    assert_eq!(header("ce-source").as_deref(), Some("/tests"));
+    assert_eq!(header("ce-type").as_deref(), Some(ty));
+    assert_eq!(header("ce-subject").as_deref(), Some("u-1"));
+    assert!(header("ce-time").is_some());
+    assert_eq!(&d.data[..], &e.data[..]);
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
+    let backend = RabbitTestBackend::new().await;
+    let (group, ty) = (unique("garbage"), "tessera.test.garbage.v1");
+    let subscriber = backend.bus().subscriber();
+    let mut sub = subscriber
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+
+    let (_conn, channel) = raw_channel().await;
+    let exchange: ShortString = backend.bus().exchange().into();
+    let publish = |props: BasicProperties, body: &'static [u8]| {
+        let (channel, exchange) = (channel.clone(), exchange.clone());
+        async move {
+            channel
+                .basic_publish(
+                    exchange,
+                    ty.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props,
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // No headers at all.
+    publish(BasicProperties::default(), b"\x00\xffnot an event").await;
+    // A CloudEvent with a broken time and a header that is not a string.
+    let mut headers = FieldTable::default();
+    for (k, v) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "bad-1"),
+        ("ce-source", "/x"),
+        ("ce-type", ty),
+        ("ce-time", "yesterday"),
+    ] {
+        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+    }
+    publish(
+        BasicProperties::default().with_headers(headers.clone()),
+        b"{}",
+    )
+    .await;
+    headers.insert(
+        "ce-time".into(),
+        AMQPValue::FieldTable(FieldTable::default()),
+    );
+    publish(BasicProperties::default().with_headers(headers), b"{}").await;
+    // Then a good one.
+    let good = event(ty, 1);
+    backend
+        .bus()
+        .publisher()
+        .publish(good.clone())
+        .await
+        .unwrap();
+
+    let d = next(&mut sub).await;
+    assert_eq!(d.event(), &good, "garbage never reaches the caller");
+    d.ack().await.unwrap();
+
+    let parked = backend.bus().parked(&group).await.unwrap();
+    assert_eq!(parked.len(), 3, "{parked:?}");
+    assert!(parked.iter().all(|p| p.event.is_err()));
+    assert!(
+        parked[0].reason.starts_with("invalid cloudevent: "),
+        "{}",
+        parked[0].reason
+    );
+    assert!(
+        parked[0].reason.contains("specversion"),
+        "{}",
+        parked[0].reason
+    );
+    assert!(
+        parked[1].reason.contains("not an rfc 3339 timestamp"),
+        "{}",
+        parked[1].reason
+    );
+    assert!(
+        parked[2]
+            .reason
+            .contains("header `ce-time` is not a string"),
+        "{}",
+        parked[2].reason
+    );
+    assert_eq!(
+        &parked[0].body[..],
+        b"\x00\xffnot an event",
+        "the body is kept as it was"
+    );
+    // Peeking left them there.
+    assert_eq!(backend.bus().parked(&group).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn quorum_queues_park_a_message_over_the_delivery_limit() {
+    let backend =
+        RabbitTestBackend::with_config(|c| c.queue_type(QueueType::Quorum { delivery_limit: 2 }))
+            .await;
+    let (group, ty) = (unique("quorum"), "tessera.test.quorum.v1");
+    let subscriber = backend.bus().subscriber();
+    let mut sub = subscriber
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    let e = event(ty, 1);
+    backend.bus().publisher().publish(e.clone()).await.unwrap();
+    for attempt in 1..=3 {
+        let d = next(&mut sub).await;
+        assert_eq!(d.event().id(), e.id());
+        assert_eq!(d.attempt(), attempt, "x-delivery-count counts the returns");
+        d.nack().await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let parked = loop {
+        let parked = backend.bus().parked(&group).await.unwrap();
+        if !parked.is_empty() || tokio::time::Instant::now() > deadline {
+            break parked;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event.as_ref().unwrap().id(), e.id());
+    assert!(
+        parked[0].reason.contains("delivery_limit"),
+        "{}",
+        parked[0].reason
+    );
+    sub.close().await.unwrap();
+    // The queue is a quorum queue; delete it explicitly (quorum queues cannot auto-delete).
+    let (_conn, channel) = raw_channel().await;
+    for q in [group.clone(), format!("{group}.parking-lot")] {
+        let _ = channel
+            .queue_delete(q.as_str().into(), Default::default())
+            .await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn pipelined_publishes_survive_a_forced_close_and_nothing_confirmed_is_lost() {
+    let backend = RabbitTestBackend::new().await;
+    let (group, ty) = (unique("pipelined"), "tessera.test.pipelined.v1");
+    let subscriber = backend.bus().subscriber();
+    let mut sub = subscriber
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    let publisher = Arc::new(backend.bus().publisher());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Publish batches of pipelined publishes until the connections were
+    // force-closed, so some are in flight at the drop.
+    let publishing = {
+        let (publisher, stop) = (Arc::clone(&publisher), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut ids = HashSet::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let batch: Vec<_> = (0..100).map(|i| event(ty, n + i)).collect();
+                n += 100;
+                ids.extend(batch.iter().map(|e| e.id().to_owned()));
+                publisher
+                    .publish_all(batch)
+                    .await
+                    .expect("publishes in flight at the drop are retried on the new connection");
+            }
+            ids
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    backend.force_close_connections().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut expected = publishing.await.unwrap();
+    assert!(expected.len() > 100);
+    while !expected.is_empty() {
+        let d = next(&mut sub).await;
+        expected.remove(d.event().id());
+        let _ = d.ack().await;
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !backend.bus().health().is_up() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = backend.bus().health();
+    assert_eq!(health.status, HealthStatus::Up, "{health:?}");
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ping {
+    n: u32,
+}
+tessera_event_bus::event!(Ping => "tessera.test.router_ping.v1");
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn a_router_keeps_consuming_after_a_forced_close() {
+    let backend = RabbitTestBackend::new().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let router = Router::new(Arc::new(backend.bus().subscriber()), unique("router"))
+        .handle(move |env: Envelope<Ping>, _ctx: EventContext| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(env.data().n);
+                Ok(())
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(Arc::new(backend.bus().publisher()), "/tests");
+    events.publish(Ping { n: 1 }).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, rx.recv()).await.unwrap(),
+        Some(1)
+    );
+
+    backend.force_close_connections().await;
+    events.publish(Ping { n: 2 }).await.unwrap();
+    let mut seen = Vec::new();
+    while !seen.contains(&2) {
+        seen.push(
+            tokio::time::timeout(PATIENCE, rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert!(router.health().is_up());
+    router.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn a_closed_bus_is_down_and_refuses_work() {
+    let backend = RabbitTestBackend::new().await;
+    let bus = backend.bus().clone();
+    assert!(bus.health().is_up());
+    let publisher = bus.publisher();
+    let subscriber = bus.subscriber();
+    bus.close().await;
+    bus.close().await;
+    assert_eq!(bus.health().status, HealthStatus::Down);
+    assert!(matches!(
+        publisher.publish(event("tessera.test.closed.v1", 1)).await,
+        Err(BusError::Closed)
+    ));
+    assert!(matches!(
+        subscriber
+            .subscribe(SubscribeOptions::new(unique("closed")).event_type("t"))
+            .await,
+        Err(BusError::Closed)
+    ));
+    assert_eq!(publisher.health().status, HealthStatus::Down);
+}
