@@ -58,6 +58,13 @@ pub enum StoreError {
     },
 }
 
+#[cfg(feature = "postgres")]
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(Box::new(e))
+    }
+}
+
 /// Applying an event (or a batch) to a replica failed; nothing of it was written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -17,7 +17,7 @@
 //!   A failing hook means the change is not written.
 //!
 //! Two stores ship: [`MemoryStore`] and, with feature `postgres`,
-//! `PgReplicaStore` (coming next).
+//! [`PgReplicaStore`](crate::store::postgres::PgReplicaStore).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -41,6 +41,8 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::{collections::HashMap, fmt, future::Future, ops::BitOr, pin::Pin, sync::Arc};
 
