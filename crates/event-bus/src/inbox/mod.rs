@@ -8,7 +8,7 @@
 //! time cannot both pass: the second waits on the first's uncommitted record
 //! and is skipped once the first commits (or proceeds if it rolled back).
 //!
-//! With the [`Router`](crate::Router), register a handler that receives the
+//! With the [`Router`], register a handler that receives the
 //! open transaction through [`InboxRouterExt::handle_tx`]: it returns `Ok` →
 //! the transaction commits → the router acks. An error rolls everything back
 //! (the inbox record included) and the router retries or dead-letters as

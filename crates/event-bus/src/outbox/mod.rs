@@ -4,7 +4,7 @@
 //! neither. [`Outbox::enqueue`] writes the event into an outbox table inside
 //! the caller's own transaction: a rolled-back transaction publishes nothing,
 //! a committed one is published eventually, always. An [`OutboxRelay`] reads
-//! committed rows and publishes them through any [`Publisher`], marking each
+//! committed rows and publishes them through any [`Publisher`](crate::Publisher), marking each
 //! row sent only after the publish was confirmed.
 //!
 //! # Guarantees
