@@ -3,6 +3,9 @@
 
 pub mod error;
 pub mod events;
+pub mod producer;
+#[cfg(feature = "authn")]
+pub mod provision;
 pub mod replica;
 pub mod snapshot;
 pub mod store;
