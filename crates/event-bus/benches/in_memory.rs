@@ -1,0 +1,92 @@
+//! In-memory throughput: events published through [`EventPublisher`] until a
+//! [`Router`] handled them all. Run with:
+//!
+//! ```sh
+//! cargo bench -p tessera-event-bus --bench in_memory
+//! ```
+#![allow(missing_docs)]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+use tessera_event_bus::{Envelope, EventContext, EventPublisher, Router, memory::MemoryBus};
+
+const EVENTS: u64 = 10_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UserRenamed {
+    user_id: String,
+    display_name: String,
+}
+tessera_event_bus::event!(UserRenamed => "com.example.user.renamed.v1", subject = user_id);
+
+fn publish_to_handled(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bus = MemoryBus::new();
+    let handled = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(tokio::sync::Notify::new());
+    let target = Arc::new(AtomicU64::new(u64::MAX));
+    let (h, d, t) = (Arc::clone(&handled), Arc::clone(&done), Arc::clone(&target));
+    let router = rt.block_on(async {
+        Router::new(Arc::new(bus.subscriber()), "bench")
+            .handle(move |_env: Envelope<UserRenamed>, _ctx: EventContext| {
+                let (h, d, t) = (Arc::clone(&h), Arc::clone(&d), Arc::clone(&t));
+                async move {
+                    if h.fetch_add(1, Ordering::Relaxed) + 1 == t.load(Ordering::Relaxed) {
+                        d.notify_one();
+                    }
+                    Ok(())
+                }
+            })
+            .start()
+            .await
+            .expect("router")
+    });
+    let events = EventPublisher::new(Arc::new(bus.publisher()), "/bench");
+
+    let mut group = c.benchmark_group("in_memory");
+    group.throughput(Throughput::Elements(EVENTS));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("publish_to_handled", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let base = handled.load(Ordering::Relaxed);
+                    target.store(base + EVENTS, Ordering::Relaxed);
+                    let notified = done.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    for n in 0..EVENTS {
+                        events
+                            .publish(UserRenamed {
+                                user_id: format!("u-{}", n % 100),
+                                display_name: "Ada".into(),
+                            })
+                            .await
+                            .expect("publish");
+                    }
+                    notified.await;
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+    rt.block_on(router.shutdown()).expect("shutdown");
+}
+
+criterion_group!(benches, publish_to_handled);
+criterion_main!(benches);
