@@ -1,0 +1,258 @@
+//! End to end on PostgreSQL and RabbitMQ: user row change → outbox → relay →
+//! broker → router → PostgreSQL replica, with the broker connections
+//! force-closed midway. The replica converges, nothing is lost, nothing is
+//! applied twice.
+//!
+//! Needs DATABASE_URL (default `postgres://postgres@127.0.0.1:5432/test`),
+//! AMQP_URL (default `amqp://guest:guest@127.0.0.1:5672/%2f`) and
+//! `rabbitmqctl` on the PATH. Only this test's own connections are closed
+//! (`rabbitmqctl close_connection <pid> "test"` for each connection named
+//! after the test), so other suites using the broker are not disturbed.
+#![cfg(feature = "postgres")]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use sqlx::PgPool;
+use tessera_event_bus::{
+    Router,
+    outbox::{Outbox, OutboxRelay, TableName},
+    rabbitmq::{RabbitBus, RabbitConfig},
+    router::RetryPolicy,
+};
+use tessera_user_sync::{
+    Profile, UserReplica,
+    producer::{UserDirectory, postgres::PgUserDirectory},
+    store::{
+        DeletedUser, ReplicatedUser, UserState,
+        postgres::{PgReplicaStore, PgTransaction},
+    },
+};
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn force_close(connection_name: &str) {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "--quiet",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .expect("rabbitmqctl runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let pids: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.contains(connection_name))
+        .filter_map(|line| line.split('\t').next())
+        .collect();
+    assert!(!pids.is_empty(), "no connection named {connection_name}");
+    for pid in pids {
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test"])
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(
+            status.status.success(),
+            "rabbitmqctl close_connection failed"
+        );
+    }
+}
+
+fn profile(name: String) -> Profile {
+    Profile {
+        display_name: name,
+        email: Some("someone@example.com".to_owned()),
+        ..Profile::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL and RabbitMQ"]
+async fn user_changes_reach_the_replica_through_outbox_and_broker_despite_a_killed_connection() {
+    let schema = "us_test_e2e";
+    let name = format!("us-test-e2e-{}", std::process::id());
+    let pool = PgPool::connect(&env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+    ))
+    .await
+    .expect("PostgreSQL");
+    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // The user service: users table + outbox.
+    let outbox = Outbox::new(TableName::new(schema, "outbox").unwrap());
+    outbox.migrate(&pool).await.unwrap();
+    let users = PgUserDirectory::new(
+        pool.clone(),
+        TableName::new(schema, "users").unwrap(),
+        outbox.clone(),
+        "/user-service",
+    );
+    users.migrate().await.unwrap();
+
+    // The comment service: replica + an audit of every applied change, in the replica's transaction.
+    let store = PgReplicaStore::new(pool.clone(), TableName::new(schema, "replica").unwrap());
+    store.migrate().await.unwrap();
+    sqlx::raw_sql(&format!("CREATE TABLE \"{schema}\".applied (user_id TEXT NOT NULL, version BIGINT NOT NULL, kind TEXT NOT NULL)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let deletions = Arc::new(AtomicUsize::new(0));
+    let (audit_updated, audit_deleted) = (
+        format!("INSERT INTO \"{schema}\".applied VALUES ($1, $2, 'updated')"),
+        format!("INSERT INTO \"{schema}\".applied VALUES ($1, $2, 'deleted')"),
+    );
+    let d = Arc::clone(&deletions);
+    let replica = UserReplica::builder("comments", store)
+        .on_updated(move |tx: &mut PgTransaction, user: &ReplicatedUser| {
+            let sql = audit_updated.clone();
+            Box::pin(async move {
+                sqlx::query(&sql)
+                    .bind(&user.user_id)
+                    .bind(user.version as i64)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .on_deleted(move |tx: &mut PgTransaction, user: &DeletedUser| {
+            d.fetch_add(1, Ordering::SeqCst);
+            let sql = audit_deleted.clone();
+            Box::pin(async move {
+                sqlx::query(&sql)
+                    .bind(&user.user_id)
+                    .bind(user.version as i64)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .build();
+
+    let bus = RabbitBus::connect(
+        RabbitConfig::new(env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"))
+            .exchange(format!("{name}.events"))
+            .connection_name(name.clone())
+            .temporary_topology(Duration::from_secs(60))
+            .reconnect_delays(Duration::from_millis(50), Duration::from_secs(1))
+            .publish_timeout(Duration::from_secs(20)),
+    )
+    .await
+    .expect("RabbitMQ at AMQP_URL");
+    // Bind first, then produce.
+    let retry = RetryPolicy::exponential()
+        .max_attempts(10)
+        .min_delay(Duration::from_millis(20))
+        .max_delay(Duration::from_millis(500));
+    let router = replica
+        .route(Router::new(Arc::new(bus.subscriber()), format!("{name}.comments")).retry(retry))
+        .start()
+        .await
+        .unwrap();
+    let relay = OutboxRelay::new(&outbox, pool.clone(), Arc::new(bus.publisher()))
+        .poll_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+
+    let n_users = 30;
+    for round in 0..4u32 {
+        for i in 0..n_users {
+            let id = format!("user-{i:02}");
+            match round {
+                0 => {
+                    users
+                        .register(&id, profile(format!("{id} r0")))
+                        .await
+                        .unwrap();
+                }
+                3 if i % 5 == 0 => {
+                    users.delete(&id).await.unwrap();
+                }
+                _ => {
+                    users
+                        .update_profile(&id, profile(format!("{id} r{round}")))
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        if round == 1 {
+            // Midway: the broker drops our connections (publisher and consumer).
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || force_close(&name))
+                .await
+                .unwrap();
+        }
+    }
+
+    // Converges: every user in the replica as in the user service.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut pending = Vec::new();
+        for i in 0..n_users {
+            let id = format!("user-{i:02}");
+            let source = users.get(&id).await.unwrap().unwrap();
+            let ok = match replica.state(&id).await.unwrap() {
+                Some(UserState::Live(u)) => {
+                    !source.is_deleted()
+                        && u.version == source.version
+                        && u.display_name.as_deref() == Some(&*source.profile.display_name)
+                }
+                Some(UserState::Deleted(t)) => source.is_deleted() && t.version == source.version,
+                _ => false,
+            };
+            if !ok {
+                pending.push(id);
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not converged: {pending:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Nothing applied twice: each (user, version) took effect at most once.
+    let duplicates: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM (SELECT user_id, version FROM \"{schema}\".applied GROUP BY 1, 2 HAVING count(*) > 1) d"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicates, 0);
+    assert_eq!(
+        deletions.load(Ordering::SeqCst),
+        n_users / 5,
+        "one on_deleted per deleted user"
+    );
+    let email: Option<String> =
+        sqlx::query_scalar(&format!("SELECT max(email) FROM \"{schema}\".replica"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(email, None, "the replica never stored an email");
+    let backlog = outbox.backlog(&pool).await.unwrap();
+    assert_eq!((backlog.pending, backlog.parked), (0, 0), "{backlog:?}");
+
+    relay.shutdown().await.unwrap();
+    router.shutdown().await.unwrap();
+    bus.close().await;
+    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
