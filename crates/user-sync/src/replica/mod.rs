@@ -56,9 +56,9 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tessera_event_bus::{Codec, Router, router::RouteOptions};
@@ -87,13 +87,19 @@ pub struct UserReplica<S: ReplicaStore> {
 }
 
 struct Inner<S: ReplicaStore> {
-    name: String,
+    name: Arc<str>,
     store: S,
     fields: Fields,
     hooks: Hooks<S::Tx>,
     /// Newest applied `occurred_at` in unix nanoseconds; `i64::MIN` before the first.
     newest: AtomicI64,
+    /// When the lag gauges were last set, in nanoseconds since `started`.
+    lag_reported: AtomicU64,
+    started: Instant,
 }
+
+/// How often applying events refreshes the lag gauges at most.
+const LAG_REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 impl<S: ReplicaStore> Clone for UserReplica<S> {
     fn clone(&self) -> Self {
@@ -263,14 +269,20 @@ impl<S: ReplicaStore> UserReplica<S> {
     }
 
     fn count(&self, outcome: &'static str, n: u64) {
-        metrics::counter!(EVENTS, "replica" => self.inner.name.clone(), "outcome" => outcome)
+        metrics::counter!(EVENTS, "replica" => Arc::clone(&self.inner.name), "outcome" => outcome)
             .increment(n);
     }
 
     fn observe(&self, occurred_at: OffsetDateTime) {
         let nanos = i64::try_from(occurred_at.unix_timestamp_nanos()).unwrap_or(i64::MAX);
         self.inner.newest.fetch_max(nanos, Ordering::Relaxed);
-        self.report_lag();
+        // Refreshing the gauges on every event would cost more than applying it.
+        let now = u64::try_from(self.inner.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.inner.lag_reported.load(Ordering::Relaxed);
+        if last == 0 || now.saturating_sub(last) >= LAG_REPORT_INTERVAL.as_nanos() as u64 {
+            self.inner.lag_reported.store(now.max(1), Ordering::Relaxed);
+            self.report_lag();
+        }
     }
 
     /// A live user, or `None` when unknown or deleted.
@@ -319,8 +331,8 @@ impl<S: ReplicaStore> UserReplica<S> {
     /// Sets the lag gauges now; call it periodically so the lag grows while no event arrives.
     pub fn report_lag(&self) {
         if let (Some(lag), Some(newest)) = (self.lag(), self.newest_applied()) {
-            metrics::gauge!(LAG, "replica" => self.inner.name.clone()).set(lag.as_secs_f64());
-            metrics::gauge!(NEWEST, "replica" => self.inner.name.clone())
+            metrics::gauge!(LAG, "replica" => Arc::clone(&self.inner.name)).set(lag.as_secs_f64());
+            metrics::gauge!(NEWEST, "replica" => Arc::clone(&self.inner.name))
                 .set(newest.unix_timestamp_nanos() as f64 / 1e9);
         }
     }
@@ -401,11 +413,13 @@ impl<S: ReplicaStore> UserReplicaBuilder<S> {
     pub fn build(self) -> UserReplica<S> {
         UserReplica {
             inner: Arc::new(Inner {
-                name: self.name,
+                name: Arc::from(self.name),
                 store: self.store,
                 fields: self.fields,
                 hooks: self.hooks,
                 newest: AtomicI64::new(i64::MIN),
+                lag_reported: AtomicU64::new(0),
+                started: Instant::now(),
             }),
         }
     }
