@@ -1,0 +1,145 @@
+//! Run with `AUTHN_ISSUER=... AUTHN_AUDIENCE=... AMQP_URL=amqp://127.0.0.1:5672 cargo run -p comment-service`
+//! (optional: `DATABASE_URL`, `DATABASE_SCHEMA`, `BIND`, and `USER_SERVICE_URL` with
+//! `COMMENT_SERVICE_CLIENT_ID` / `COMMENT_SERVICE_CLIENT_SECRET` for a backfill at start).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use comment_service::{BackfillClient, Config, Storage, app};
+use tessera_authn::client::ClientCredentials;
+use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
+use tessera_user_sync::snapshot::{Backfill, http::HttpSnapshotSource};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(problem) => {
+            tracing::error!("configuration error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let validator = match config.validator() {
+        Ok(v) => v,
+        Err(problem) => {
+            tracing::error!("configuration error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let storage = match &config.database_url {
+        None => {
+            tracing::info!("DATABASE_URL is not set: comments and the user replica live in memory");
+            Storage::in_memory()
+        }
+        Some(url) => {
+            let pool = match sqlx::PgPool::connect(url).await {
+                Ok(pool) => pool,
+                Err(error) => {
+                    tracing::error!(%error, "cannot connect to DATABASE_URL");
+                    return ExitCode::from(1);
+                }
+            };
+            match Storage::postgres(pool, &config.database_schema).await {
+                Ok(storage) => storage,
+                Err(error) => {
+                    tracing::error!(%error, "cannot prepare the database");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let bus = match RabbitBus::connect(
+        RabbitConfig::new(config.amqp_url.clone()).connection_name("comment-service"),
+    )
+    .await
+    {
+        Ok(bus) => bus,
+        Err(error) => {
+            tracing::error!(%error, "cannot connect to AMQP_URL");
+            return ExitCode::from(1);
+        }
+    };
+    // The queue is bound before the backfill starts, so no live event is missed.
+    let consumer = match storage.consumer(Arc::new(bus.subscriber())).start().await {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::error!(%error, "cannot start consuming user events");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(client) = &config.backfill {
+        match backfill(&config.issuer, client) {
+            Ok(backfill) => {
+                let storage = storage.clone();
+                tokio::spawn(async move {
+                    match storage.backfill(&backfill).await {
+                        Ok(report) => tracing::info!(?report, "backfill done"),
+                        Err(error) => {
+                            tracing::warn!(%error, "backfill failed; live events still apply");
+                        }
+                    }
+                });
+            }
+            Err(problem) => {
+                tracing::error!("configuration error: {problem}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(config.bind).await {
+        Ok(l) => l,
+        Err(error) => {
+            tracing::error!(%error, bind = %config.bind, "cannot listen");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(bind = %config.bind, "comment-service listening");
+    let served = axum::serve(listener, app(validator, storage))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    if let Err(error) = consumer.shutdown().await {
+        tracing::warn!(%error, "event consumer did not stop cleanly");
+    }
+    bus.close().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The snapshot backfill from the user service, with a client-credentials
+/// token (scope `users:snapshot`) from the issuer's token endpoint.
+fn backfill(issuer: &str, client: &BackfillClient) -> Result<Backfill<HttpSnapshotSource>, String> {
+    let mut builder = ClientCredentials::builder(&client.client_id, &client.client_secret)
+        .discovery(issuer)
+        .scope("users:snapshot");
+    if let Some(audience) = &client.audience {
+        builder = builder.audience(audience);
+    }
+    let credentials = builder.build().map_err(|e| e.to_string())?;
+    let mut url = client.user_service.clone();
+    url.path_segments_mut()
+        .map_err(|()| "USER_SERVICE_URL cannot be a base URL".to_owned())?
+        .pop_if_empty()
+        .push("users");
+    let source = HttpSnapshotSource::new(url).bearer_token(move || {
+        let credentials = credentials.clone();
+        async move {
+            let token = credentials.token().await?;
+            Ok(token.secret().to_owned())
+        }
+    });
+    Ok(Backfill::new(source))
+}
