@@ -14,6 +14,8 @@
 //!   (envelope and `ce-` headers included), each publish confirmed, 1,000 in flight.
 //! - `amqp_consume/raw_lapin`: a backlog consumed by lapin with manual acks,
 //!   prefetch 200, acks grouped with `multiple`.
+//! - `amqp_consume/tessera_subscription`: the same backlog through the
+//!   subscription alone (`next`, then `ack`), to tell the router's share.
 //! - `amqp_consume/tessera_router`: the same backlog through a [`Router`]
 //!   with a trivial handler, prefetch 200.
 #![allow(clippy::print_stdout, missing_docs)] // a bench binary reports on stdout
@@ -221,6 +223,24 @@ async fn raw_consume(s: &Setup, n: u64) {
     channel.close(200, "done".into()).await.expect("close");
 }
 
+/// The subscription alone (no router): `next`, then an awaited ack, one at a time.
+async fn subscription_consume(s: &Setup, n: u64) {
+    let subscriber = s.bus.subscriber();
+    let mut sub = subscriber
+        .subscribe(
+            SubscribeOptions::new(&s.group)
+                .event_type(Blob::TYPE_NAME)
+                .prefetch(PREFETCH),
+        )
+        .await
+        .expect("subscribe");
+    for _ in 0..n {
+        let delivery = sub.next().await.expect("next").expect("open");
+        delivery.ack().await.expect("ack");
+    }
+    sub.close().await.expect("close");
+}
+
 async fn tessera_consume(s: &Setup, n: u64) {
     let handled = Arc::new(AtomicU64::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
@@ -298,6 +318,20 @@ fn benches(c: &mut Criterion, rt: &Runtime) {
                     raw_publish(&s, BACKLOG, &body).await;
                     let start = Instant::now();
                     raw_consume(&s, BACKLOG).await;
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    });
+    group.bench_function("tessera_subscription", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    raw_publish(&s, BACKLOG, &body).await;
+                    let start = Instant::now();
+                    subscription_consume(&s, BACKLOG).await;
                     total += start.elapsed();
                 }
                 total

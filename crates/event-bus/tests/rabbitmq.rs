@@ -396,3 +396,44 @@ async fn a_closed_bus_is_down_and_refuses_work() {
     ));
     assert_eq!(publisher.health().status, HealthStatus::Down);
 }
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn grouped_acks_never_cover_a_nacked_delivery_nor_stall_the_prefetch_window() {
+    let backend = RabbitTestBackend::new().await;
+    let (group, ty) = (unique("acks"), "tessera.test.acks.v1");
+    let subscriber = backend.bus().subscriber();
+    let mut sub = subscriber
+        .subscribe(SubscribeOptions::new(&group).event_type(ty).prefetch(2))
+        .await
+        .unwrap();
+    let publisher = backend.bus().publisher();
+    let events: Vec<_> = (0..4).map(|n| event(ty, n)).collect();
+    publisher.publish_all(events.clone()).await.unwrap();
+
+    // A slow handler holds the first delivery; acks behind it still free the window.
+    let held = next(&mut sub).await;
+    assert_eq!(held.event().id(), events[0].id());
+    let second = next(&mut sub).await;
+    second.ack().await.unwrap();
+    let third = next(&mut sub).await;
+    assert_eq!(third.event().id(), events[2].id(), "the window moved on");
+    third.ack().await.unwrap();
+    let fourth = next(&mut sub).await;
+    // Nack the held one after later acks: it alone comes back.
+    held.nack().await.unwrap();
+    fourth.ack().await.unwrap();
+    let again = next(&mut sub).await;
+    assert_eq!(again.event().id(), events[0].id());
+    assert!(again.attempt() >= 2);
+    again.ack().await.unwrap();
+    sub.close().await.unwrap();
+
+    // Everything acked was acked on the broker: a new member gets nothing.
+    let mut sub = subscriber
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+    assert!(quiet.is_err(), "an acked event came back: {quiet:?}");
+}

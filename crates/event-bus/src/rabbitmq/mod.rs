@@ -17,6 +17,11 @@
 //!   two significant digits), whose TTL dead-letters messages back to the
 //!   group's queue.
 //!
+//! Consumers ack manually; acks are grouped per channel into `basic.ack`
+//! with `multiple` (sent within a few milliseconds, never covering a
+//! delivery that is still in a handler or was nacked), so the broker and
+//! lapin see one ack frame per batch rather than per message.
+//!
 //! Publishing is persistent and mandatory with publisher confirms; many
 //! publishes are in flight on one channel at once. Messages are CloudEvents
 //! in binary content mode ([`wire`](crate::wire), `docs/wire-format.md`).

@@ -115,6 +115,122 @@ struct SettleContext {
 struct Open {
     channel: Channel,
     consumer: Consumer,
+    acks: Arc<AckBatcher>,
+}
+
+/// Groups the acks of one channel into `basic.ack` with `multiple`.
+///
+/// An ack frame per delivery makes lapin's I/O loop the bottleneck, so acks
+/// are collected for a moment and sent as one `multiple` ack up to the
+/// highest tag below which every delivery of the channel is settled. Nacks
+/// and rejects go out one by one, and a tag stays "outstanding" until its
+/// nack or reject was sent, so a `multiple` ack never covers it. Acks still
+/// pending when a channel dies are lost with it: the broker redelivers those
+/// messages (a duplicate, which consumers tolerate), never drops them.
+#[derive(Debug)]
+struct AckBatcher {
+    channel: Channel,
+    state: std::sync::Mutex<AckState>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for AckBatcher {
+    fn drop(&mut self) {
+        // Lets the flusher task see that the batcher is gone.
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Debug, Default)]
+struct AckState {
+    outstanding: std::collections::BTreeSet<u64>,
+    acked: std::collections::BTreeSet<u64>,
+}
+
+/// Acks waiting longer than this are sent even if fewer than [`ACK_BATCH`].
+const ACK_DELAY: Duration = Duration::from_millis(2);
+const ACK_BATCH: usize = 64;
+
+impl AckBatcher {
+    fn start(channel: Channel) -> Arc<Self> {
+        let this = Arc::new(Self {
+            channel,
+            state: std::sync::Mutex::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        });
+        let weak = Arc::downgrade(&this);
+        let wake = Arc::clone(&this.wake);
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                // Let more acks join, unless the batch is full already.
+                tokio::time::sleep(ACK_DELAY).await;
+                let Some(this) = weak.upgrade() else { return };
+                if !this.channel.status().connected() {
+                    return;
+                }
+                if let Err(error) = this.flush().await {
+                    tracing::debug!(%error, "could not send acks; the broker redelivers");
+                    return;
+                }
+            }
+        });
+        this
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn track(&self, tag: u64) {
+        self.lock().outstanding.insert(tag);
+    }
+
+    /// The tag was settled individually (nack, reject) and the frame sent.
+    fn untrack(&self, tag: u64) {
+        self.lock().outstanding.remove(&tag);
+        self.wake.notify_one();
+    }
+
+    fn ack(&self, tag: u64) {
+        let first = {
+            let mut state = self.lock();
+            state.outstanding.remove(&tag);
+            state.acked.insert(tag);
+            state.acked.len() == 1 || state.acked.len() >= ACK_BATCH
+        };
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends one `multiple` ack for what can be acked now.
+    async fn flush(&self) -> Result<(), lapin::Error> {
+        let upto = {
+            let mut state = self.lock();
+            let limit = state.outstanding.first().copied().unwrap_or(u64::MAX);
+            let rest = state.acked.split_off(&limit);
+            let ready = std::mem::replace(&mut state.acked, rest);
+            // Acks above a delivery still in a handler go out one by one, so
+            // a slow handler never holds up the prefetch window.
+            let behind: Vec<u64> = std::mem::take(&mut state.acked).into_iter().collect();
+            (ready.last().copied(), behind)
+        };
+        let (prefix, behind) = upto;
+        if let Some(tag) = prefix {
+            self.channel
+                .basic_ack(tag, BasicAckOptions { multiple: true })
+                .await?;
+        }
+        for tag in behind {
+            self.channel
+                .basic_ack(tag, BasicAckOptions { multiple: false })
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// One member of a consumer group on RabbitMQ.
@@ -171,7 +287,12 @@ impl RabbitSubscription {
             )
             .await
             .map_err(lapin_error)?;
-        Ok(Open { channel, consumer })
+        let acks = AckBatcher::start(channel.clone());
+        Ok(Open {
+            channel,
+            consumer,
+            acks,
+        })
     }
 
     /// Opens the consumer, retrying with backoff while the broker is away.
@@ -208,8 +329,9 @@ impl RabbitSubscription {
     }
 
     /// Turns a broker delivery into a [`Delivery`]; parks what is not a valid CloudEvent.
-    async fn accept(&self, d: lapin::message::Delivery) -> Option<Delivery> {
+    async fn accept(&self, d: lapin::message::Delivery, acks: Arc<AckBatcher>) -> Option<Delivery> {
         let lapin::message::Delivery {
+            delivery_tag,
             routing_key,
             redelivered,
             properties,
@@ -218,11 +340,14 @@ impl RabbitSubscription {
             ..
         } = d;
         let body = Bytes::from(data);
+        acks.track(delivery_tag);
         match amqp::from_amqp(&properties, body.clone()) {
             Ok(event) => {
                 let attempt = amqp::attempt(&properties, redelivered);
                 let acker = RabbitAcker {
                     acker,
+                    acks,
+                    tag: delivery_tag,
                     context: Arc::clone(&self.context),
                     properties,
                     body,
@@ -255,6 +380,7 @@ impl RabbitSubscription {
                 if let Err(error) = result {
                     tracing::warn!(%error, "could not settle an invalid message; the broker redelivers it");
                 }
+                acks.untrack(delivery_tag);
                 None
             }
         }
@@ -264,6 +390,8 @@ impl RabbitSubscription {
         if let Some(open) = self.open.take()
             && open.channel.status().connected()
         {
+            // Acks still waiting to be grouped go out before the channel closes.
+            let _ = open.acks.flush().await;
             let _ = tokio::time::timeout(
                 Duration::from_secs(5),
                 open.channel
@@ -289,6 +417,7 @@ impl Subscription for RabbitSubscription {
                     Err(error) => return Err(error),
                 }
             };
+            let acks = Arc::clone(&open.acks);
             let mut closing = self.closing.clone();
             let connector = Arc::clone(&self.connector);
             let item = tokio::select! {
@@ -298,7 +427,7 @@ impl Subscription for RabbitSubscription {
             };
             match item {
                 Some(Ok(delivery)) => {
-                    if let Some(delivery) = self.accept(delivery).await {
+                    if let Some(delivery) = self.accept(delivery, acks).await {
                         return Ok(Some(delivery));
                     }
                 }
@@ -394,6 +523,8 @@ async fn park(
 /// Settles one RabbitMQ delivery on its channel.
 struct RabbitAcker {
     acker: lapin::Acker,
+    acks: Arc<AckBatcher>,
+    tag: u64,
     context: Arc<SettleContext>,
     properties: BasicProperties,
     body: Bytes,
@@ -411,25 +542,36 @@ impl fmt::Debug for RabbitAcker {
     }
 }
 
+impl RabbitAcker {
+    fn ack(&self) -> Result<(), BusError> {
+        if !self.acker.usable() {
+            return Err(BusError::Connection(
+                "the channel of this delivery is gone; the broker redelivers it".into(),
+            ));
+        }
+        self.acks.ack(self.tag);
+        Ok(())
+    }
+
+    async fn requeue(&self) -> Result<(), BusError> {
+        self.acker
+            .nack(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+            .await
+            .map_err(lapin_error)?;
+        self.acks.untrack(self.tag);
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Acker for RabbitAcker {
     async fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
         match settlement {
-            Settlement::Ack => {
-                self.acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(lapin_error)?;
-            }
-            Settlement::Requeue => {
-                self.acker
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await
-                    .map_err(lapin_error)?;
-            }
+            Settlement::Ack => self.ack()?,
+            Settlement::Requeue => self.requeue().await?,
             Settlement::RetryAfter(delay) => {
                 let ctx = &self.context;
                 let delay_ms = topology::retry_delay_ms(delay);
@@ -446,10 +588,7 @@ impl Acker for RabbitAcker {
                 ctx.connector
                     .publish(&ShortString::from(""), &queue, true, &self.body, &props)
                     .await?;
-                self.acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(lapin_error)?;
+                self.ack()?;
             }
             Settlement::DeadLetter(reason) => {
                 park(
@@ -461,22 +600,11 @@ impl Acker for RabbitAcker {
                     &reason,
                 )
                 .await?;
-                self.acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map_err(lapin_error)?;
+                self.ack()?;
             }
             // Settlement is non_exhaustive for callers; a future variant hands the message back.
             #[allow(unreachable_patterns)]
-            _ => {
-                self.acker
-                    .nack(BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    })
-                    .await
-                    .map_err(lapin_error)?;
-            }
+            _ => self.requeue().await?,
         }
         self.settled.store(true, Ordering::Release);
         Ok(())
@@ -490,14 +618,18 @@ impl Drop for RabbitAcker {
             && self.acker.usable()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let acker = self.acker.clone();
+            let (acker, acks, tag) = (self.acker.clone(), Arc::clone(&self.acks), self.tag);
             runtime.spawn(async move {
-                let _ = acker
+                if acker
                     .nack(BasicNackOptions {
                         multiple: false,
                         requeue: true,
                     })
-                    .await;
+                    .await
+                    .is_ok()
+                {
+                    acks.untrack(tag);
+                }
             });
         }
     }
