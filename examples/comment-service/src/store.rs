@@ -48,9 +48,10 @@ pub enum StorageError {
     /// The inbox could not be set up.
     #[error("inbox error: {0}")]
     Inbox(#[from] tessera_event_bus::outbox::OutboxError),
-    /// The schema name is not a valid identifier.
-    #[error("invalid schema name {0:?}")]
-    InvalidSchema(String),
+    /// The schema name is not a valid identifier (1 to 30 lowercase ASCII
+    /// letters, digits or underscores, not starting with a digit nor `pg_`).
+    #[error("invalid schema name: {0}")]
+    InvalidSchema(#[from] tessera_event_bus::outbox::TableNameError),
 }
 
 #[derive(Clone)]
@@ -92,7 +93,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn table(schema: &str, name: &str) -> Result<TableName, StorageError> {
-    TableName::new(schema, name).map_err(|_| StorageError::InvalidSchema(schema.to_owned()))
+    Ok(TableName::new(schema, name)?)
 }
 
 impl Storage {
