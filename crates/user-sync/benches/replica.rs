@@ -169,6 +169,60 @@ fn postgres(c: &mut Criterion) {
         });
     });
 
+    // The consumer path: MemoryBus -> Router -> replica with batching, 5,000 events per iteration.
+    {
+        use std::sync::Arc;
+
+        use tessera_event_bus::{EventPublisher, Router, memory::MemoryBus};
+        let store = reset(&pool);
+        let replica = UserReplica::builder("bench", store)
+            .batch(256, Duration::from_millis(2))
+            .build();
+        let bus = MemoryBus::new();
+        let router = rt
+            .block_on(
+                replica
+                    .route(
+                        Router::new(Arc::new(bus.subscriber()), "bench")
+                            .concurrency(512)
+                            .prefetch(1024),
+                    )
+                    .start(),
+            )
+            .unwrap();
+        let events = EventPublisher::new(Arc::new(bus.publisher()), "/user-service");
+        let mut round = 0u64;
+        group.throughput(Throughput::Elements(5_000));
+        group.bench_function("router_batched_5000_events", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (bus, events) = (bus.clone(), events.clone());
+                round += 1;
+                let base = round * 1_000_000;
+                async move {
+                    let started = std::time::Instant::now();
+                    for it in 0..iters {
+                        for v in 1..=5u64 {
+                            for i in 0..1_000 {
+                                let id = format!("user-{:012}", base + it * 1_000 + i);
+                                let sent = if v == 1 {
+                                    events.publish(UserRegistered::new(id, 1, "User")).await
+                                } else {
+                                    events.publish(UserProfileUpdated::new(id, v, "User")).await
+                                };
+                                sent.unwrap();
+                            }
+                        }
+                        while bus.queued("bench") > 0 || bus.in_flight("bench") > 0 {
+                            tokio::time::sleep(Duration::from_micros(200)).await;
+                        }
+                    }
+                    started.elapsed()
+                }
+            });
+        });
+        rt.block_on(router.shutdown()).unwrap();
+    }
+
     // get_many of 100 ids out of 100,000 users.
     let store = reset(&pool);
     let replica = UserReplica::builder("bench", store).build();

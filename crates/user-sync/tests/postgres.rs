@@ -426,3 +426,98 @@ async fn an_unreachable_database_is_a_transient_error_not_a_panic() {
     assert!(replica.get("u").await.is_err());
     assert!(replica.store().state("u").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
+async fn router_deliveries_are_applied_in_batches_and_converge() {
+    use tessera_event_bus::{EventPublisher, Router, memory::MemoryBus, router::RetryPolicy};
+    let schema = "us_test_router_batches";
+    let (pool, store) = fresh(schema).await;
+    let fail_once = Arc::new(AtomicUsize::new(0));
+    let f = Arc::clone(&fail_once);
+    let replica = UserReplica::builder("comments", store)
+        .batch(128, std::time::Duration::from_millis(5))
+        .on_deleted(move |_: &mut PgTransaction, _: &DeletedUser| {
+            // The first batch with a deletion fails: all its deliveries are retried.
+            let n = f.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n == 0 {
+                    Err("transient".into())
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .build();
+    let bus = MemoryBus::new();
+    let retry = RetryPolicy::exponential()
+        .max_attempts(10)
+        .min_delay(std::time::Duration::from_millis(5))
+        .max_delay(std::time::Duration::from_millis(50));
+    let router = replica
+        .route(
+            Router::new(Arc::new(bus.subscriber()), "comments")
+                .concurrency(256)
+                .prefetch(512)
+                .retry(retry),
+        )
+        .start()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(Arc::new(bus.publisher()), "/user-service");
+    let users = 100u64;
+    for v in 1..=5u64 {
+        for i in 0..users {
+            let id = format!("u{i:03}");
+            if v == 1 {
+                events
+                    .publish(UserRegistered::new(&id, 1, format!("{id} v1")))
+                    .await
+                    .unwrap();
+            } else if v == 5 && i % 10 == 0 {
+                events.publish(UserDeleted::new(&id, 5)).await.unwrap();
+            } else {
+                events
+                    .publish(UserProfileUpdated::new(&id, v, format!("{id} v{v}")))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    // An invalid event is refused alone, not with its batch.
+    events
+        .publish(UserProfileUpdated::new("u001", 0, "zero"))
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..users).map(|i| format!("u{i:03}")).collect();
+    let mut converged = false;
+    for _ in 0..500 {
+        let live = replica.get_many(ids.clone()).await.unwrap();
+        if live.len() == 90 && live.values().all(|u| u.version == 5) {
+            converged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(converged, "the replica did not converge");
+    for i in (0..users).step_by(10) {
+        assert!(matches!(
+            replica.state(&format!("u{i:03}")).await.unwrap(),
+            Some(UserState::Deleted(_))
+        ));
+    }
+    router.shutdown().await.unwrap();
+    let dead = bus.dead_letters("comments");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].reason.contains("version 0 is out of range"),
+        "{}",
+        dead[0].reason
+    );
+    assert_eq!(
+        fail_once.load(Ordering::SeqCst),
+        10 + 1,
+        "one failure, then each deletion once"
+    );
+    drop_schema(&pool, schema).await;
+}

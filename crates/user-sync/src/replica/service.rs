@@ -90,6 +90,16 @@ macro_rules! replica_service_for {
                         return Err(e);
                     }
                     let event = UserEvent::from(envelope.into_data());
+                    if let Some(batcher) = &replica.inner.batcher {
+                        if let Err(e) = event.validate() {
+                            replica.count("invalid", 1);
+                            return Err(HandlerError::permanent(ApplyError::Invalid(e)));
+                        }
+                        return replica
+                            .apply_batched(batcher, event)
+                            .await
+                            .map_err(HandlerError::transient);
+                    }
                     let outcome = replica.apply(event).await.map_err(to_handler_error)?;
                     tracing::debug!(
                         replica = replica.name(),
