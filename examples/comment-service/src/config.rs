@@ -3,8 +3,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use tessera_authn::client::ClientCredentials;
 use tessera_authn::{ConfigError, Issuer, JwtValidator};
+use tessera_user_sync::snapshot::{Backfill, http::HttpSnapshotSource};
 use url::Url;
+
+/// The scope the snapshot endpoint of the user service requires.
+pub const SNAPSHOT_SCOPE: &str = "users:snapshot";
 
 /// The client credentials used to fetch the backfill snapshot from the user service.
 #[derive(Clone, PartialEq, Eq)]
@@ -17,6 +22,45 @@ pub struct BackfillClient {
     pub client_secret: String,
     /// `USER_SERVICE_AUDIENCE`: the audience to ask the token for (optional).
     pub audience: Option<String>,
+}
+
+impl BackfillClient {
+    /// The backfill from `GET {user_service}/users`, each page requested with
+    /// a client-credentials token (scope `users:snapshot`) from `issuer`'s
+    /// token endpoint (found by OIDC discovery), cached and refreshed ahead
+    /// of expiry by [`ClientCredentials`].
+    ///
+    /// # Errors
+    ///
+    /// The token provider cannot be built, or the URL cannot take a path.
+    pub fn backfill(&self, issuer: &str) -> Result<Backfill<HttpSnapshotSource>, ConfigProblem> {
+        let mut builder = ClientCredentials::builder(&self.client_id, &self.client_secret)
+            .discovery(issuer)
+            .scope(SNAPSHOT_SCOPE);
+        if let Some(audience) = &self.audience {
+            builder = builder.audience(audience);
+        }
+        let credentials = builder.build().map_err(|e| ConfigProblem::Invalid {
+            name: "COMMENT_SERVICE_CLIENT_ID",
+            reason: format!("cannot build the client-credentials provider: {e}"),
+        })?;
+        let mut url = self.user_service.clone();
+        url.path_segments_mut()
+            .map_err(|()| ConfigProblem::Invalid {
+                name: "USER_SERVICE_URL",
+                reason: "cannot be a base URL".to_owned(),
+            })?
+            .pop_if_empty()
+            .push("users");
+        let source = HttpSnapshotSource::new(url).bearer_token(move || {
+            let credentials = credentials.clone();
+            async move {
+                let token = credentials.token().await?;
+                Ok(token.secret().to_owned())
+            }
+        });
+        Ok(Backfill::new(source))
+    }
 }
 
 impl fmt::Debug for BackfillClient {
@@ -40,6 +84,9 @@ pub struct Config {
     /// `AMQP_URL`: the RabbitMQ broker the user events arrive on. Required
     /// for the process: without a broker no user event would ever arrive.
     pub amqp_url: String,
+    /// `AMQP_EXCHANGE`: the topic exchange user events are published to
+    /// (optional; the bus default `tessera.events` when absent).
+    pub amqp_exchange: Option<String>,
     /// `DATABASE_URL`: PostgreSQL; in-memory stores when absent.
     pub database_url: Option<String>,
     /// `DATABASE_SCHEMA`: the schema of the service's tables (default `comment_service`).
@@ -115,6 +162,7 @@ impl Config {
             issuer,
             audience,
             amqp_url,
+            amqp_exchange: optional("AMQP_EXCHANGE"),
             database_url: optional("DATABASE_URL"),
             database_schema: optional("DATABASE_SCHEMA")
                 .unwrap_or_else(|| "comment_service".to_owned()),
@@ -163,6 +211,7 @@ mod tests {
         let c = Config::from_lookup(lookup(&BASE)).unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:3002");
         assert_eq!(c.database_url, None);
+        assert_eq!(c.amqp_exchange, None);
         assert_eq!(c.database_schema, "comment_service");
         assert_eq!(c.backfill, None);
         assert!(matches!(

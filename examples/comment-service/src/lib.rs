@@ -68,7 +68,7 @@ use tessera_authn::{AuthnLayer, JwtValidator, Principal};
 use tessera_authz::policy::subject_is;
 use tessera_authz::{Forbidden, RequireScopes, ensure};
 
-pub use config::{BackfillClient, Config, ConfigProblem};
+pub use config::{BackfillClient, Config, ConfigProblem, SNAPSHOT_SCOPE};
 pub use store::{Comment, GROUP, Storage, StorageError};
 
 /// The longest comment text accepted, in characters.

@@ -5,10 +5,8 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use comment_service::{BackfillClient, Config, Storage, app};
-use tessera_authn::client::ClientCredentials;
+use comment_service::{Config, Storage, app};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
-use tessera_user_sync::snapshot::{Backfill, http::HttpSnapshotSource};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -55,11 +53,11 @@ async fn main() -> ExitCode {
             }
         }
     };
-    let bus = match RabbitBus::connect(
-        RabbitConfig::new(config.amqp_url.clone()).connection_name("comment-service"),
-    )
-    .await
-    {
+    let mut rabbit = RabbitConfig::new(config.amqp_url.clone()).connection_name("comment-service");
+    if let Some(exchange) = &config.amqp_exchange {
+        rabbit = rabbit.exchange(exchange);
+    }
+    let bus = match RabbitBus::connect(rabbit).await {
         Ok(bus) => bus,
         Err(error) => {
             tracing::error!(%error, "cannot connect to AMQP_URL");
@@ -75,7 +73,7 @@ async fn main() -> ExitCode {
         }
     };
     if let Some(client) = &config.backfill {
-        match backfill(&config.issuer, client) {
+        match client.backfill(&config.issuer) {
             Ok(backfill) => {
                 let storage = storage.clone();
                 tokio::spawn(async move {
@@ -117,29 +115,4 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// The snapshot backfill from the user service, with a client-credentials
-/// token (scope `users:snapshot`) from the issuer's token endpoint.
-fn backfill(issuer: &str, client: &BackfillClient) -> Result<Backfill<HttpSnapshotSource>, String> {
-    let mut builder = ClientCredentials::builder(&client.client_id, &client.client_secret)
-        .discovery(issuer)
-        .scope("users:snapshot");
-    if let Some(audience) = &client.audience {
-        builder = builder.audience(audience);
-    }
-    let credentials = builder.build().map_err(|e| e.to_string())?;
-    let mut url = client.user_service.clone();
-    url.path_segments_mut()
-        .map_err(|()| "USER_SERVICE_URL cannot be a base URL".to_owned())?
-        .pop_if_empty()
-        .push("users");
-    let source = HttpSnapshotSource::new(url).bearer_token(move || {
-        let credentials = credentials.clone();
-        async move {
-            let token = credentials.token().await?;
-            Ok(token.secret().to_owned())
-        }
-    });
-    Ok(Backfill::new(source))
 }
