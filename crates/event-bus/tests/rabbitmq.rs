@@ -395,6 +395,12 @@ async fn a_closed_bus_is_down_and_refuses_work() {
         Err(BusError::Closed)
     ));
     assert_eq!(publisher.health().status, HealthStatus::Down);
+    // Nothing was ever bound to this exchange, so it would not auto-delete.
+    let (_conn, channel) = raw_channel().await;
+    channel
+        .exchange_delete(bus.exchange().into(), Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
