@@ -102,7 +102,9 @@ pub struct Config {
 #[non_exhaustive]
 pub enum ConfigProblem {
     /// A required variable is missing or empty.
-    #[error("{0} is not set; it is required (see the docs of examples/comment-service)")]
+    #[error(
+        "{0} is not set; it is required (see the crate docs: cargo doc -p comment-service --open)"
+    )]
     Missing(&'static str),
     /// A variable has an invalid value.
     #[error("{name} is invalid: {reason}")]

@@ -11,6 +11,8 @@
 //! - `GET /posts/{post_id}/comments`: 200 with `[{"id", "text", "author": {"id", "display_name"}}]`,
 //!   oldest first. `display_name` is `null` while the replica does not know
 //!   the user; `author` is `null` once the author deleted the account.
+//!   403 when the replica knows the caller's account as deleted (a token
+//!   may outlive the account; its comments would escape anonymisation).
 //! - `DELETE /comments/{id}`: 204 for its author, 403 for anyone else, 404 if missing.
 //! - `GET /healthz`: 200, no token.
 //!
@@ -19,17 +21,56 @@
 //! control characters (other than newline and tab); 400 for a body that is
 //! not JSON, 415 without a JSON content type.
 //!
-//! Events: consumer group `comment-service` ([`GROUP`]) on the event bus,
-//! applying `tessera.user.registered.v1`, `tessera.user.profile_updated.v1`
-//! and `tessera.user.deleted.v1` to a [`UserReplica`](tessera_user_sync::UserReplica)
-//! that keeps only display names. Its `on_deleted` hook anonymises the
-//! deleted user's comments (in the same PostgreSQL transaction as the
-//! tombstone). With PostgreSQL, deliveries pass through the inbox of
-//! `tessera_event_bus::inbox`; the replica store commits in its own
-//! transaction just before the inbox record (it takes no caller
-//! transaction), and its version gate makes a redelivery after a crash
-//! between the two harmless. In memory there is no inbox: the version gate
-//! alone makes redelivered events no-ops.
+//! # Environment (the binary)
+//!
+//! | variable | | meaning |
+//! | --- | --- | --- |
+//! | `AUTHN_ISSUER` | required | the OIDC issuer URL; keys by discovery |
+//! | `AUTHN_AUDIENCE` | required | the audience tokens must name |
+//! | `AMQP_URL` | required | RabbitMQ, where user events arrive |
+//! | `AMQP_EXCHANGE` | optional | the topic exchange (default `tessera.events`) |
+//! | `BIND` | optional | listen address, default `127.0.0.1:3002` |
+//! | `DATABASE_URL` | optional | PostgreSQL; in-memory stores when absent |
+//! | `DATABASE_SCHEMA` | optional | the schema of the tables `comments`, `user_replica`, `inbox` (default `comment_service`; created, migrations run at start) |
+//! | `USER_SERVICE_URL` | optional | backfill the replica at start from `GET {url}/users` |
+//! | `COMMENT_SERVICE_CLIENT_ID`, `COMMENT_SERVICE_CLIENT_SECRET` | with `USER_SERVICE_URL` | client credentials for the backfill token (scope `users:snapshot`, from the issuer's token endpoint) |
+//! | `USER_SERVICE_AUDIENCE` | optional | the audience to request that token for |
+//!
+//! `AMQP_URL` is required: as a process of its own, the service would
+//! otherwise never receive a user event, every display name would stay
+//! `null` and deleted users' comments would never be anonymised, silently.
+//! A missing variable exits with status 2 and says which; an unreachable
+//! broker or database exits with status 1. Logs go to stderr (`RUST_LOG`).
+//! To run without a broker, embed the service in process on an in-memory
+//! bus, as `cargo run -p demo` and the tests do (below).
+//!
+//! # Events
+//!
+//! Consumer group `comment-service` ([`GROUP`]) on the event bus, applying
+//! `tessera.user.registered.v1`, `tessera.user.profile_updated.v1` and
+//! `tessera.user.deleted.v1` to a [`UserReplica`](tessera_user_sync::UserReplica)
+//! that keeps only display names (data minimisation: the email in the
+//! events never reaches the store). Its `on_deleted` hook anonymises the
+//! deleted user's comments; with PostgreSQL it runs in the same
+//! transaction as the tombstone.
+//!
+//! Idempotency: with PostgreSQL, deliveries pass through the inbox of
+//! `tessera_event_bus::inbox` (table `inbox`), so a redelivered event is
+//! acked without being applied again. `PgReplicaStore` opens its own
+//! transaction and takes no caller's, so the replica's change commits just
+//! before the inbox record rather than in the same transaction; should the
+//! process die between the two commits, the redelivery reaches the replica
+//! and its version gate makes it a no-op (the `on_deleted` hook runs only
+//! for a new tombstone). In memory there is no inbox: the version gate alone
+//! makes redelivered, duplicate and stale events no-ops.
+//!
+//! # Backfill
+//!
+//! With `USER_SERVICE_URL`, the binary binds its queue first, then pages the
+//! user service's snapshot into the replica in the background
+//! ([`Storage::backfill`], [`BackfillClient::backfill`]); live events keep
+//! applying meanwhile and the version gate resolves the overlap. A failed
+//! backfill is logged and the service keeps running on live events.
 //!
 //! In process (as the demo and the tests do), on an in-memory bus:
 //!
@@ -213,6 +254,11 @@ async fn create(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Forbidden::new("the token has no subject"))?
         .to_owned();
+    // A deleted account's token may still be valid for a while; its
+    // comments would escape the anonymisation that already ran.
+    if storage.is_deleted(&author).await? {
+        return Err(Forbidden::new("the account was deleted").into());
+    }
     let comment = Comment {
         id: uuid::Uuid::now_v7().to_string(),
         post_id,

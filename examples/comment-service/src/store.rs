@@ -16,7 +16,7 @@ use tessera_event_bus::outbox::TableName;
 use tessera_event_bus::{Envelope, EventContext, HandlerError, Router, Subscriber};
 use tessera_user_sync::events::{UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
 use tessera_user_sync::store::postgres::{PgReplicaStore, PgTransaction};
-use tessera_user_sync::store::{DeletedUser, Fields, MemoryStore, NoTransaction};
+use tessera_user_sync::store::{DeletedUser, Fields, MemoryStore, NoTransaction, UserState};
 use tessera_user_sync::{UserReplica, snapshot::Backfill, snapshot::BackfillReport};
 
 /// The consumer group (and replica name) of this service.
@@ -223,6 +223,15 @@ impl Storage {
             .into_iter()
             .map(|(id, u)| (id, u.display_name))
             .collect())
+    }
+
+    /// Whether the replica holds a tombstone for `user_id` (the account was deleted).
+    pub(crate) async fn is_deleted(&self, user_id: &str) -> Result<bool, StorageError> {
+        let state = match &self.users {
+            Users::Memory(replica) => replica.state(user_id).await?,
+            Users::Pg { replica, .. } => replica.state(user_id).await?,
+        };
+        Ok(matches!(state, Some(UserState::Deleted(_))))
     }
 
     /// Stores a new comment.
