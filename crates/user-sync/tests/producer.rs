@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use http::{Request, Response, StatusCode};
 use tessera_event_bus::{EventPublisher, SubscribeOptions, Subscriber, memory::MemoryBus};
 use tessera_user_sync::{
     Profile, UserReplica,
@@ -143,6 +142,9 @@ async fn a_new_replica_backfills_from_the_directory() {
 
 #[cfg(feature = "authn")]
 pub(crate) mod jit {
+    use std::{convert::Infallible, time::Duration};
+
+    use http::{Request, Response, StatusCode};
     use tessera_authn::{AuthnLayer, Issuer, JwtValidator, test_util::TestIssuer};
     use tessera_user_sync::provision::ProvisionLayer;
     use tower::{Service, ServiceBuilder, ServiceExt};
@@ -440,6 +442,7 @@ mod pg {
     async fn fifty_concurrent_first_requests_on_postgres_insert_one_row_and_one_outbox_event() {
         let schema = "us_test_jit";
         let (pool, users, _outbox) = fresh(schema).await;
+        use http::StatusCode;
         let (_idp, statuses) = super::jit::fifty_first_requests(users).await;
         assert!(
             statuses.iter().all(|s| *s == StatusCode::OK),

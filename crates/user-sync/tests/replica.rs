@@ -15,8 +15,8 @@ use bytes::Bytes;
 use common::{at, histories_and_shuffle, user_ids};
 use proptest::prelude::*;
 use tessera_event_bus::{
-    Attributes, Envelope, EventPublisher, JsonCodec, Publisher, RawEvent, Router,
-    memory::MemoryBus, router::RetryPolicy,
+    Attributes, Envelope, EventPublisher, Publisher, RawEvent, Router, memory::MemoryBus,
+    router::RetryPolicy,
 };
 use tessera_user_sync::{
     ApplyError, Fields, InvalidEvent, UserReplica,
@@ -514,5 +514,4 @@ async fn the_service_can_be_called_directly() {
         .await
         .unwrap();
     assert!(replica.get("u").await.unwrap().is_some());
-    let _ = JsonCodec;
 }
