@@ -10,7 +10,7 @@
 // Benchmarks report on stderr, next to criterion's own output.
 #![allow(clippy::print_stderr)]
 
-use std::{hint::black_box, time::Duration};
+use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput};
 use tessera_user_sync::{
@@ -77,6 +77,8 @@ fn memory(c: &mut Criterion) {
 
 #[cfg(feature = "postgres")]
 fn postgres(c: &mut Criterion) {
+    use std::time::Duration;
+
     use sqlx::PgPool;
     use tessera_user_sync::store::postgres::{PgReplicaStore, TableName};
 
