@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use comment_service::{Config, Storage, app};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
@@ -72,6 +73,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A week of inbox records: far beyond any redelivery the broker does.
+    let pruner = storage.spawn_inbox_pruner(
+        Duration::from_secs(7 * 24 * 3600),
+        Duration::from_secs(3600),
+    );
     if let Some(client) = &config.backfill {
         match client.backfill(&config.issuer) {
             Ok(backfill) => {
@@ -106,6 +112,9 @@ async fn main() -> ExitCode {
         .await;
     if let Err(error) = consumer.shutdown().await {
         tracing::warn!(%error, "event consumer did not stop cleanly");
+    }
+    if let Some(pruner) = pruner {
+        pruner.shutdown().await;
     }
     bus.close().await;
     match served {

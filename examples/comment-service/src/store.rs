@@ -11,7 +11,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{PgPool, Row as _};
-use tessera_event_bus::inbox::{Inbox, InboxRouterExt as _, InboxTransaction, TxFuture};
+use tessera_event_bus::inbox::{
+    Inbox, InboxPrunerHandle, InboxRouterExt as _, InboxTransaction, TxFuture,
+};
 use tessera_event_bus::outbox::TableName;
 use tessera_event_bus::{Envelope, EventContext, HandlerError, Router, Subscriber};
 use tessera_user_sync::events::{UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
@@ -188,6 +190,20 @@ impl Storage {
                 .handle_tx(inbox, inbox_handler::<UserRegistered>(replica.clone()))
                 .handle_tx(inbox, inbox_handler::<UserProfileUpdated>(replica.clone()))
                 .handle_tx(inbox, inbox_handler::<UserDeleted>(replica.clone())),
+        }
+    }
+
+    /// With PostgreSQL, starts pruning inbox records older than `retention`
+    /// every `interval` (the retention must exceed the longest time the
+    /// broker may redeliver an event); `None` in memory, which has no inbox.
+    pub fn spawn_inbox_pruner(
+        &self,
+        retention: std::time::Duration,
+        interval: std::time::Duration,
+    ) -> Option<InboxPrunerHandle> {
+        match &self.users {
+            Users::Memory(_) => None,
+            Users::Pg { inbox, .. } => Some(inbox.spawn_pruner(retention, interval)),
         }
     }
 

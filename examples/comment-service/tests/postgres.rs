@@ -10,6 +10,7 @@ use comment_service::Storage;
 use common::{Service, author_of, idle, token, users};
 use serde_json::json;
 use sqlx::PgPool;
+use std::time::Duration;
 use tessera_authn::test_util::TestIssuer;
 use tessera_event_bus::memory::MemoryBus;
 use tessera_user_sync::events::{UserDeleted, UserProfileUpdated, UserRegistered};
@@ -122,6 +123,7 @@ async fn the_inbox_records_each_event_once_and_skips_redeliveries() {
     let bus = MemoryBus::new();
     let users = users(&bus);
     let storage = Storage::postgres(pool.clone(), &schema).await.unwrap();
+    let storage_for_pruning = storage.clone();
     let svc = Service::start(&idp, &bus, storage).await;
 
     let carol = token(&idp, "carol", "comments:write");
@@ -167,6 +169,29 @@ async fn the_inbox_records_each_event_once_and_skips_redeliveries() {
     .await
     .unwrap();
     assert_eq!(recorded, 2, "two distinct events, each recorded once");
+
+    // Pruning removes records past the retention (here: all of them).
+    let pruner = storage_for_pruning
+        .spawn_inbox_pruner(Duration::ZERO, Duration::from_secs(3600))
+        .expect("PostgreSQL has an inbox");
+    let mut left = recorded;
+    for _ in 0..100 {
+        left = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".inbox"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pruner.shutdown().await;
+    assert_eq!(left, 0);
+    assert!(
+        Storage::in_memory()
+            .spawn_inbox_pruner(Duration::ZERO, Duration::ZERO)
+            .is_none()
+    );
     assert!(bus.dead_letters(comment_service::GROUP).is_empty());
     svc.stop().await;
 
