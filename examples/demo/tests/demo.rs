@@ -1,0 +1,48 @@
+//! The demo is the newcomer's first run: it must narrate every step and exit 0.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_demo"))
+        .args(args)
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (
+        output.status.success(),
+        format!("{stdout}\n--- stderr ---\n{stderr}"),
+    )
+}
+
+#[test]
+fn demo_on_embedded_defaults_behaves_as_narrated() {
+    let (ok, out) = run(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Every step behaved as expected."), "{out}");
+    assert!(!out.contains("UNEXPECTED"), "{out}");
+    assert!(
+        out.contains("by Robert Stone") && out.contains("by (deleted user)"),
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "needs RabbitMQ and PostgreSQL"]
+fn demo_on_rabbitmq_and_postgresql_behaves_as_narrated() {
+    let amqp = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    let db = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (ok, out) = run(&["--amqp", &amqp, "--database", &db]);
+    assert!(ok, "{out}");
+    assert!(out.contains("bus: RabbitMQ; stores: PostgreSQL"), "{out}");
+    assert!(out.contains("Every step behaved as expected."), "{out}");
+}
+
+#[test]
+fn unknown_arguments_are_refused() {
+    let (ok, out) = run(&["--nope"]);
+    assert!(!ok);
+    assert!(out.contains("unknown argument"), "{out}");
+}
