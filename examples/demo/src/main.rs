@@ -606,7 +606,16 @@ async fn run(options: Options) -> Result<bool, Error> {
     }
 
     if options.serve {
-        let token = system.user_token("bob", "Bob Stone");
+        // A token for exploring by hand: valid for eight hours.
+        let token = system
+            .idp
+            .token()
+            .subject("bob")
+            .claim("name", "Robert Stone")
+            .audience(json!(["gateway", "user-service", "comment-service"]))
+            .claim("scope", "comments:write")
+            .expires_in_secs(8 * 3600)
+            .sign();
         println!("\nEverything keeps running. Try (Ctrl-C to stop):\n");
         println!("  TOKEN={token}");
         println!(
