@@ -138,19 +138,7 @@ impl TokenExchangeBuilder {
 
     /// Checks the configuration. Performs no I/O.
     pub fn build(self) -> Result<TokenExchange, ClientError> {
-        if self.auth.id.is_empty() {
-            return Err(ClientError::Config("empty client id".into()));
-        }
-        let endpoint = self
-            .endpoint
-            .ok_or_else(|| ClientError::Config("no token endpoint or issuer".into()))?
-            .map_err(ClientError::Config)?;
-        let http = match self.http {
-            Some(client) => client,
-            None => {
-                crate::jwks::default_client().map_err(|e| ClientError::Config(e.to_string()))?
-            }
-        };
+        let (endpoint, http) = super::checked_parts(&self.auth, self.endpoint, self.http)?;
         Ok(TokenExchange {
             shared: Arc::new(Shared {
                 auth: self.auth,

@@ -210,6 +210,27 @@ pub(crate) fn is_invalid_token(status: http::StatusCode, headers: &http::HeaderM
             })
 }
 
+/// What every token-endpoint builder checks before building: a client id,
+/// an endpoint (configured or by discovery), and an HTTP client (the
+/// default one unless the caller gave theirs).
+pub(crate) fn checked_parts(
+    auth: &crate::endpoint::ClientAuth,
+    endpoint: Option<Result<crate::endpoint::EndpointSource, String>>,
+    http: Option<::reqwest::Client>,
+) -> Result<(crate::endpoint::EndpointSource, ::reqwest::Client), ClientError> {
+    if auth.id.is_empty() {
+        return Err(ClientError::Config("empty client id".into()));
+    }
+    let endpoint = endpoint
+        .ok_or_else(|| ClientError::Config("no token endpoint or issuer".into()))?
+        .map_err(ClientError::Config)?;
+    let http = match http {
+        Some(client) => client,
+        None => crate::jwks::default_client().map_err(|e| ClientError::Config(e.to_string()))?,
+    };
+    Ok((endpoint, http))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
