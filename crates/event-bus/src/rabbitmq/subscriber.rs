@@ -82,6 +82,7 @@ impl Subscriber for RabbitSubscriber {
             }),
             options,
             closing: self.closing.subscribe(),
+            stop: stop_signal(self.closing.subscribe(), Arc::clone(&self.connector)),
             closed: false,
             open: None,
         };
@@ -124,9 +125,16 @@ struct Open {
 /// are collected for a moment and sent as one `multiple` ack up to the
 /// highest tag below which every delivery of the channel is settled. Nacks
 /// and rejects go out one by one, and a tag stays "outstanding" until its
-/// nack or reject was sent, so a `multiple` ack never covers it. Acks still
-/// pending when a channel dies are lost with it: the broker redelivers those
-/// messages (a duplicate, which consumers tolerate), never drops them.
+/// nack or reject was sent, so a `multiple` ack never covers it.
+///
+/// Handlers finish out of order, so an ack often sits above a delivery
+/// still being handled. Such an ack is held for one more flush (a few
+/// milliseconds), by when the delivery below has usually finished and one
+/// `multiple` ack covers both; an ack still blocked after that goes out on
+/// its own, so a slow handler never holds up the prefetch window for long.
+/// Acks still pending when a channel dies are lost with it: the broker
+/// redelivers those messages (a duplicate, which consumers tolerate), never
+/// drops them.
 #[derive(Debug)]
 struct AckBatcher {
     channel: Channel,
@@ -143,8 +151,41 @@ impl Drop for AckBatcher {
 
 #[derive(Debug, Default)]
 struct AckState {
+    /// Handed out, not settled yet.
     outstanding: std::collections::BTreeSet<u64>,
+    /// Acked since the last flush.
     acked: std::collections::BTreeSet<u64>,
+    /// Acked, but above an outstanding tag at the last flush.
+    held: std::collections::BTreeSet<u64>,
+}
+
+/// What one flush sends.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct AckPlan {
+    /// One `multiple` ack up to this tag.
+    multiple: Option<u64>,
+    /// Acks sent on their own (held for a whole flush already).
+    single: Vec<u64>,
+    /// Whether acks are still held, so another flush must follow.
+    holding: bool,
+}
+
+impl AckState {
+    fn plan(&mut self) -> AckPlan {
+        let limit = self.outstanding.first().copied().unwrap_or(u64::MAX);
+        let mut acked = std::mem::take(&mut self.acked);
+        let blocked = acked.split_off(&limit);
+        let mut held = std::mem::take(&mut self.held);
+        let still_held = held.split_off(&limit);
+        // Everything below the lowest outstanding tag goes in one frame.
+        let multiple = acked.last().copied().max(held.last().copied());
+        self.held = blocked;
+        AckPlan {
+            multiple,
+            single: still_held.into_iter().collect(),
+            holding: !self.held.is_empty(),
+        }
+    }
 }
 
 /// Acks waiting longer than this are sent even if fewer than [`ACK_BATCH`].
@@ -161,17 +202,23 @@ impl AckBatcher {
         let weak = Arc::downgrade(&this);
         let wake = Arc::clone(&this.wake);
         tokio::spawn(async move {
+            let mut holding = false;
             loop {
-                wake.notified().await;
+                if !holding {
+                    wake.notified().await;
+                }
                 // Let more acks join, unless the batch is full already.
                 tokio::time::sleep(ACK_DELAY).await;
                 let Some(this) = weak.upgrade() else { return };
                 if !this.channel.status().connected() {
                     return;
                 }
-                if let Err(error) = this.flush().await {
-                    tracing::debug!(%error, "could not send acks; the broker redelivers");
-                    return;
+                match this.flush().await {
+                    Ok(still_holding) => holding = still_holding,
+                    Err(error) => {
+                        tracing::debug!(%error, "could not send acks; the broker redelivers");
+                        return;
+                    }
                 }
             }
         });
@@ -206,29 +253,26 @@ impl AckBatcher {
         }
     }
 
-    /// Sends one `multiple` ack for what can be acked now.
-    async fn flush(&self) -> Result<(), lapin::Error> {
-        let upto = {
-            let mut state = self.lock();
-            let limit = state.outstanding.first().copied().unwrap_or(u64::MAX);
-            let rest = state.acked.split_off(&limit);
-            let ready = std::mem::replace(&mut state.acked, rest);
-            // Acks above a delivery still in a handler go out one by one, so
-            // a slow handler never holds up the prefetch window.
-            let behind: Vec<u64> = std::mem::take(&mut state.acked).into_iter().collect();
-            (ready.last().copied(), behind)
-        };
-        let (prefix, behind) = upto;
-        if let Some(tag) = prefix {
+    /// Sends what can be acked now; `Ok(true)` while acks are held back.
+    async fn flush(&self) -> Result<bool, lapin::Error> {
+        let plan = self.lock().plan();
+        if let Some(tag) = plan.multiple {
             self.channel
                 .basic_ack(tag, BasicAckOptions { multiple: true })
                 .await?;
         }
-        for tag in behind {
+        // Pipelined: every frame is queued before any is awaited.
+        futures_util::future::try_join_all(plan.single.iter().map(|&tag| {
             self.channel
                 .basic_ack(tag, BasicAckOptions { multiple: false })
-                .await?;
-        }
+        }))
+        .await?;
+        Ok(plan.holding)
+    }
+
+    /// Sends every ack, held ones included (before the channel closes).
+    async fn flush_all(&self) -> Result<(), lapin::Error> {
+        while self.flush().await? {}
         Ok(())
     }
 }
@@ -239,8 +283,30 @@ struct RabbitSubscription {
     context: Arc<SettleContext>,
     options: SubscribeOptions,
     closing: watch::Receiver<bool>,
+    /// Resolves once the subscriber or the bus is closed; never polled after that.
+    stop: StopSignal,
     closed: bool,
     open: Option<Open>,
+}
+
+type StopSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;
+
+/// One future, armed once per subscription, instead of new watchers on every
+/// `next`. A dropped [`RabbitSubscriber`] does not close its subscriptions
+/// (a router keeps its subscription and drops the subscriber), so a closed
+/// watch channel means "never".
+fn stop_signal(mut closing: watch::Receiver<bool>, connector: Arc<Connector>) -> StopSignal {
+    Box::pin(async move {
+        let closed_by_subscriber = async move {
+            if closing.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = closed_by_subscriber => {}
+            () = connector.closed() => {}
+        }
+    })
 }
 
 impl fmt::Debug for RabbitSubscription {
@@ -318,10 +384,9 @@ impl RabbitSubscription {
                 Err(error) => {
                     let delay = delays.next().unwrap_or(config.reconnect_max_delay);
                     tracing::warn!(group = %self.options.group, %error, ?delay, "could not consume; retrying");
-                    let mut closing = self.closing.clone();
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        _ = closing.wait_for(|c| *c) => {}
+                        () = &mut self.stop => self.closed = true,
                     }
                 }
             }
@@ -391,7 +456,7 @@ impl RabbitSubscription {
             && open.channel.status().connected()
         {
             // Acks still waiting to be grouped go out before the channel closes.
-            let _ = open.acks.flush().await;
+            let _ = open.acks.flush_all().await;
             let _ = tokio::time::timeout(
                 Duration::from_secs(5),
                 open.channel
@@ -418,12 +483,13 @@ impl Subscription for RabbitSubscription {
                 }
             };
             let acks = Arc::clone(&open.acks);
-            let mut closing = self.closing.clone();
-            let connector = Arc::clone(&self.connector);
             let item = tokio::select! {
-                _ = closing.wait_for(|c| *c) => continue,
-                () = connector.closed() => continue,
+                biased;
                 item = open.consumer.next() => item,
+                () = &mut self.stop => {
+                    self.closed = true;
+                    continue;
+                }
             };
             match item {
                 Some(Ok(delivery)) => {
@@ -632,5 +698,83 @@ impl Drop for RabbitAcker {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod ack_tests {
+    use super::{AckPlan, AckState};
+
+    fn state(outstanding: &[u64], acked: &[u64]) -> AckState {
+        AckState {
+            outstanding: outstanding.iter().copied().collect(),
+            acked: acked.iter().copied().collect(),
+            held: Default::default(),
+        }
+    }
+
+    #[test]
+    fn acks_below_every_outstanding_tag_go_out_as_one_multiple_ack() {
+        let mut s = state(&[], &[3, 1, 2]);
+        assert_eq!(
+            s.plan(),
+            AckPlan {
+                multiple: Some(3),
+                single: vec![],
+                holding: false
+            }
+        );
+        assert_eq!(s.plan(), AckPlan::default());
+    }
+
+    #[test]
+    fn an_ack_above_an_outstanding_tag_is_held_then_joins_the_multiple_ack() {
+        let mut s = state(&[2], &[1, 3, 4]);
+        assert_eq!(
+            s.plan(),
+            AckPlan {
+                multiple: Some(1),
+                single: vec![],
+                holding: true
+            }
+        );
+        // Tag 2 finished meanwhile: one multiple ack covers 2, 3 and 4.
+        s.outstanding.remove(&2);
+        s.acked.insert(2);
+        assert_eq!(
+            s.plan(),
+            AckPlan {
+                multiple: Some(4),
+                single: vec![],
+                holding: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_ack_blocked_for_a_whole_flush_goes_out_alone_and_never_covers_the_slow_tag() {
+        let mut s = state(&[2], &[3]);
+        assert!(s.plan().holding);
+        s.acked.insert(5);
+        assert_eq!(
+            s.plan(),
+            AckPlan {
+                multiple: None,
+                single: vec![3],
+                holding: true
+            }
+        );
+        assert_eq!(
+            s.plan(),
+            AckPlan {
+                multiple: None,
+                single: vec![5],
+                holding: false
+            }
+        );
+        assert!(
+            s.outstanding.contains(&2),
+            "the slow delivery stays unacked"
+        );
     }
 }
