@@ -443,3 +443,119 @@ async fn grouped_acks_never_cover_a_nacked_delivery_nor_stall_the_prefetch_windo
     let quiet = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
     assert!(quiet.is_err(), "an acked event came back: {quiet:?}");
 }
+
+/// Whether a queue exists on the broker (a passive declare; a 404 closes the channel).
+async fn queue_exists(connection: &lapin::Connection, queue: &str) -> bool {
+    let channel = connection.create_channel().await.unwrap();
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let exists = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .is_ok();
+    if channel.status().connected() {
+        let _ = channel.close(200, "done".into()).await;
+    }
+    exists
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn two_queue_prefixes_keep_separate_copies_of_one_group() {
+    let a = RabbitTestBackend::with_config(|c| c.queue_prefix("env-a.")).await;
+    let b =
+        RabbitTestBackend::with_config(|c| c.exchange(a.bus().exchange()).queue_prefix("env-b."))
+            .await;
+    assert_eq!(a.bus().exchange(), b.bus().exchange(), "one exchange");
+    // The same group name on both sides.
+    let (group, ty) = (unique("prefixed"), "tessera.test.prefixed.v1");
+    let (sub_a, sub_b) = (a.bus().subscriber(), b.bus().subscriber());
+    let mut in_a = sub_a
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    let mut in_b = sub_b
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    let (conn, _channel) = raw_channel().await;
+    for prefix in ["env-a.", "env-b."] {
+        for queue in [
+            format!("{prefix}{group}"),
+            format!("{prefix}{group}.parking-lot"),
+        ] {
+            assert!(
+                queue_exists(&conn, &queue).await,
+                "expected the queue {queue} to be declared"
+            );
+        }
+    }
+    assert!(
+        !queue_exists(&conn, &group).await,
+        "expected no unprefixed queue {group}"
+    );
+
+    let events: Vec<_> = (0..5).map(|n| event(ty, n)).collect();
+    a.bus()
+        .publisher()
+        .publish_all(events.clone())
+        .await
+        .unwrap();
+    let mut want: Vec<_> = events.iter().map(|e| e.id().to_owned()).collect();
+    want.sort();
+    for (side, sub) in [("env-a.", &mut in_a), ("env-b.", &mut in_b)] {
+        let mut got = Vec::new();
+        for _ in 0..events.len() {
+            let d = next(sub).await;
+            got.push(d.event().id().to_owned());
+            // On side a, the first event goes through a retry queue, the
+            // second to the parking lot: both of side a's own.
+            match (side, d.event().id()) {
+                ("env-a.", id) if id == events[0].id() => {
+                    d.retry_after(Duration::from_millis(50)).await.unwrap();
+                }
+                ("env-a.", id) if id == events[1].id() => {
+                    d.dead_letter("parked on side a").await.unwrap();
+                }
+                _ => d.ack().await.unwrap(),
+            }
+        }
+        got.sort();
+        assert_eq!(
+            got, want,
+            "expected the {side} copy of the group to get every event"
+        );
+    }
+    // The retried event comes back to side a only.
+    let again = next(&mut in_a).await;
+    assert_eq!(
+        again.event().id(),
+        events[0].id(),
+        "expected the retried event on side a"
+    );
+    again.ack().await.unwrap();
+    assert!(
+        queue_exists(&conn, &format!("env-a.{group}.retry.50ms")).await,
+        "expected the retry queue under side a's prefix"
+    );
+    let quiet = tokio::time::timeout(Duration::from_millis(300), in_b.next()).await;
+    assert!(quiet.is_err(), "expected nothing more on side b: {quiet:?}");
+
+    // parked() adds the prefix: side a's parking lot has the event, b's is empty.
+    let parked = a.bus().parked(&group).await.unwrap();
+    assert_eq!(
+        parked.len(),
+        1,
+        "expected one event parked on side a: {parked:?}"
+    );
+    assert_eq!(parked[0].event.as_ref().unwrap().id(), events[1].id());
+    assert_eq!(parked[0].reason, "parked on side a");
+    assert!(
+        b.bus().parked(&group).await.unwrap().is_empty(),
+        "expected nothing parked on side b"
+    );
+    in_a.close().await.unwrap();
+    in_b.close().await.unwrap();
+}

@@ -87,6 +87,10 @@ pub struct Config {
     /// `AMQP_EXCHANGE`: the topic exchange user events are published to
     /// (optional; the bus default `tessera.events` when absent).
     pub amqp_exchange: Option<String>,
+    /// `AMQP_QUEUE_PREFIX`: put before the names of the group's queues
+    /// (optional; none when absent), so that two environments or test runs
+    /// sharing a virtual host do not share the `comment-service` queue.
+    pub amqp_queue_prefix: Option<String>,
     /// `DATABASE_URL`: PostgreSQL; in-memory stores when absent.
     pub database_url: Option<String>,
     /// `DATABASE_SCHEMA`: the schema of the service's tables (default `comment_service`).
@@ -165,6 +169,7 @@ impl Config {
             audience,
             amqp_url,
             amqp_exchange: optional("AMQP_EXCHANGE"),
+            amqp_queue_prefix: optional("AMQP_QUEUE_PREFIX").map(|p| p.trim().to_owned()),
             database_url: optional("DATABASE_URL"),
             database_schema: optional("DATABASE_SCHEMA")
                 .unwrap_or_else(|| "comment_service".to_owned()),
@@ -214,6 +219,7 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:3002");
         assert_eq!(c.database_url, None);
         assert_eq!(c.amqp_exchange, None);
+        assert_eq!(c.amqp_queue_prefix, None);
         assert_eq!(c.database_schema, "comment_service");
         assert_eq!(c.backfill, None);
         assert!(matches!(
@@ -235,6 +241,15 @@ mod tests {
             Config::from_lookup(lookup(&bad_bind)),
             Err(ConfigProblem::Invalid { name: "BIND", .. })
         ));
+        let mut prefixed = BASE.to_vec();
+        prefixed.push(("AMQP_QUEUE_PREFIX", "staging."));
+        assert_eq!(
+            Config::from_lookup(lookup(&prefixed))
+                .unwrap()
+                .amqp_queue_prefix
+                .as_deref(),
+            Some("staging.")
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! | `AUTHN_AUDIENCE` | required | the audience tokens must name |
 //! | `AMQP_URL` | required | RabbitMQ, where user events arrive |
 //! | `AMQP_EXCHANGE` | optional | the topic exchange (default `tessera.events`) |
+//! | `AMQP_QUEUE_PREFIX` | optional | a prefix for the group's queue names (`<prefix>comment-service`, its parking lot and retry queues), so environments or test runs sharing a virtual host keep their own copy; none by default |
 //! | `BIND` | optional | listen address, default `127.0.0.1:3002` |
 //! | `DATABASE_URL` | optional | PostgreSQL; in-memory stores when absent |
 //! | `DATABASE_SCHEMA` | optional | the schema of the tables `comments`, `user_replica`, `inbox` (default `comment_service`; created, migrations run at start) |

@@ -1,5 +1,5 @@
 //! Run with `AUTHN_ISSUER=... AUTHN_AUDIENCE=... AMQP_URL=amqp://127.0.0.1:5672 cargo run -p comment-service`
-//! (optional: `DATABASE_URL`, `DATABASE_SCHEMA`, `BIND`, and `USER_SERVICE_URL` with
+//! (optional: `AMQP_EXCHANGE`, `AMQP_QUEUE_PREFIX`, `DATABASE_URL`, `DATABASE_SCHEMA`, `BIND`, and `USER_SERVICE_URL` with
 //! `COMMENT_SERVICE_CLIENT_ID` / `COMMENT_SERVICE_CLIENT_SECRET` for a backfill at start).
 
 use std::process::ExitCode;
@@ -57,6 +57,9 @@ async fn main() -> ExitCode {
     let mut rabbit = RabbitConfig::new(config.amqp_url.clone()).connection_name("comment-service");
     if let Some(exchange) = &config.amqp_exchange {
         rabbit = rabbit.exchange(exchange);
+    }
+    if let Some(prefix) = &config.amqp_queue_prefix {
+        rabbit = rabbit.queue_prefix(prefix);
     }
     let bus = match RabbitBus::connect(rabbit).await {
         Ok(bus) => bus,

@@ -121,6 +121,9 @@ async fn start(options: &Options) -> Result<System, Error> {
             let bus = RabbitBus::connect(
                 RabbitConfig::new(url)
                     .exchange(format!("tessera.demo.{}", std::process::id()))
+                    // Our own copy of the comment-service group's queue: a
+                    // service or another demo on this vhost keeps its own.
+                    .queue_prefix(format!("tessera-demo-{}.", std::process::id()))
                     .connection_name("tessera-demo")
                     .temporary_topology(Duration::from_secs(60)),
             )

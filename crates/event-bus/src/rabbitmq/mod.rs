@@ -17,6 +17,11 @@
 //!   two significant digits), whose TTL dead-letters messages back to the
 //!   group's queue.
 //!
+//! With [`RabbitConfig::queue_prefix`], every one of those queue names
+//! starts with the prefix (`<prefix><group>`, `<prefix><group>.parking-lot`,
+//! `<prefix><group>.retry.<ms>ms`), so that two environments or test runs
+//! sharing a virtual host keep separate copies of the same group.
+//!
 //! Consumers ack manually; acks are grouped per channel into `basic.ack`
 //! with `multiple` (sent within a few milliseconds, never covering a
 //! delivery that is still in a handler or was nacked), so the broker and
@@ -102,6 +107,7 @@ pub struct RabbitConfig {
     pub(crate) exchange: String,
     pub(crate) queue_type: QueueType,
     pub(crate) connection_name: Option<String>,
+    pub(crate) queue_prefix: String,
     pub(crate) publish_timeout: Duration,
     pub(crate) reconnect_min_delay: Duration,
     pub(crate) reconnect_max_delay: Duration,
@@ -116,6 +122,7 @@ impl fmt::Debug for RabbitConfig {
             .field("exchange", &self.exchange)
             .field("queue_type", &self.queue_type)
             .field("connection_name", &self.connection_name)
+            .field("queue_prefix", &self.queue_prefix)
             .field("publish_timeout", &self.publish_timeout)
             .field("reconnect_min_delay", &self.reconnect_min_delay)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
@@ -147,6 +154,7 @@ impl RabbitConfig {
             exchange: DEFAULT_EXCHANGE.to_owned(),
             queue_type: QueueType::Classic,
             connection_name: None,
+            queue_prefix: String::new(),
             publish_timeout: Duration::from_secs(30),
             reconnect_min_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(10),
@@ -170,6 +178,22 @@ impl RabbitConfig {
     /// A name the broker shows for the connections (`<name> (publish)`, `<name> (consume)`).
     pub fn connection_name(mut self, name: impl Into<String>) -> Self {
         self.connection_name = Some(name.into());
+        self
+    }
+
+    /// A prefix for the names of every group's queues (default: none).
+    ///
+    /// A group's queue is named after the group, so two deployments (or two
+    /// test runs) on one virtual host that both use the group
+    /// `comment-service` would share its queue and compete for its events.
+    /// With a prefix `staging.` the group's queue is `staging.comment-service`,
+    /// its parking lot `staging.comment-service.parking-lot` and its retry
+    /// queues `staging.comment-service.retry.<ms>ms`; [`RabbitBus::parked`]
+    /// reads the prefixed parking lot. The group name itself (in logs, in
+    /// inbox records) stays as it is. The whole name must fit AMQP's 255
+    /// bytes, or subscribing fails.
+    pub fn queue_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.queue_prefix = prefix.into();
         self
     }
 
@@ -269,12 +293,11 @@ impl RabbitBus {
     }
 
     /// The messages in a group's parking lot, without removing them (they
-    /// are fetched unacked, then handed back).
+    /// are fetched unacked, then handed back). `group` is the group's name
+    /// as subscribed; the configured [queue prefix](RabbitConfig::queue_prefix)
+    /// is added here.
     pub async fn parked(&self, group: &str) -> Result<Vec<ParkedMessage>, BusError> {
-        let queue = amqp::short(
-            &topology::parking_lot_name(group),
-            "the parking-lot queue name",
-        )?;
+        let queue = topology::GroupQueues::new(&self.consuming.config, group)?.parking_lot;
         let deadline = Instant::now() + self.consuming.config.publish_timeout;
         let live = self.consuming.get(Some(deadline)).await?;
         let err = |e: lapin::Error| BusError::Connection(Box::new(e));

@@ -73,7 +73,7 @@ impl Subscriber for RabbitSubscriber {
         if self.is_closed() {
             return Err(BusError::Closed);
         }
-        let queues = GroupQueues::new(&options.group)?;
+        let queues = GroupQueues::new(&self.connector.config, &options.group)?;
         let mut subscription = RabbitSubscription {
             connector: Arc::clone(&self.connector),
             context: Arc::new(SettleContext {

@@ -19,10 +19,12 @@ pub(crate) struct GroupQueues {
 }
 
 impl GroupQueues {
-    pub(crate) fn new(group: &str) -> Result<Self, BusError> {
+    /// The queues of `group` under `config`'s queue prefix.
+    pub(crate) fn new(config: &RabbitConfig, group: &str) -> Result<Self, BusError> {
+        let queue = format!("{}{group}", config.queue_prefix);
         Ok(Self {
-            queue: short(group, "the group name")?,
-            parking_lot: short(&parking_lot_name(group), "the parking-lot queue name")?,
+            parking_lot: short(&parking_lot_name(&queue), "the parking-lot queue name")?,
+            queue: short(&queue, "the group's queue name")?,
         })
     }
 
@@ -35,9 +37,9 @@ impl GroupQueues {
     }
 }
 
-/// The parking-lot queue of a group.
-pub(crate) fn parking_lot_name(group: &str) -> String {
-    format!("{group}.parking-lot")
+/// The parking-lot queue of a group's queue.
+fn parking_lot_name(queue: &str) -> String {
+    format!("{queue}.parking-lot")
 }
 
 /// Rounds a retry delay up to two significant digits, so a jittered backoff
@@ -210,13 +212,30 @@ mod tests {
 
     #[test]
     fn names_follow_the_group() {
-        let q = GroupQueues::new("comments").unwrap();
+        let config = RabbitConfig::new("amqp://broker");
+        let q = GroupQueues::new(&config, "comments").unwrap();
         assert_eq!(q.queue.as_str(), "comments");
         assert_eq!(q.parking_lot.as_str(), "comments.parking-lot");
         assert_eq!(
             q.retry_queue(1300).unwrap().as_str(),
             "comments.retry.1300ms"
         );
-        assert!(GroupQueues::new(&"g".repeat(300)).is_err());
+        assert!(GroupQueues::new(&config, &"g".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn a_queue_prefix_prefixes_every_queue_of_the_group() {
+        let config = RabbitConfig::new("amqp://broker").queue_prefix("staging.");
+        let q = GroupQueues::new(&config, "comments").unwrap();
+        assert_eq!(q.queue.as_str(), "staging.comments");
+        assert_eq!(q.parking_lot.as_str(), "staging.comments.parking-lot");
+        assert_eq!(
+            q.retry_queue(1300).unwrap().as_str(),
+            "staging.comments.retry.1300ms"
+        );
+        // The prefix counts towards AMQP's 255-byte limit.
+        let long = RabbitConfig::new("amqp://broker").queue_prefix("p".repeat(250));
+        assert!(GroupQueues::new(&long, "comments").is_err());
+        assert!(GroupQueues::new(&config.clone().queue_prefix(""), "comments").is_ok());
     }
 }

@@ -30,7 +30,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 #[cfg(feature = "rabbitmq")]
-pub use self::rabbitmq::{RabbitTestBackend, amqp_url};
+pub use self::rabbitmq::{RabbitTestBackend, amqp_url, force_close_connections};
 use crate::{Publisher, RawEvent, Subscriber};
 
 /// What a backend promises beyond the common contract; cases adapt to it.

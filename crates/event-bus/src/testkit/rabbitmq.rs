@@ -51,14 +51,30 @@ impl RabbitTestBackend {
 
     /// Force-closes this backend's connections on the broker with `rabbitmqctl`.
     pub async fn force_close_connections(&self) {
-        let name = self.name.clone();
-        tokio::task::spawn_blocking(move || force_close(&name))
-            .await
-            .expect("rabbitmqctl task");
+        force_close_connections(&self.name).await;
     }
 }
 
-fn force_close(name: &str) {
+/// Force-closes the broker connections whose client properties contain
+/// `name` (normally part of a [`RabbitConfig::connection_name`]), each with
+/// `rabbitmqctl close_connection <pid> "test"`, as a network failure or an
+/// operator would; returns how many were closed.
+///
+/// Only those connections: other suites sharing the broker are left alone,
+/// so `name` should be unique to the test. Needs `rabbitmqctl` on the PATH,
+/// talking to the broker of [`amqp_url`].
+///
+/// # Panics
+///
+/// When no connection matches or `rabbitmqctl` fails.
+pub async fn force_close_connections(name: &str) -> usize {
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || force_close(&name))
+        .await
+        .expect("rabbitmqctl task")
+}
+
+fn force_close(name: &str) -> usize {
     let out = std::process::Command::new("rabbitmqctl")
         .args([
             "list_connections",
@@ -76,6 +92,7 @@ fn force_close(name: &str) {
         .filter_map(|line| line.split('\t').next())
         .collect();
     assert!(!pids.is_empty(), "no connection named {name} on the broker");
+    let closed = pids.len();
     for pid in pids {
         let status = std::process::Command::new("rabbitmqctl")
             .args(["close_connection", pid, "test"])
@@ -86,6 +103,7 @@ fn force_close(name: &str) {
             "rabbitmqctl close_connection failed"
         );
     }
+    closed
 }
 
 #[async_trait]
