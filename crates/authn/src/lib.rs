@@ -30,3 +30,8 @@ pub use layer::{Authn, AuthnLayer, TokenLocation};
 pub mod extract;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+
+// docs/guides/authn.md, compiled as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/authn.md")]
+struct GuideAuthn;

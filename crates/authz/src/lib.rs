@@ -109,3 +109,8 @@ pub use require::{
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// docs/guides/authz.md, compiled as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/authz.md")]
+struct GuideAuthz;

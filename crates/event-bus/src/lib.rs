@@ -36,3 +36,8 @@ pub use event::Event;
 pub use message::RawEvent;
 pub use publisher::EventPublisher;
 pub use router::{EventContext, HandlerError, Router};
+
+// docs/guides/event-bus.md, compiled as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/event-bus.md")]
+struct GuideEventBus;

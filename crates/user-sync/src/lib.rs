@@ -14,3 +14,8 @@ pub use error::{ApplyError, BackfillError, InvalidEvent, SnapshotError, StoreErr
 pub use events::{Profile, UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
 pub use replica::{ReplicaService, UserReplica, UserReplicaBuilder};
 pub use store::{Fields, ReplicaStore, ReplicatedUser};
+
+// docs/guides/user-sync.md, compiled as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/guides/user-sync.md")]
+struct GuideUserSync;
