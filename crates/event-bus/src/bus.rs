@@ -182,7 +182,7 @@ pub trait Acker: Send + Sync + fmt::Debug {
 /// return `Ok`. A delivery dropped unsettled is delivered again.
 #[derive(Debug)]
 pub struct Delivery {
-    event: RawEvent,
+    event: Arc<RawEvent>,
     attempt: u32,
     settled: AtomicBool,
     acker: Box<dyn Acker>,
@@ -195,6 +195,12 @@ impl Delivery {
     /// grows with each redelivery (a backend that cannot count exactly reports
     /// at least 2 for any redelivery).
     pub fn new(event: RawEvent, attempt: u32, acker: Box<dyn Acker>) -> Self {
+        Self::shared(Arc::new(event), attempt, acker)
+    }
+
+    /// A delivery of an event the backend shares (with its acker, say)
+    /// instead of copying it.
+    pub fn shared(event: Arc<RawEvent>, attempt: u32, acker: Box<dyn Acker>) -> Self {
         Self {
             event,
             attempt,
@@ -205,6 +211,11 @@ impl Delivery {
 
     /// The event.
     pub fn event(&self) -> &RawEvent {
+        &self.event
+    }
+
+    /// The event, shared: handlers and retries hold it without copying.
+    pub fn shared_event(&self) -> &Arc<RawEvent> {
         &self.event
     }
 

@@ -244,14 +244,33 @@ async fn a_tower_service_handler_respects_its_concurrency_limit() {
     );
 }
 
+/// The default (inline) router, or one spawning a task per delivery.
+fn router(bus: &MemoryBus, spawn: bool) -> Router {
+    let router = Router::new(Arc::new(bus.subscriber()), "g");
+    if spawn {
+        router.spawn_handlers()
+    } else {
+        router
+    }
+}
+
 #[tokio::test]
 async fn the_router_processes_no_more_than_its_concurrency() {
+    processes_no_more_than_its_concurrency(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_spawning_handlers_processes_no_more_than_its_concurrency() {
+    processes_no_more_than_its_concurrency(true).await;
+}
+
+async fn processes_no_more_than_its_concurrency(spawn: bool) {
     let bus = MemoryBus::new();
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (r, p) = (Arc::clone(&running), Arc::clone(&peak));
-    let router = Router::new(Arc::new(bus.subscriber()), "g")
+    let router = router(&bus, spawn)
         .concurrency(3)
         .handle(move |_: Envelope<UserDeleted>, _: EventContext| {
             let (r, p, tx) = (Arc::clone(&r), Arc::clone(&p), tx.clone());
@@ -283,16 +302,79 @@ async fn the_router_processes_no_more_than_its_concurrency() {
             .unwrap();
     }
     router.shutdown().await.unwrap();
-    assert!(peak.load(Ordering::SeqCst) <= 3);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} handlers ran at once, the limit is 3");
+    assert!(peak >= 2, "handlers ran one at a time, not concurrently");
     assert_eq!(bus.queued("g") + bus.in_flight("g"), 0, "every event acked");
 }
 
 #[tokio::test]
+async fn a_panicking_handler_dead_letters_its_event_and_the_router_keeps_going() {
+    panicking_handler(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_spawned_handler_dead_letters_its_event_and_the_router_keeps_going() {
+    panicking_handler(true).await;
+}
+
+async fn panicking_handler(spawn: bool) {
+    let bus = MemoryBus::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let router = router(&bus, spawn)
+        .retry(fast_retry(3))
+        .handle(move |env: Envelope<UserDeleted>, _: EventContext| {
+            let tx = tx.clone();
+            async move {
+                let user = env.into_data().user_id;
+                assert_ne!(user, "boom", "a bug in the handler");
+                let _ = tx.send(user);
+                Ok(())
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
+    for user in ["boom", "u1"] {
+        events
+            .publish(UserDeleted {
+                user_id: user.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let handled = tokio::time::timeout(PATIENCE, rx.recv()).await.unwrap();
+    assert_eq!(handled.as_deref(), Some("u1"));
+    let dead = wait_for_dead_letters(&bus, "g").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].deliveries, 1, "dead-lettered at once, not retried");
+    assert!(
+        dead[0].reason.contains("the handler panicked")
+            && dead[0].reason.contains("a bug in the handler"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(router.health().is_up(), "the router survives the panic");
+    router.shutdown().await.unwrap();
+    assert_eq!(bus.queued("g") + bus.in_flight("g"), 0);
+}
+
+#[tokio::test]
 async fn handlers_outliving_the_shutdown_deadline_are_abandoned_and_redelivered() {
+    abandoned_at_the_deadline(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_handlers_outliving_the_shutdown_deadline_are_aborted_and_redelivered() {
+    abandoned_at_the_deadline(true).await;
+}
+
+async fn abandoned_at_the_deadline(spawn: bool) {
     let bus = MemoryBus::new();
     let started = Arc::new(Notify::new());
     let s = Arc::clone(&started);
-    let router = Router::new(Arc::new(bus.subscriber()), "g")
+    let router = router(&bus, spawn)
         .shutdown_timeout(Duration::from_millis(20))
         .handle(move |_: Envelope<UserDeleted>, _: EventContext| {
             let s = Arc::clone(&s);

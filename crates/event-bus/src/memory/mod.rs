@@ -120,7 +120,43 @@ struct Inner {
     config: MemoryConfig,
     state: Mutex<State>,
     /// Woken whenever a queue shrinks, for publishers waiting for room.
-    space: Notify,
+    space: Signal,
+}
+
+/// A [`Notify`] that is only rung when someone waits: ringing takes the
+/// notifier's lock, which every publish and take would pay otherwise.
+///
+/// A waiter registers (`waiting` + 1, notification enabled) before its last
+/// look at the queues under the state lock; a ringer changes the queues
+/// under that lock and reads `waiting` afterwards. So either the waiter's
+/// look sees the change or the ringer sees the waiter: no lost wakeup.
+#[derive(Debug, Default)]
+struct Signal {
+    notify: Notify,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Signal {
+    fn ring(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    fn register(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiting(self)
+    }
+}
+
+/// One registered waiter of a [`Signal`]; unregisters on drop (also when the
+/// waiting future is cancelled).
+struct Waiting<'a>(&'a Signal);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -135,7 +171,7 @@ struct Group {
     delayed: usize,
     in_flight: usize,
     dead: Vec<DeadLetter>,
-    available: Arc<Notify>,
+    available: Arc<Signal>,
 }
 
 impl Group {
@@ -146,7 +182,8 @@ impl Group {
 
 #[derive(Debug)]
 struct Entry {
-    event: RawEvent,
+    /// Shared by every group's queue and the deliveries: never copied.
+    event: Arc<RawEvent>,
     deliveries: u32,
 }
 
@@ -238,11 +275,16 @@ impl Publisher for MemoryPublisher {
     /// them is full. `Ok` means every group holds it.
     async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
         event.attributes.validate()?;
+        let event = Arc::new(event);
         let capacity = self.inner.config.queue_capacity;
+        // Registered as a waiter only once a queue was found full.
+        let mut waiting = None;
         loop {
-            let space = self.inner.space.notified();
+            let space = self.inner.space.notify.notified();
             tokio::pin!(space);
-            space.as_mut().enable();
+            if waiting.is_some() {
+                space.as_mut().enable();
+            }
             if self.closed.load(Ordering::Acquire) {
                 return Err(BusError::Closed);
             }
@@ -266,7 +308,7 @@ impl Publisher for MemoryPublisher {
                     let mut wake = Vec::with_capacity(targets.len());
                     for group in &mut targets {
                         group.ready.push_back(Entry {
-                            event: event.clone(),
+                            event: Arc::clone(&event),
                             deliveries: 0,
                         });
                         wake.push(Arc::clone(&group.available));
@@ -276,9 +318,11 @@ impl Publisher for MemoryPublisher {
             };
             match wake {
                 Some(wake) => {
-                    wake.iter().for_each(|n| n.notify_waiters());
+                    wake.iter().for_each(|signal| signal.ring());
                     return Ok(());
                 }
+                // Look again, now registered, before sleeping.
+                None if waiting.is_none() => waiting = Some(self.inner.space.register()),
                 None => space.await,
             }
         }
@@ -287,7 +331,7 @@ impl Publisher for MemoryPublisher {
     async fn close(&self) -> Result<(), BusError> {
         self.closed.store(true, Ordering::Release);
         // Wake this publisher's calls waiting for room so they see the close.
-        self.inner.space.notify_waiters();
+        self.inner.space.notify.notify_waiters();
         Ok(())
     }
 
@@ -337,7 +381,7 @@ impl Subscriber for MemorySubscriber {
         Ok(Box::new(MemorySubscription {
             inner: Arc::clone(&self.inner),
             handle: Arc::clone(&self.handle),
-            group: options.group,
+            group: Arc::from(options.group),
             available,
             closed: false,
         }))
@@ -362,8 +406,8 @@ impl Subscriber for MemorySubscriber {
 struct MemorySubscription {
     inner: Arc<Inner>,
     handle: Arc<Handle>,
-    group: String,
-    available: Arc<Notify>,
+    group: Arc<str>,
+    available: Arc<Signal>,
     closed: bool,
 }
 
@@ -382,9 +426,9 @@ impl MemorySubscription {
     }
 
     /// Takes the next deliverable entry, dead-lettering those over the delivery limit.
-    fn try_take(&self) -> Option<(RawEvent, u32)> {
+    fn try_take(&self) -> Option<(Arc<RawEvent>, u32)> {
         let mut state = lock(&self.inner.state);
-        let group = state.groups.get_mut(&self.group)?;
+        let group = state.groups.get_mut(&*self.group)?;
         let taken = loop {
             let mut entry = group.ready.pop_front()?;
             if let Some(limit) = self.inner.config.max_deliveries
@@ -393,7 +437,7 @@ impl MemorySubscription {
                 group.dead.push(DeadLetter {
                     reason: format!("delivery limit of {limit} reached"),
                     deliveries: entry.deliveries,
-                    event: entry.event,
+                    event: Arc::unwrap_or_clone(entry.event),
                 });
                 continue;
             }
@@ -402,8 +446,21 @@ impl MemorySubscription {
             break (entry.event, entry.deliveries);
         };
         drop(state);
-        self.inner.space.notify_waiters();
+        self.inner.space.ring();
         Some(taken)
+    }
+
+    fn take_delivery(&self) -> Option<Delivery> {
+        let (event, deliveries) = self.try_take()?;
+        let acker = MemoryAcker {
+            inner: Arc::clone(&self.inner),
+            group: Arc::clone(&self.group),
+            pending: Mutex::new(Some(Entry {
+                event: Arc::clone(&event),
+                deliveries,
+            })),
+        };
+        Some(Delivery::shared(event, deliveries, Box::new(acker)))
     }
 }
 
@@ -411,7 +468,17 @@ impl MemorySubscription {
 impl Subscription for MemorySubscription {
     async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
         loop {
-            let available = self.available.notified();
+            if self.is_closed() {
+                return Ok(None);
+            }
+            // Taking and returning happen without an await in between: cancel safe.
+            if let Some(delivery) = self.take_delivery() {
+                return Ok(Some(delivery));
+            }
+            // Nothing ready: register as a waiter, look once more, then sleep.
+            let signal = Arc::clone(&self.available);
+            let _waiting = signal.register();
+            let available = signal.notify.notified();
             let closing = self.handle.closing.notified();
             tokio::pin!(available, closing);
             available.as_mut().enable();
@@ -419,17 +486,8 @@ impl Subscription for MemorySubscription {
             if self.is_closed() {
                 return Ok(None);
             }
-            // Taking and returning happen without an await in between: cancel safe.
-            if let Some((event, deliveries)) = self.try_take() {
-                let acker = MemoryAcker {
-                    inner: Arc::clone(&self.inner),
-                    group: self.group.clone(),
-                    pending: Mutex::new(Some(Entry {
-                        event: event.clone(),
-                        deliveries,
-                    })),
-                };
-                return Ok(Some(Delivery::new(event, deliveries, Box::new(acker))));
+            if let Some(delivery) = self.take_delivery() {
+                return Ok(Some(delivery));
             }
             tokio::select! {
                 () = available => {}
@@ -447,7 +505,7 @@ impl Subscription for MemorySubscription {
 /// Settles one in-memory delivery; requeues it when dropped unsettled.
 struct MemoryAcker {
     inner: Arc<Inner>,
-    group: String,
+    group: Arc<str>,
     /// The entry, until settled.
     pending: Mutex<Option<Entry>>,
 }
@@ -483,12 +541,12 @@ impl MemoryAcker {
             }
             Arc::clone(&g.available)
         };
-        wake.notify_waiters();
+        wake.ring();
     }
 
     fn with_group(&self, f: impl FnOnce(&mut Group)) {
         let mut state = lock(&self.inner.state);
-        if let Some(g) = state.groups.get_mut(&self.group) {
+        if let Some(g) = state.groups.get_mut(&*self.group) {
             g.in_flight = g.in_flight.saturating_sub(1);
             f(g);
         }
@@ -507,7 +565,7 @@ impl Acker for MemoryAcker {
             Settlement::RetryAfter(delay) => {
                 self.with_group(|g| g.delayed += 1);
                 let inner = Arc::clone(&self.inner);
-                let group = self.group.clone();
+                let group = Arc::clone(&self.group);
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     Self::requeue(&inner, &group, entry, false);
@@ -515,7 +573,7 @@ impl Acker for MemoryAcker {
             }
             Settlement::DeadLetter(reason) => self.with_group(|g| {
                 g.dead.push(DeadLetter {
-                    event: entry.event,
+                    event: Arc::unwrap_or_clone(entry.event),
                     reason,
                     deliveries: entry.deliveries,
                 });

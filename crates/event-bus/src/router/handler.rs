@@ -113,8 +113,8 @@ impl HandlerError {
 pub struct EventContext {
     group: Arc<str>,
     source: Arc<str>,
-    event_id: String,
-    correlation_id: String,
+    /// The event being handled (shared, not copied): its id and correlation id.
+    event: Arc<RawEvent>,
     attempt: u32,
     trace: TraceContext,
 }
@@ -124,15 +124,18 @@ impl EventContext {
     ///
     /// `source` is the `source` of follow-up events. The trace context is a
     /// child of the event's `traceparent`, or a new trace when it has none.
-    pub fn for_delivery(group: Arc<str>, source: Arc<str>, event: &RawEvent, attempt: u32) -> Self {
+    pub fn for_delivery(
+        group: Arc<str>,
+        source: Arc<str>,
+        event: Arc<RawEvent>,
+        attempt: u32,
+    ) -> Self {
         let trace = TraceContext::from_attributes(&event.attributes)
             .map_or_else(TraceContext::new_root, |parent| parent.child());
-        let attrs = &event.attributes;
         Self {
             group,
             source,
-            event_id: attrs.id.clone(),
-            correlation_id: attrs.correlation_id().unwrap_or(&attrs.id).to_owned(),
+            event,
             attempt,
             trace,
         }
@@ -140,12 +143,12 @@ impl EventContext {
 
     /// A context outside any delivery, for tests and for calling handlers directly.
     pub fn detached(group: &str) -> Self {
-        let id = crate::Attributes::new_id();
+        let source = format!("/{group}");
+        let attrs = crate::Attributes::new(crate::Attributes::new_id(), &source, "");
         Self {
             group: Arc::from(group),
-            source: Arc::from(format!("/{group}")),
-            correlation_id: id.clone(),
-            event_id: id,
+            source: Arc::from(source),
+            event: Arc::new(RawEvent::new(attrs, bytes::Bytes::new())),
             attempt: 1,
             trace: TraceContext::new_root(),
         }
@@ -158,12 +161,13 @@ impl EventContext {
 
     /// The id of the event being handled.
     pub fn event_id(&self) -> &str {
-        &self.event_id
+        &self.event.attributes.id
     }
 
     /// The correlation id: the event's `correlationid`, or its id when it has none.
     pub fn correlation_id(&self) -> &str {
-        &self.correlation_id
+        let attrs = &self.event.attributes;
+        attrs.correlation_id().unwrap_or(&attrs.id)
     }
 
     /// Which delivery of the event this is (1 = first).
@@ -181,8 +185,8 @@ impl EventContext {
     /// event's id, `traceparent` / `tracestate` in the same trace.
     pub fn follow_up<E: Event>(&self, event: E) -> Envelope<E> {
         let mut envelope = Envelope::new(&*self.source, event)
-            .with_correlation_id(self.correlation_id.clone())
-            .with_causation_id(self.event_id.clone());
+            .with_correlation_id(self.correlation_id())
+            .with_causation_id(self.event_id());
         self.trace.write_to(envelope.attributes_mut());
         envelope
     }
@@ -325,7 +329,7 @@ mod tests {
     #[test]
     fn context_without_correlation_id_correlates_on_the_event_id() {
         let raw = RawEvent::new(Attributes::new("e1", "/s", "t"), bytes::Bytes::new());
-        let ctx = EventContext::for_delivery(Arc::from("g"), Arc::from("/me"), &raw, 2);
+        let ctx = EventContext::for_delivery(Arc::from("g"), Arc::from("/me"), Arc::new(raw), 2);
         assert_eq!(ctx.correlation_id(), "e1");
         assert_eq!(ctx.attempt(), 2);
         let follow = ctx.follow_up(Ping);
@@ -343,7 +347,7 @@ mod tests {
         attrs.set_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         attrs.set_tracestate("v=1");
         let raw = RawEvent::new(attrs, bytes::Bytes::new());
-        let ctx = EventContext::for_delivery(Arc::from("g"), Arc::from("/me"), &raw, 1);
+        let ctx = EventContext::for_delivery(Arc::from("g"), Arc::from("/me"), Arc::new(raw), 1);
         let follow = ctx.follow_up(Ping);
         let a = follow.attributes();
         assert_eq!(a.correlation_id(), Some("req-1"));

@@ -15,7 +15,12 @@
 //!    undecodable payload, or transient errors that outlived the retries.
 //!
 //! At most [`Router::concurrency`] deliveries are processed at once; the
-//! router fetches a delivery only when it has room for it. Shutdown stops
+//! router fetches a delivery only when it has room for it. Handlers run
+//! concurrently on the router's own task (no task spawn per delivery, which
+//! doubles throughput for short handlers); with [`Router::spawn_handlers`]
+//! each delivery gets its own task instead, so handlers that compute for
+//! long spread over every core. A handler that panics dead-letters its
+//! event with the panic message; the router keeps running. Shutdown stops
 //! fetching, lets in-flight handlers finish (and ack) within
 //! [`Router::shutdown_timeout`], then closes the subscription; handlers
 //! still running at the deadline are abandoned and their events redelivered.
@@ -68,10 +73,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    sync::{Semaphore, oneshot},
-    task::JoinSet,
-};
+use futures_util::{FutureExt as _, future::Either};
+use tokio::sync::oneshot;
 use tower::{ServiceBuilder, ServiceExt, util::BoxCloneService};
 use tower_service::Service;
 use tracing::Instrument as _;
@@ -160,6 +163,7 @@ pub struct Router<C = JsonCodec> {
     retry: RetryPolicy,
     timeout: Option<Duration>,
     concurrency: usize,
+    spawn: bool,
     prefetch: u16,
     shutdown_timeout: Duration,
 }
@@ -198,6 +202,7 @@ impl<C: Codec> Router<C> {
             retry: RetryPolicy::exponential(),
             timeout: Some(Duration::from_secs(30)),
             concurrency: 16,
+            spawn: false,
             prefetch: 100,
             shutdown_timeout: Duration::from_secs(30),
         }
@@ -231,6 +236,17 @@ impl<C: Codec> Router<C> {
     /// How many deliveries are processed at once (default 16, at least 1).
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
+        self
+    }
+
+    /// Runs each delivery on its own tokio task instead of concurrently on
+    /// the router's task (the default).
+    ///
+    /// Worth it when handlers compute for long (a task per delivery lets them
+    /// use every core); for handlers that mostly wait on I/O, the default is
+    /// about twice as fast (docs/benchmarks.md).
+    pub fn spawn_handlers(mut self) -> Self {
+        self.spawn = true;
         self
     }
 
@@ -338,7 +354,8 @@ impl<C: Codec> Router<C> {
             .into_iter()
             .map(|(ty, route)| {
                 let service = build_stack(route, &self.retry, self.timeout);
-                (ty, service)
+                let metrics = Arc::new(metrics::RouteMetrics::new(&ty, &self.group));
+                (ty, ActiveRoute { service, metrics })
             })
             .collect();
         let source = self.source.unwrap_or_else(|| format!("/{}", self.group));
@@ -348,6 +365,7 @@ impl<C: Codec> Router<C> {
             group: Arc::from(self.group),
             source: Arc::from(source),
             concurrency: self.concurrency,
+            spawn: self.spawn,
             shutdown_timeout: self.shutdown_timeout,
         })
     }
@@ -379,94 +397,121 @@ fn build_stack(route: Route, retry: &RetryPolicy, timeout: Option<Duration>) -> 
 const RUNNING: u8 = 0;
 const STOPPED: u8 = 1;
 
+/// A route as the running router keeps it: the middleware stack (cloned
+/// for each delivery) and the route's metric handles (registered once, not
+/// per delivery).
+#[derive(Clone)]
+struct ActiveRoute {
+    service: RouteService,
+    metrics: Arc<metrics::RouteMetrics>,
+}
+
 /// A subscribed router, ready to run its loop.
 struct Running {
     subscription: Box<dyn Subscription>,
-    routes: HashMap<String, RouteService>,
+    routes: HashMap<String, ActiveRoute>,
     group: Arc<str>,
     source: Arc<str>,
     concurrency: usize,
+    spawn: bool,
     shutdown_timeout: Duration,
 }
 
 impl Running {
     async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RouterError> {
+        use futures_util::StreamExt as _;
         tokio::pin!(shutdown);
-        let permits = Arc::new(Semaphore::new(self.concurrency));
-        let mut tasks = JoinSet::new();
+        let mut inflight = futures_util::stream::FuturesUnordered::new();
         let mut failure = None;
         loop {
             // Fetch only with room to process, so unfetched events stay with the backend.
-            let permit = tokio::select! {
+            let room = inflight.len() < self.concurrency;
+            tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                permit = Arc::clone(&permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
+                Some(()) = inflight.next(), if !inflight.is_empty() => {}
+                next = self.subscription.next(), if room => match next {
+                    Ok(Some(delivery)) => {
+                        let route = self.route_for(&delivery);
+                        let group = Arc::clone(&self.group);
+                        let source = Arc::clone(&self.source);
+                        let work = dispatch(delivery, route, group, source);
+                        inflight.push(if self.spawn {
+                            Either::Left(Spawned(tokio::spawn(work)))
+                        } else {
+                            Either::Right(work)
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::error!(%error, group = %self.group, "subscription failed");
+                        failure = Some(RouterError::Subscription(error));
+                        break;
+                    }
                 },
-            };
-            let next = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                next = self.subscription.next() => next,
-            };
-            match next {
-                Ok(Some(delivery)) => {
-                    let service = self.route_for(&delivery);
-                    let group = Arc::clone(&self.group);
-                    let source = Arc::clone(&self.source);
-                    tasks.spawn(async move {
-                        dispatch(delivery, service, group, source).await;
-                        drop(permit);
-                    });
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::error!(%error, group = %self.group, "subscription failed");
-                    failure = Some(RouterError::Subscription(error));
-                    break;
-                }
             }
-            while tasks.try_join_next().is_some() {}
         }
-        drain(&mut tasks, self.shutdown_timeout, &self.group).await;
+        let all_done = async { while inflight.next().await.is_some() {} };
+        if tokio::time::timeout(self.shutdown_timeout, all_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                group = %self.group,
+                abandoned = inflight.len(),
+                "shutdown deadline passed; abandoned handlers' events will be redelivered"
+            );
+            // Dropping cancels inline handlers and aborts spawned ones.
+            drop(inflight);
+        }
         if let Err(error) = self.subscription.close().await {
             tracing::warn!(%error, group = %self.group, "closing the subscription failed");
         }
         failure.map_or(Ok(()), Err)
     }
 
-    fn route_for(&self, delivery: &Delivery) -> Option<RouteService> {
+    fn route_for(&self, delivery: &Delivery) -> Option<ActiveRoute> {
         self.routes.get(delivery.event().event_type()).cloned()
     }
 }
 
-/// Waits for in-flight handlers up to the deadline, then abandons the rest.
-async fn drain(tasks: &mut JoinSet<()>, deadline: Duration, group: &str) {
-    let all_done = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(deadline, all_done).await.is_err() {
-        tracing::warn!(
-            group,
-            abandoned = tasks.len(),
-            "shutdown deadline passed; abandoned handlers' events will be redelivered"
-        );
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+/// A handler task spawned by [`Router::spawn_handlers`]: resolves when the
+/// task ends (a panic inside is caught by [`dispatch`] already) and aborts
+/// the task when dropped (at the shutdown deadline).
+struct Spawned(tokio::task::JoinHandle<()>);
+
+impl Future for Spawned {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 /// Handles one delivery and settles it.
 async fn dispatch(
     delivery: Delivery,
-    service: Option<RouteService>,
+    route: Option<ActiveRoute>,
     group: Arc<str>,
     source: Arc<str>,
 ) {
-    let event = Arc::new(delivery.event().clone());
+    let event = Arc::clone(delivery.shared_event());
     let ty = event.event_type();
-    metrics::delivered(ty, &group);
-    let context =
-        EventContext::for_delivery(Arc::clone(&group), source, &event, delivery.attempt());
+    let context = EventContext::for_delivery(
+        Arc::clone(&group),
+        source,
+        Arc::clone(&event),
+        delivery.attempt(),
+    );
     let parent = crate::trace_context::TraceContext::from_attributes(&event.attributes);
     let span = tracing::info_span!(
         "tessera.event",
@@ -481,24 +526,32 @@ async fn dispatch(
         parent_span_id = parent.as_ref().map(|p| p.span_id()),
     );
     async {
-        let Some(service) = service else {
+        let Some(route) = route else {
+            metrics::delivered(ty, &group);
             metrics::unhandled(ty, &group);
             tracing::debug!("no handler for this event type; acking");
             settle(delivery.ack().await, "ack");
             return;
         };
+        route.metrics.delivered();
         let started = Instant::now();
-        let result = service
-            .oneshot(DeliveryRequest::new(Arc::clone(&event), context))
-            .await;
+        let call = route
+            .service
+            .oneshot(DeliveryRequest::new(Arc::clone(&event), context));
+        // A panic is a bug in the handler: retrying would panic again, so the
+        // event goes to the dead letters with the message, and the router lives on.
+        let result = std::panic::AssertUnwindSafe(call)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(HandlerError::permanent(panic_message(&*panic))));
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
                 settle(delivery.ack().await, "ack");
-                metrics::handled(ty, &group, seconds);
+                route.metrics.handled(seconds);
             }
             Err(error) => {
-                metrics::handler_duration(ty, &group, seconds);
+                route.metrics.duration(seconds);
                 tracing::warn!(%error, kind = error.kind(), "handler failed; dead-lettering");
                 settle(delivery.dead_letter(error.to_string()).await, "dead-letter");
                 metrics::dead_lettered(ty, &group, error.kind());
@@ -507,6 +560,15 @@ async fn dispatch(
     }
     .instrument(span)
     .await;
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    format!("the handler panicked: {message}")
 }
 
 fn settle(result: Result<(), BusError>, what: &str) {
