@@ -62,6 +62,15 @@ impl<E: Event> Envelope<E> {
         Ok(RawEvent { attributes, data })
     }
 
+    /// Like [`encode`](Self::encode), but takes the envelope: its attributes
+    /// move into the raw event instead of being copied.
+    pub fn into_raw<C: Codec + ?Sized>(self, codec: &C) -> Result<RawEvent, CodecError> {
+        let data = codec.encode(&self.data)?;
+        let mut attributes = self.attributes;
+        attributes.datacontenttype = Some(codec.content_type().to_owned());
+        Ok(RawEvent { attributes, data })
+    }
+
     /// Decodes a raw event: its `type` must be `E::TYPE`, its content type one
     /// the codec reads, and its data must decode into `E`.
     pub fn decode<C: Codec + ?Sized>(raw: &RawEvent, codec: &C) -> Result<Self, DecodeError> {

@@ -31,8 +31,8 @@ pub const UNHANDLED: &str = "tessera_events_unhandled_total";
 /// Handler latency in seconds, retries included.
 pub const HANDLER_DURATION: &str = "tessera_handler_duration_seconds";
 
-pub(crate) fn published(ty: &str) {
-    metrics::counter!(PUBLISHED, "type" => ty.to_owned()).increment(1);
+pub(crate) fn published(ty: &'static str) {
+    metrics::counter!(PUBLISHED, "type" => ty).increment(1);
 }
 
 pub(crate) fn delivered(ty: &str, group: &str) {

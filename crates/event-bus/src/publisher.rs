@@ -31,7 +31,7 @@
 
 use std::sync::Arc;
 
-use crate::{Codec, Envelope, Event, JsonCodec, Publisher, error::BusError, metrics};
+use crate::{Codec, Envelope, Event, JsonCodec, Publisher, RawEvent, error::BusError, metrics};
 
 /// Publishes typed events: stamps `source`, encodes, publishes, counts.
 #[derive(Debug)]
@@ -87,14 +87,19 @@ impl<C: Codec> EventPublisher<C> {
     /// backend durably accepted it.
     pub async fn publish<E: Event>(&self, event: E) -> Result<String, BusError> {
         let envelope = self.envelope(event);
-        self.publish_envelope(&envelope).await?;
-        Ok(envelope.id().to_owned())
+        let id = envelope.id().to_owned();
+        self.publish_raw::<E>(envelope.into_raw(&*self.codec)?)
+            .await?;
+        Ok(id)
     }
 
     /// Publishes a prepared envelope (for example a handler's
     /// [`follow_up`](crate::router::EventContext::follow_up)).
     pub async fn publish_envelope<E: Event>(&self, envelope: &Envelope<E>) -> Result<(), BusError> {
-        let raw = envelope.encode(&*self.codec)?;
+        self.publish_raw::<E>(envelope.encode(&*self.codec)?).await
+    }
+
+    async fn publish_raw<E: Event>(&self, raw: RawEvent) -> Result<(), BusError> {
         raw.attributes.validate()?;
         self.publisher.publish(raw).await?;
         metrics::published(E::TYPE);

@@ -20,6 +20,7 @@
 //! ```
 
 use std::{
+    future::Future as _,
     task::{Context, Poll},
     time::Duration,
 };
@@ -95,8 +96,16 @@ where
     fn call(&mut self, req: R) -> Self::Future {
         let fut = self.inner.call(req);
         let limit = self.limit;
+        let deadline = tokio::time::Instant::now() + limit;
         Box::pin(async move {
-            tokio::time::timeout(limit, fut)
+            let mut fut = std::pin::pin!(fut);
+            // A handler that finishes at its first poll needs no timer: most
+            // of the cost of a timeout is registering and removing one.
+            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+            if let Poll::Ready(result) = first {
+                return result;
+            }
+            tokio::time::timeout_at(deadline, fut)
                 .await
                 .unwrap_or(Err(HandlerError::Timeout(limit)))
         })
