@@ -38,36 +38,6 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-fn force_close(connection_name: &str) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "--quiet",
-            "--no-table-headers",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .expect("rabbitmqctl runs");
-    let listing = String::from_utf8_lossy(&out.stdout);
-    let pids: Vec<&str> = listing
-        .lines()
-        .filter(|line| line.contains(connection_name))
-        .filter_map(|line| line.split('\t').next())
-        .collect();
-    assert!(!pids.is_empty(), "no connection named {connection_name}");
-    for pid in pids {
-        let status = std::process::Command::new("rabbitmqctl")
-            .args(["close_connection", pid, "test"])
-            .output()
-            .expect("rabbitmqctl runs");
-        assert!(
-            status.status.success(),
-            "rabbitmqctl close_connection failed"
-        );
-    }
-}
-
 fn profile(name: String) -> Profile {
     Profile {
         display_name: name,
@@ -192,10 +162,11 @@ async fn user_changes_reach_the_replica_through_outbox_and_broker_despite_a_kill
         }
         if round == 1 {
             // Midway: the broker drops our connections (publisher and consumer).
-            let name = name.clone();
-            tokio::task::spawn_blocking(move || force_close(&name))
-                .await
-                .unwrap();
+            let closed = tessera_event_bus::testkit::force_close_connections(&name).await;
+            assert!(
+                closed >= 2,
+                "the publisher's and the consumer's connections"
+            );
         }
     }
 
