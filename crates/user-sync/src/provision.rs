@@ -15,6 +15,12 @@
 //! from `name`, else `preferred_username`, else `sub`; `username` from
 //! `preferred_username`; `email` from `email`; `avatar_url` from `picture`.
 //!
+//! The layer reads `Principal<ExtraClaims>`, what a validator with the
+//! default claims produces. Behind a validator with custom claims
+//! (`JwtValidator::builder().claims::<MyClaims>()`), say which type and how to
+//! build the profile with [`ProvisionLayer::with_claims`]; otherwise the
+//! layer finds no principal of its type and provisions nobody.
+//!
 //! Requests without a principal (anonymous, in `AuthnLayer::optional` mode)
 //! or without `sub` pass through untouched. Fail closed: when the directory
 //! fails the request is answered `503 Service Unavailable` and not passed
@@ -56,7 +62,7 @@ use std::{
 };
 
 use http::{Request, Response, StatusCode};
-use tessera_authn::{Principal, claims::ExtraClaims};
+use tessera_authn::{Claims, Principal, claims::ExtraClaims};
 use tessera_event_bus::router::BoxFuture;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -104,22 +110,29 @@ pub fn profile_from_claims(claims: &tessera_authn::Claims<ExtraClaims>) -> Profi
     }
 }
 
+/// Builds a new user's profile from the token's claims.
+type ProfileFn<E> = Arc<dyn Fn(&Claims<E>) -> Profile + Send + Sync>;
+
 /// Provisions unknown users on their first authenticated request; see the [module docs](self).
-pub struct ProvisionLayer<D> {
+///
+/// `E` is the claims type of the [`Principal`] it reads (the validator's).
+pub struct ProvisionLayer<D, E = ExtraClaims> {
     directory: Arc<D>,
     known: moka::sync::Cache<String, ()>,
+    profile: ProfileFn<E>,
 }
 
-impl<D> Clone for ProvisionLayer<D> {
+impl<D, E> Clone for ProvisionLayer<D, E> {
     fn clone(&self) -> Self {
         Self {
             directory: Arc::clone(&self.directory),
             known: self.known.clone(),
+            profile: Arc::clone(&self.profile),
         }
     }
 }
 
-impl<D: fmt::Debug> fmt::Debug for ProvisionLayer<D> {
+impl<D: fmt::Debug, E> fmt::Debug for ProvisionLayer<D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProvisionLayer")
             .field("directory", &self.directory)
@@ -139,40 +152,75 @@ impl<D: UserDirectory> ProvisionLayer<D> {
         Self {
             directory: Arc::new(directory),
             known: moka::sync::Cache::new(capacity),
+            profile: Arc::new(profile_from_claims),
         }
     }
 }
 
-impl<S, D> Layer<S> for ProvisionLayer<D> {
-    type Service = Provision<S, D>;
+impl<D, E> ProvisionLayer<D, E> {
+    /// Reads `Principal<C>` instead, for a validator with custom claims
+    /// `C`, and builds new users' profiles with `profile`.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use tessera_event_bus::{EventPublisher, memory::MemoryBus};
+    /// use tessera_user_sync::{events::Profile, producer::MemoryUserDirectory, provision::ProvisionLayer};
+    ///
+    /// #[derive(Debug, Clone, Deserialize)]
+    /// struct MyClaims { nickname: String }
+    ///
+    /// let bus = MemoryBus::new();
+    /// let users = MemoryUserDirectory::new(EventPublisher::new(std::sync::Arc::new(bus.publisher()), "/users"));
+    /// let layer = ProvisionLayer::new(users).with_claims(|claims: &tessera_authn::Claims<MyClaims>| Profile {
+    ///     display_name: claims.extra.nickname.clone(),
+    ///     ..Profile::default()
+    /// });
+    /// ```
+    pub fn with_claims<C>(
+        self,
+        profile: impl Fn(&Claims<C>) -> Profile + Send + Sync + 'static,
+    ) -> ProvisionLayer<D, C> {
+        ProvisionLayer {
+            directory: self.directory,
+            known: self.known,
+            profile: Arc::new(profile),
+        }
+    }
+}
 
-    fn layer(&self, inner: S) -> Provision<S, D> {
+impl<S, D, E> Layer<S> for ProvisionLayer<D, E> {
+    type Service = Provision<S, D, E>;
+
+    fn layer(&self, inner: S) -> Provision<S, D, E> {
         Provision {
             inner,
             directory: Arc::clone(&self.directory),
             known: self.known.clone(),
+            profile: Arc::clone(&self.profile),
         }
     }
 }
 
 /// The service made by [`ProvisionLayer`].
-pub struct Provision<S, D> {
+pub struct Provision<S, D, E = ExtraClaims> {
     inner: S,
     directory: Arc<D>,
     known: moka::sync::Cache<String, ()>,
+    profile: ProfileFn<E>,
 }
 
-impl<S: Clone, D> Clone for Provision<S, D> {
+impl<S: Clone, D, E> Clone for Provision<S, D, E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             directory: Arc::clone(&self.directory),
             known: self.known.clone(),
+            profile: Arc::clone(&self.profile),
         }
     }
 }
 
-impl<S: fmt::Debug, D: fmt::Debug> fmt::Debug for Provision<S, D> {
+impl<S: fmt::Debug, D: fmt::Debug, E> fmt::Debug for Provision<S, D, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provision")
             .field("inner", &self.inner)
@@ -181,7 +229,7 @@ impl<S: fmt::Debug, D: fmt::Debug> fmt::Debug for Provision<S, D> {
     }
 }
 
-impl<S, D> Provision<S, D> {
+impl<S, D, E> Provision<S, D, E> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -204,12 +252,13 @@ fn status<B: Default>(status: StatusCode) -> Response<B> {
     res
 }
 
-impl<S, D, ReqB, ResB> Service<Request<ReqB>> for Provision<S, D>
+impl<S, D, E, ReqB, ResB> Service<Request<ReqB>> for Provision<S, D, E>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     D: UserDirectory,
+    E: Send + Sync + 'static,
     ReqB: Send + 'static,
     ResB: Default + Send + 'static,
 {
@@ -225,7 +274,7 @@ where
         // Call the instance that was driven to readiness; keep a fresh clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let principal = req.extensions().get::<Principal>().cloned();
+        let principal = req.extensions().get::<Principal<E>>().cloned();
         let Some((sub, principal)) = principal
             .and_then(|p| p.subject().map(str::to_owned).map(|sub| (sub, p)))
             .filter(|(sub, _)| !self.known.contains_key(sub))
@@ -234,8 +283,8 @@ where
         };
         let directory = Arc::clone(&self.directory);
         let known = self.known.clone();
+        let profile = (self.profile)(principal.claims());
         Box::pin(async move {
-            let profile = profile_from_claims(principal.claims());
             match directory.register(&sub, profile).await {
                 Ok(Registration::Existing(record)) if record.is_deleted() => {
                     tracing::info!(user_id = %sub, "request from a deleted account refused");

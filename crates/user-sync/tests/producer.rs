@@ -246,6 +246,58 @@ pub(crate) mod jit {
     }
 
     #[tokio::test]
+    async fn a_validator_with_custom_claims_provisions_through_with_claims() {
+        #[derive(Debug, Clone, serde::Deserialize)]
+        struct StaffClaims {
+            nickname: String,
+        }
+        let idp = TestIssuer::start().await.unwrap();
+        let validator = JwtValidator::builder()
+            .claims::<StaffClaims>()
+            .issuer(
+                Issuer::new(idp.issuer())
+                    .audience(idp.audience())
+                    .discovery(),
+            )
+            .build()
+            .unwrap();
+        let bus = MemoryBus::new();
+        let _audit = bus
+            .subscriber()
+            .subscribe(SubscribeOptions::new("audit").event_types(ALL_TYPES))
+            .await
+            .unwrap();
+        let users = MemoryUserDirectory::new(EventPublisher::new(
+            Arc::new(bus.publisher()),
+            "/user-service",
+        ));
+        let svc = ServiceBuilder::new()
+            .layer(AuthnLayer::new(validator))
+            .layer(ProvisionLayer::new(users.clone()).with_claims(
+                |claims: &tessera_authn::Claims<StaffClaims>| tessera_user_sync::events::Profile {
+                    display_name: claims.extra.nickname.clone(),
+                    ..Default::default()
+                },
+            ))
+            .service_fn(|_req: Request<String>| async {
+                Ok::<_, Infallible>(Response::new(axum::body::Body::from("ok")))
+            });
+        let token = idp
+            .token()
+            .subject("staff-1")
+            .claim("nickname", "Grace")
+            .sign();
+        let res = svc.oneshot(request(Some(&token))).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let user = users.get("staff-1").await.unwrap();
+        assert_eq!(
+            user.map(|u| u.profile.display_name).as_deref(),
+            Some("Grace"),
+            "provisioned from the custom claims"
+        );
+    }
+
+    #[tokio::test]
     async fn anonymous_requests_pass_and_failures_fail_closed() {
         let (idp, validator) = issuer().await;
         let unbound = MemoryBus::new(); // publishing fails: nobody is bound
