@@ -41,6 +41,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_authn::client::{TokenProvider, TokenRelay};
 use tessera_authn::{AuthnLayer, ConfigError, Issuer, JwtValidator, Principal};
 use url::Url;
 
@@ -101,13 +102,22 @@ pub enum DownstreamError {
         /// The parse error.
         reason: String,
     },
+    /// The caller's token cannot be relayed (it expired during the query).
+    #[error("the caller's token cannot be relayed to {service}: {reason}")]
+    Token {
+        /// Which service.
+        service: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One GraphQL request's view of the downstream services: the shared client
 /// and the caller's token, relayed on every call.
 struct Call {
     downstream: Downstream,
-    token: Arc<str>,
+    /// The caller's validated token, never sent once expired.
+    relay: TokenRelay,
 }
 
 impl fmt::Debug for Call {
@@ -124,11 +134,19 @@ impl Call {
         service: &'static str,
         url: Url,
     ) -> Result<T, DownstreamError> {
+        let token = self
+            .relay
+            .token()
+            .await
+            .map_err(|e| DownstreamError::Token {
+                service,
+                reason: e.to_string(),
+            })?;
         let response = self
             .downstream
             .client
             .get(url)
-            .bearer_auth(&self.token)
+            .bearer_auth(token.secret())
             .send()
             .await
             .map_err(|e| DownstreamError::Unreachable {
@@ -324,7 +342,7 @@ async fn graphql(
 ) -> Json<async_graphql::Response> {
     let call = Arc::new(Call {
         downstream: state.downstream.clone(),
-        token: Arc::from(principal.bearer_token()),
+        relay: TokenRelay::from_principal(&principal),
     });
     // One loader per GraphQL request: batches carry that caller's token,
     // and nothing is cached across callers.
