@@ -132,6 +132,24 @@ pub enum BusError {
     /// The connection to the broker failed.
     #[error("broker connection failed: {0}")]
     Connection(#[source] BoxError),
+    /// A queue already exists on the broker with other arguments than the
+    /// configuration declares (for example classic where quorum is
+    /// configured), so the broker refused to declare it (RabbitMQ's
+    /// `PRECONDITION_FAILED`). A queue's type and arguments cannot change in
+    /// place: the queue has to be migrated (docs/operations.md, "Moving a
+    /// group between classic and quorum queues").
+    #[error(
+        "queue `{queue}` exists on the broker with other arguments than configured: {mismatch}; \
+         a queue's type and arguments cannot change in place, migrate the group's queues \
+         (docs/operations.md, \"Moving a group between classic and quorum queues\")"
+    )]
+    QueueMismatch {
+        /// The queue the broker refused to declare.
+        queue: String,
+        /// What differs, as the broker says it (for example
+        /// `inequivalent arg 'x-queue-type' ... received 'quorum' but current is none`).
+        mismatch: String,
+    },
     /// The wire format could not be written or read.
     #[error(transparent)]
     Wire(#[from] WireError),

@@ -200,7 +200,16 @@ async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
     assert_eq!(d.event(), &good, "garbage never reaches the caller");
     d.ack().await.unwrap();
 
-    let parked = backend.bus().parked(&group).await.unwrap();
+    // The garbage went out on another connection than the good event, so
+    // the broker may have queued the last of it after the good one.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let parked = loop {
+        let parked = backend.bus().parked(&group).await.unwrap();
+        if parked.len() >= 3 || tokio::time::Instant::now() > deadline {
+            break parked;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(parked.len(), 3, "{parked:?}");
     assert!(parked.iter().all(|p| p.event.is_err()));
     assert!(
@@ -558,4 +567,369 @@ async fn two_queue_prefixes_keep_separate_copies_of_one_group() {
     );
     in_a.close().await.unwrap();
     in_b.close().await.unwrap();
+}
+
+/// A queue as `rabbitmqctl list_queues` shows it: its type and arguments.
+#[derive(Debug)]
+struct BrokerQueue {
+    kind: String,
+    arguments: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The queues on the broker whose names start with `prefix`.
+async fn broker_queues(prefix: &str) -> std::collections::BTreeMap<String, BrokerQueue> {
+    let prefix = prefix.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args([
+                "list_queues",
+                "--quiet",
+                "--formatter",
+                "json",
+                "name",
+                "type",
+                "arguments",
+            ])
+            .output()
+            .expect("rabbitmqctl runs");
+        assert!(out.status.success(), "rabbitmqctl list_queues failed");
+        let listing: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("rabbitmqctl prints json");
+        listing
+            .into_iter()
+            .filter(|q| q["name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
+            .map(|q| {
+                // Each argument is [name, amqp type, value].
+                let arguments = q["arguments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| (a[0].as_str().unwrap().to_owned(), a[2].clone()))
+                    .collect();
+                let queue = BrokerQueue {
+                    kind: q["type"].as_str().unwrap().to_owned(),
+                    arguments,
+                };
+                (q["name"].as_str().unwrap().to_owned(), queue)
+            })
+            .collect()
+    })
+    .await
+    .expect("rabbitmqctl task")
+}
+
+/// How many messages wait in a queue (a passive declare).
+async fn queue_depth(channel: &lapin::Channel, queue: &str) -> u32 {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .unwrap_or_else(|e| panic!("expected the queue {queue} to exist: {e}"))
+        .message_count()
+}
+
+fn quorum_backend(
+    prefix: &str,
+    delivery_limit: u32,
+) -> impl std::future::Future<Output = RabbitTestBackend> + '_ {
+    RabbitTestBackend::with_config(move |c| {
+        c.queue_type(QueueType::Quorum { delivery_limit })
+            .queue_prefix(prefix)
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn every_queue_of_a_quorum_group_is_a_quorum_queue_that_dead_letters_at_least_once() {
+    let prefix = format!("{}.", unique("quorum-topology"));
+    let backend = quorum_backend(&prefix, 3).await;
+    let ty = "tessera.test.quorum_topology.v1";
+    let mut sub = backend
+        .bus()
+        .subscriber()
+        .subscribe(SubscribeOptions::new("g").event_type(ty))
+        .await
+        .unwrap();
+    // A retry declares the retry queue.
+    backend
+        .bus()
+        .publisher()
+        .publish(event(ty, 1))
+        .await
+        .unwrap();
+    next(&mut sub)
+        .await
+        .retry_after(Duration::from_millis(250))
+        .await
+        .unwrap();
+
+    let queues = broker_queues(&prefix).await;
+    let (group, parking_lot, retry) = (
+        format!("{prefix}g"),
+        format!("{prefix}g.parking-lot"),
+        format!("{prefix}g.retry.250ms"),
+    );
+    let names: Vec<_> = queues.keys().cloned().collect();
+    assert_eq!(
+        names,
+        [group.clone(), parking_lot.clone(), retry.clone()],
+        "expected the group's queue, its parking lot and one retry queue"
+    );
+    let args = |name: &str| -> Vec<(String, serde_json::Value)> {
+        queues[name]
+            .arguments
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let pair = |k: &str, v: serde_json::Value| (k.to_owned(), v);
+    use serde_json::json;
+    for name in [&group, &parking_lot, &retry] {
+        assert_eq!(
+            queues[name].kind, "quorum",
+            "expected {name} to be a quorum queue"
+        );
+    }
+    // The test backend's temporary topology adds x-expires (60 s of idle time).
+    assert_eq!(
+        args(&group),
+        [
+            pair("x-dead-letter-exchange", json!("")),
+            pair("x-dead-letter-routing-key", json!(parking_lot)),
+            pair("x-dead-letter-strategy", json!("at-least-once")),
+            pair("x-delivery-limit", json!(3)),
+            pair("x-expires", json!(60_000)),
+            pair("x-overflow", json!("reject-publish")),
+            pair("x-queue-type", json!("quorum")),
+        ]
+    );
+    assert_eq!(
+        args(&parking_lot),
+        [
+            pair("x-expires", json!(60_000)),
+            pair("x-queue-type", json!("quorum")),
+        ]
+    );
+    assert_eq!(
+        args(&retry),
+        [
+            pair("x-dead-letter-exchange", json!("")),
+            pair("x-dead-letter-routing-key", json!(group)),
+            pair("x-dead-letter-strategy", json!("at-least-once")),
+            pair("x-expires", json!(60_250)),
+            pair("x-message-ttl", json!(250)),
+            pair("x-overflow", json!("reject-publish")),
+            pair("x-queue-type", json!("quorum")),
+        ]
+    );
+    // Declaring them again (a reconnect, a second member) is idempotent.
+    let mut second = backend
+        .bus()
+        .subscriber()
+        .subscribe(SubscribeOptions::new("g").event_type(ty))
+        .await
+        .expect("redeclaring the same quorum topology works");
+    let back = next(&mut sub).await;
+    back.ack().await.unwrap();
+    second.close().await.unwrap();
+    sub.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn a_transient_failure_on_a_quorum_group_waits_in_the_quorum_retry_queue_and_comes_back() {
+    let prefix = format!("{}.", unique("quorum-retry"));
+    let backend = quorum_backend(&prefix, 5).await;
+    let ty = "tessera.test.quorum_retry.v1";
+    let mut sub = backend
+        .bus()
+        .subscriber()
+        .subscribe(SubscribeOptions::new("g").event_type(ty))
+        .await
+        .unwrap();
+    let e = event(ty, 1);
+    backend.bus().publisher().publish(e.clone()).await.unwrap();
+
+    // The handler fails transiently the first time: the consumer retries later.
+    let first = next(&mut sub).await;
+    assert_eq!((first.event().id(), first.attempt()), (e.id(), 1));
+    let retried_at = tokio::time::Instant::now();
+    first.retry_after(Duration::from_millis(700)).await.unwrap();
+    let (_conn, channel) = raw_channel().await;
+    let retry_queue = format!("{prefix}g.retry.700ms");
+    assert_eq!(
+        queue_depth(&channel, &retry_queue).await,
+        1,
+        "expected the event to wait in {retry_queue}"
+    );
+    assert_eq!(queue_depth(&channel, &format!("{prefix}g")).await, 0);
+
+    // After the TTL the broker dead-letters it back (at least once) and it is handled.
+    let again = next(&mut sub).await;
+    assert!(
+        retried_at.elapsed() >= Duration::from_millis(700),
+        "expected the event back only after the delay, got it after {:?}",
+        retried_at.elapsed()
+    );
+    assert_eq!(again.event(), &e);
+    assert_eq!(again.attempt(), 2, "expected the second attempt");
+    again.ack().await.unwrap();
+    assert_eq!(queue_depth(&channel, &retry_queue).await, 0);
+    let quiet = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(quiet.is_err(), "expected nothing more: {quiet:?}");
+    assert!(backend.bus().parked("g").await.unwrap().is_empty());
+    assert_eq!(
+        broker_queues(&retry_queue).await[&retry_queue].kind,
+        "quorum"
+    );
+    sub.close().await.unwrap();
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QuorumJob {
+    n: u32,
+}
+tessera_event_bus::event!(QuorumJob => "tessera.test.quorum_job.v1");
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn a_permanent_failure_on_a_quorum_group_lands_in_the_quorum_parking_lot_with_its_reason() {
+    let prefix = format!("{}.", unique("quorum-park"));
+    let backend = quorum_backend(&prefix, 5).await;
+    let router = Router::new(Arc::new(backend.bus().subscriber()), "g")
+        .handle(|_env: Envelope<QuorumJob>, _ctx: EventContext| async {
+            Err(tessera_event_bus::HandlerError::permanent(
+                "job 7 refers to a deleted user",
+            ))
+        })
+        .start()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(Arc::new(backend.bus().publisher()), "/tests");
+    events.publish(QuorumJob { n: 7 }).await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let parked = loop {
+        let parked = backend.bus().parked("g").await.unwrap();
+        if !parked.is_empty() || tokio::time::Instant::now() > deadline {
+            break parked;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    router.shutdown().await.unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    let event = parked[0].event.as_ref().expect("a valid event");
+    assert_eq!(event.event_type(), "tessera.test.quorum_job.v1");
+    assert_eq!(
+        parked[0].reason,
+        "permanent handler error: job 7 refers to a deleted user"
+    );
+    assert_eq!(parked[0].deliveries, 1);
+    // Peeking hands the message back: it stays, with the same count.
+    let again = backend.bus().parked("g").await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].event, parked[0].event);
+    assert_eq!(again[0].deliveries, 1, "peeking is no delivery");
+    let parking_lot = format!("{prefix}g.parking-lot");
+    assert_eq!(
+        broker_queues(&parking_lot).await[&parking_lot].kind,
+        "quorum"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn switching_a_groups_queue_type_against_existing_queues_is_a_clear_error() {
+    let prefix = format!("{}.", unique("switch"));
+    let ty = "tessera.test.switch.v1";
+    let classic = RabbitTestBackend::with_config(|c| c.queue_prefix(&prefix)).await;
+    let quorum = RabbitTestBackend::with_config(|c| {
+        c.exchange(classic.bus().exchange())
+            .queue_prefix(&prefix)
+            .queue_type(QueueType::Quorum { delivery_limit: 5 })
+    })
+    .await;
+    let subscribe = |backend: &RabbitTestBackend, group: &str| {
+        let subscriber = backend.bus().subscriber();
+        let options = SubscribeOptions::new(group).event_type(ty);
+        async move { subscriber.subscribe(options).await }
+    };
+
+    // Classic queues exist; the group is switched to quorum.
+    let mut sub = subscribe(&classic, "a").await.unwrap();
+    sub.close().await.unwrap();
+    let err = subscribe(&quorum, "a").await.unwrap_err();
+    let BusError::QueueMismatch { queue, mismatch } = &err else {
+        panic!("expected a queue mismatch, got {err:?}");
+    };
+    assert_eq!(queue, &format!("{prefix}a.parking-lot"));
+    assert!(
+        mismatch.contains("'x-queue-type'") && mismatch.contains("'quorum'"),
+        "{mismatch}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("queue `{prefix}a.parking-lot`")) && text.contains("x-queue-type"),
+        "{text}"
+    );
+
+    // Quorum queues exist; the group is switched back to classic.
+    let mut sub = subscribe(&quorum, "b").await.unwrap();
+    sub.close().await.unwrap();
+    let err = subscribe(&classic, "b").await.unwrap_err();
+    assert!(
+        matches!(&err, BusError::QueueMismatch { queue, mismatch }
+            if *queue == format!("{prefix}b.parking-lot") && mismatch.contains("'x-queue-type'")),
+        "{err:?}"
+    );
+
+    // A migration that forgot a classic retry queue: the retry says so.
+    let mut sub = subscribe(&classic, "c").await.unwrap();
+    classic
+        .bus()
+        .publisher()
+        .publish(event(ty, 1))
+        .await
+        .unwrap();
+    next(&mut sub)
+        .await
+        .retry_after(Duration::from_millis(60_000))
+        .await
+        .unwrap();
+    sub.close().await.unwrap();
+    let (_conn, channel) = raw_channel().await;
+    for q in [format!("{prefix}c"), format!("{prefix}c.parking-lot")] {
+        channel
+            .queue_delete(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+    let mut sub = subscribe(&quorum, "c").await.unwrap();
+    quorum
+        .bus()
+        .publisher()
+        .publish(event(ty, 2))
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    let err = d
+        .retry_after(Duration::from_millis(60_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BusError::QueueMismatch { queue, .. }
+            if *queue == format!("{prefix}c.retry.60000ms")),
+        "{err:?}"
+    );
+    d.ack().await.unwrap();
+    sub.close().await.unwrap();
+    let _ = channel
+        .queue_delete(
+            format!("{prefix}c.retry.60000ms").as_str().into(),
+            Default::default(),
+        )
+        .await;
 }

@@ -110,6 +110,14 @@ pub(crate) fn attempt(props: &BasicProperties, redelivered: bool) -> u32 {
     before_retry.saturating_add(1).saturating_add(returns)
 }
 
+/// How often a parked message had been delivered to its group: the count
+/// its copy carries (0 when the broker itself dead-lettered it). A quorum
+/// parking lot's own `x-delivery-count` is left out: it counts the returns of
+/// [`RabbitBus::parked`](super::RabbitBus::parked)'s peeks, not deliveries.
+pub(crate) fn parked_deliveries(props: &BasicProperties) -> u32 {
+    header_u32(props.headers().as_ref(), DELIVERIES_HEADER)
+}
+
 /// Reads a delivered message; the error is the reason it is parked.
 pub(crate) fn from_amqp(props: &BasicProperties, body: Bytes) -> Result<RawEvent, String> {
     let mut headers: Vec<(&str, String)> = Vec::new();
@@ -246,5 +254,17 @@ mod tests {
         table.insert(DELIVERY_COUNT_HEADER.into(), AMQPValue::LongLongInt(2));
         let quorum = BasicProperties::default().with_headers(table);
         assert_eq!(attempt(&quorum, true), 5);
+    }
+
+    #[test]
+    fn a_parked_message_counts_the_deliveries_its_copy_carries_not_the_parking_lots_returns() {
+        let mut table = FieldTable::default();
+        table.insert(DELIVERIES_HEADER.into(), AMQPValue::LongLongInt(3));
+        // A quorum parking lot counts each peek that handed the message back.
+        table.insert(DELIVERY_COUNT_HEADER.into(), AMQPValue::LongLongInt(4));
+        let parked = BasicProperties::default().with_headers(table);
+        assert_eq!(parked_deliveries(&parked), 3);
+        // Dead-lettered by the broker itself: no copy, no count.
+        assert_eq!(parked_deliveries(&BasicProperties::default()), 0);
     }
 }

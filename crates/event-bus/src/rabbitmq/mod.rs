@@ -91,8 +91,9 @@ pub const DEAD_LETTER_REASON_HEADER: &str = amqp::REASON_HEADER;
 pub enum QueueType {
     /// Classic durable queues (a single node).
     Classic,
-    /// Quorum queues (replicated); a message returned more than
-    /// `delivery_limit` times goes to the parking lot.
+    /// Quorum queues (replicated, RabbitMQ 3.10+): the group's queue, its retry queues and
+    /// its parking lot, dead-lettering at least once; a message returned more than
+    /// `delivery_limit` times goes to the parking lot (docs/operations.md).
     Quorum {
         /// Returns allowed before the broker dead-letters the message.
         delivery_limit: u32,
@@ -335,7 +336,7 @@ impl RabbitBus {
             parked.push(ParkedMessage {
                 event: amqp::from_amqp(&d.properties, body.clone()),
                 reason,
-                deliveries: amqp::attempt(&d.properties, false).saturating_sub(1),
+                deliveries: amqp::parked_deliveries(&d.properties),
                 body,
             });
         }

@@ -381,6 +381,12 @@ impl RabbitSubscription {
                     return Ok(());
                 }
                 Err(BusError::Closed) => return Err(BusError::Closed),
+                // Someone redeclared the group's queues with other arguments
+                // meanwhile: retrying cannot fix that, the caller must see it.
+                Err(error @ BusError::QueueMismatch { .. }) => {
+                    tracing::error!(group = %self.options.group, %error, "cannot consume again");
+                    return Err(error);
+                }
                 Err(error) => {
                     let delay = delays.next().unwrap_or(config.reconnect_max_delay);
                     tracing::warn!(group = %self.options.group, %error, ?delay, "could not consume; retrying");

@@ -3,6 +3,7 @@
 use lapin::{
     Channel, Connection,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
@@ -97,7 +98,7 @@ async fn close(channel: Channel) {
 /// Declares a group's queue (bound by each event type) and its parking lot.
 ///
 /// Declaring is idempotent; a queue that exists with other arguments (say,
-/// classic where quorum is configured) is an error from the broker.
+/// classic where quorum is configured) is [`BusError::QueueMismatch`].
 pub(crate) async fn declare_group(
     connection: &Connection,
     config: &RabbitConfig,
@@ -110,12 +111,152 @@ pub(crate) async fn declare_group(
     result
 }
 
-fn queue_arguments(config: &RabbitConfig) -> FieldTable {
+// The arguments of each queue of a group. Classic groups keep the arguments
+// they always had; quorum groups make every queue a quorum queue and
+// dead-letter at least once wherever a queue dead-letters (RabbitMQ 3.10+):
+//
+// | queue        | classic                               | quorum (adds)                                   |
+// |--------------|---------------------------------------|-------------------------------------------------|
+// | `<group>`    | DLX "" -> parking lot, [x-expires]    | x-queue-type, x-delivery-limit, at least once   |
+// | parking lot  | [x-expires]                           | x-queue-type                                    |
+// | retry        | TTL, DLX "" -> `<group>`, x-expires   | x-queue-type, at least once; no x-expires       |
+// |              | (delay + idle, 1 h by default)        | unless the topology is temporary (and why)      |
+//
+// "At least once" is `x-dead-letter-strategy: at-least-once` together with
+// `x-overflow: reject-publish` (without the latter the broker silently falls
+// back to at-most-once): the broker keeps a dead-lettered message in the
+// source queue until the target queue confirmed it, so a node loss between
+// the two cannot drop it.
+
+/// `x-queue-type: quorum` and, when `dead_letters`, at-least-once dead-lettering.
+fn quorum(args: &mut FieldTable, dead_letters: bool) {
+    args.insert("x-queue-type".into(), string("quorum"));
+    if dead_letters {
+        args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+        // Only takes effect with a length limit (none is set); at-least-once needs it.
+        args.insert("x-overflow".into(), string("reject-publish"));
+    }
+}
+
+/// `x-expires` for a temporary topology; none otherwise.
+fn temporary(config: &RabbitConfig) -> FieldTable {
     let mut args = FieldTable::default();
     if let Some(expires) = config.queue_expires {
         args.insert("x-expires".into(), millis(expires));
     }
     args
+}
+
+/// The arguments of a group's own queue.
+pub(crate) fn group_queue_arguments(config: &RabbitConfig, queues: &GroupQueues) -> FieldTable {
+    let mut args = temporary(config);
+    // Rejected messages, and on quorum queues those over the delivery limit, park.
+    args.insert("x-dead-letter-exchange".into(), string(""));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        string(queues.parking_lot.as_str()),
+    );
+    if let QueueType::Quorum { delivery_limit } = config.queue_type {
+        quorum(&mut args, true);
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(delivery_limit)),
+        );
+    }
+    args
+}
+
+/// The arguments of a group's parking lot.
+///
+/// No delivery limit on a quorum parking lot: it dead-letters nowhere, and
+/// RabbitMQ 3.x reads `-1` ("no limit" on 4.x) as "drop on the first return".
+pub(crate) fn parking_lot_arguments(config: &RabbitConfig) -> FieldTable {
+    let mut args = temporary(config);
+    if let QueueType::Quorum { .. } = config.queue_type {
+        quorum(&mut args, false);
+    }
+    args
+}
+
+/// The arguments of the retry queue for `delay_ms`: its messages expire after
+/// the delay and dead-letter back to the group's queue.
+pub(crate) fn retry_queue_arguments(
+    config: &RabbitConfig,
+    queues: &GroupQueues,
+    delay_ms: u64,
+) -> FieldTable {
+    let delay = std::time::Duration::from_millis(delay_ms);
+    let mut args = FieldTable::default();
+    args.insert("x-message-ttl".into(), millis(delay));
+    let idle = config.queue_expires;
+    match config.queue_type {
+        // Redeclared on every retry, so an unused classic retry queue goes
+        // away a while after its last message went back.
+        QueueType::Classic => {
+            let idle = idle.unwrap_or(std::time::Duration::from_secs(3600));
+            args.insert("x-expires".into(), millis(delay + idle));
+        }
+        // A quorum queue's expiry is not renewed by redeclaring nor by
+        // publishing (a retry queue has no consumer to renew it): with
+        // `x-expires` the broker would delete the queue `x-expires` after its
+        // creation, messages still waiting in it included. So a quorum retry
+        // queue stays (one per delay used) unless the whole topology is
+        // temporary, whose groups live shorter than `idle` anyway.
+        QueueType::Quorum { .. } => {
+            if let Some(idle) = idle {
+                args.insert("x-expires".into(), millis(delay + idle));
+            }
+        }
+    }
+    args.insert("x-dead-letter-exchange".into(), string(""));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        string(queues.queue.as_str()),
+    );
+    if let QueueType::Quorum { .. } = config.queue_type {
+        quorum(&mut args, true);
+    }
+    args
+}
+
+/// What the broker's refusal to declare `queue` means for the caller.
+///
+/// RabbitMQ answers `PRECONDITION_FAILED` (and closes the channel) when the
+/// queue exists with other arguments ("inequivalent arg ..."), and also when
+/// it does not accept an argument at all (an older broker: quorum queues
+/// take message TTL and at-least-once dead-lettering from 3.10 on).
+fn declare_error(queue: &str, error: lapin::Error) -> BusError {
+    if let lapin::ErrorKind::ProtocolError(amqp) = error.kind()
+        && *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+    {
+        let text = amqp.get_message().as_str();
+        let text = text
+            .strip_prefix("PRECONDITION_FAILED - ")
+            .unwrap_or(text)
+            .to_owned();
+        if text.starts_with("inequivalent arg") {
+            return BusError::QueueMismatch {
+                queue: queue.to_owned(),
+                mismatch: text,
+            };
+        }
+        return BusError::Unsupported(format!(
+            "the broker refused to declare queue `{queue}`: {text}"
+        ));
+    }
+    err(error)
+}
+
+async fn declare_queue(
+    channel: &Channel,
+    queue: &ShortString,
+    arguments: FieldTable,
+) -> Result<(), BusError> {
+    channel
+        .queue_declare(queue.clone(), QueueDeclareOptions::durable(), arguments)
+        .await
+        .map(drop)
+        .map_err(|e| declare_error(queue.as_str(), e))
 }
 
 async fn declare_group_on(
@@ -124,29 +265,13 @@ async fn declare_group_on(
     queues: &GroupQueues,
     event_types: &[String],
 ) -> Result<(), BusError> {
-    let durable = QueueDeclareOptions::durable();
-    channel
-        .queue_declare(queues.parking_lot.clone(), durable, queue_arguments(config))
-        .await
-        .map_err(err)?;
-    let mut args = queue_arguments(config);
-    // Rejected messages, and on quorum queues those over the delivery limit, park.
-    args.insert("x-dead-letter-exchange".into(), string(""));
-    args.insert(
-        "x-dead-letter-routing-key".into(),
-        string(queues.parking_lot.as_str()),
-    );
-    if let QueueType::Quorum { delivery_limit } = config.queue_type {
-        args.insert("x-queue-type".into(), string("quorum"));
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(i64::from(delivery_limit)),
-        );
-    }
-    channel
-        .queue_declare(queues.queue.clone(), durable, args)
-        .await
-        .map_err(err)?;
+    declare_queue(channel, &queues.parking_lot, parking_lot_arguments(config)).await?;
+    declare_queue(
+        channel,
+        &queues.queue,
+        group_queue_arguments(config, queues),
+    )
+    .await?;
     let exchange = short(&config.exchange, "the exchange name")?;
     for ty in event_types {
         channel
@@ -172,27 +297,11 @@ pub(crate) async fn declare_retry_queue(
     delay_ms: u64,
 ) -> Result<ShortString, BusError> {
     let name = queues.retry_queue(delay_ms)?;
-    let delay = std::time::Duration::from_millis(delay_ms);
-    let mut args = FieldTable::default();
-    args.insert("x-message-ttl".into(), millis(delay));
-    // Redeclared on every retry, so an unused retry queue goes away a while
-    // after its last message went back.
-    let idle = config
-        .queue_expires
-        .unwrap_or(std::time::Duration::from_secs(3600));
-    args.insert("x-expires".into(), millis(delay + idle));
-    args.insert("x-dead-letter-exchange".into(), string(""));
-    args.insert(
-        "x-dead-letter-routing-key".into(),
-        string(queues.queue.as_str()),
-    );
+    let args = retry_queue_arguments(config, queues, delay_ms);
     let channel = connection.create_channel().await.map_err(err)?;
-    let result = channel
-        .queue_declare(name.clone(), QueueDeclareOptions::durable(), args)
-        .await
-        .map_err(err);
+    let result = declare_queue(&channel, &name, args).await;
     close(channel).await;
-    result.map(|_| name)
+    result.map(|()| name)
 }
 
 #[cfg(test)]
@@ -237,5 +346,160 @@ mod tests {
         let long = RabbitConfig::new("amqp://broker").queue_prefix("p".repeat(250));
         assert!(GroupQueues::new(&long, "comments").is_err());
         assert!(GroupQueues::new(&config.clone().queue_prefix(""), "comments").is_ok());
+    }
+
+    /// A table as `name=value` lines, sorted, for comparing whole tables.
+    fn table(args: &FieldTable) -> Vec<String> {
+        let mut lines: Vec<String> = args
+            .inner()
+            .iter()
+            .map(|(k, v)| match v {
+                AMQPValue::LongString(s) => {
+                    format!("{}={}", k.as_str(), String::from_utf8_lossy(s.as_bytes()))
+                }
+                AMQPValue::LongLongInt(n) => format!("{}={n}", k.as_str()),
+                other => panic!("unexpected value type for {}: {other:?}", k.as_str()),
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    fn quorum(limit: u32) -> RabbitConfig {
+        RabbitConfig::new("amqp://broker").queue_type(QueueType::Quorum {
+            delivery_limit: limit,
+        })
+    }
+
+    #[test]
+    fn classic_groups_keep_the_arguments_they_always_had() {
+        let config = RabbitConfig::new("amqp://broker");
+        let q = GroupQueues::new(&config, "comments").unwrap();
+        assert_eq!(
+            table(&group_queue_arguments(&config, &q)),
+            [
+                "x-dead-letter-exchange=",
+                "x-dead-letter-routing-key=comments.parking-lot"
+            ]
+        );
+        assert!(table(&parking_lot_arguments(&config)).is_empty());
+        assert_eq!(
+            table(&retry_queue_arguments(&config, &q, 1300)),
+            [
+                "x-dead-letter-exchange=",
+                "x-dead-letter-routing-key=comments",
+                "x-expires=3601300",
+                "x-message-ttl=1300",
+            ]
+        );
+        // A temporary topology adds x-expires everywhere, the retry queue's idle time included.
+        let temp = config.temporary_topology(Duration::from_secs(60));
+        assert_eq!(
+            table(&group_queue_arguments(&temp, &q)),
+            [
+                "x-dead-letter-exchange=",
+                "x-dead-letter-routing-key=comments.parking-lot",
+                "x-expires=60000",
+            ]
+        );
+        assert_eq!(table(&parking_lot_arguments(&temp)), ["x-expires=60000"]);
+        assert_eq!(
+            table(&retry_queue_arguments(&temp, &q, 1300)),
+            [
+                "x-dead-letter-exchange=",
+                "x-dead-letter-routing-key=comments",
+                "x-expires=61300",
+                "x-message-ttl=1300",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_queue_of_a_quorum_group_is_quorum_and_dead_letters_at_least_once() {
+        let config = quorum(7).queue_prefix("staging.");
+        let q = GroupQueues::new(&config, "comments").unwrap();
+        assert_eq!(
+            table(&group_queue_arguments(&config, &q)),
+            [
+                "x-dead-letter-exchange=",
+                "x-dead-letter-routing-key=staging.comments.parking-lot",
+                "x-dead-letter-strategy=at-least-once",
+                "x-delivery-limit=7",
+                "x-overflow=reject-publish",
+                "x-queue-type=quorum",
+            ]
+        );
+        // Nothing to dead-letter from, and no delivery limit (see parking_lot_arguments).
+        assert_eq!(
+            table(&parking_lot_arguments(&config)),
+            ["x-queue-type=quorum"]
+        );
+        // No x-expires: the broker would not renew it and would delete waiting messages.
+        assert_eq!(
+            table(&retry_queue_arguments(&config, &q, 250)),
+            [
+                "x-dead-letter-exchange=",
+                "x-dead-letter-routing-key=staging.comments",
+                "x-dead-letter-strategy=at-least-once",
+                "x-message-ttl=250",
+                "x-overflow=reject-publish",
+                "x-queue-type=quorum",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_temporary_quorum_topology_expires_every_queue() {
+        let config = quorum(3).temporary_topology(Duration::from_secs(60));
+        let q = GroupQueues::new(&config, "g").unwrap();
+        assert!(table(&group_queue_arguments(&config, &q)).contains(&"x-expires=60000".to_owned()));
+        assert_eq!(
+            table(&parking_lot_arguments(&config)),
+            ["x-expires=60000", "x-queue-type=quorum"]
+        );
+        assert!(
+            table(&retry_queue_arguments(&config, &q, 100)).contains(&"x-expires=60100".to_owned())
+        );
+    }
+
+    fn precondition_failed(text: &str) -> lapin::Error {
+        lapin::Error::from(lapin::ErrorKind::ProtocolError(
+            lapin::protocol::AMQPError::new(
+                AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED),
+                text.into(),
+            ),
+        ))
+    }
+
+    #[test]
+    fn an_inequivalent_queue_is_a_mismatch_naming_the_queue_and_the_argument() {
+        let broker = "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'comments' \
+                      in vhost '/': received the value 'quorum' of type 'longstr' but current is none";
+        let error = declare_error("comments", precondition_failed(broker));
+        let BusError::QueueMismatch { queue, mismatch } = &error else {
+            panic!("expected a queue mismatch, got {error:?}");
+        };
+        assert_eq!(queue, "comments");
+        assert!(
+            mismatch.starts_with("inequivalent arg 'x-queue-type'"),
+            "{mismatch}"
+        );
+        let text = error.to_string();
+        assert!(text.starts_with("queue `comments` exists on the broker with other arguments than configured: inequivalent arg 'x-queue-type'"), "{text}");
+        assert!(text.contains("received the value 'quorum'"), "{text}");
+        assert!(text.contains("docs/operations.md"), "{text}");
+    }
+
+    #[test]
+    fn an_argument_the_broker_refuses_is_unsupported_and_other_errors_stay_connection_errors() {
+        let broker = "PRECONDITION_FAILED - invalid arg 'x-message-ttl' for queue 'g.retry.100ms' \
+                      in vhost '/' of queue type rabbit_quorum_queue";
+        let error = declare_error("g.retry.100ms", precondition_failed(broker));
+        assert!(
+            matches!(&error, BusError::Unsupported(m) if m.contains("`g.retry.100ms`") && m.contains("invalid arg 'x-message-ttl'")),
+            "{error:?}"
+        );
+        let io = lapin::Error::from(std::io::Error::other("reset"));
+        assert!(matches!(declare_error("g", io), BusError::Connection(_)));
     }
 }

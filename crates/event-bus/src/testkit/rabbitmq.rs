@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::{Capabilities, DeadLettered, TestBackend};
 use crate::{
     Publisher, Subscriber,
-    rabbitmq::{RabbitBus, RabbitConfig},
+    rabbitmq::{QueueType, RabbitBus, RabbitConfig},
 };
 
 /// The broker URL tests use: `AMQP_URL`, or the local default.
@@ -28,6 +28,12 @@ impl RabbitTestBackend {
     /// Connects to [`amqp_url`] with a unique exchange; panics when the broker is unreachable.
     pub async fn new() -> Self {
         Self::with_config(|c| c).await
+    }
+
+    /// Like [`new`](Self::new), with quorum queues for every group (delivery
+    /// limit 20): the group's queue, its retry queues and its parking lot.
+    pub async fn quorum() -> Self {
+        Self::with_config(|c| c.queue_type(QueueType::Quorum { delivery_limit: 20 })).await
     }
 
     /// Like [`new`](Self::new), with more settings.
