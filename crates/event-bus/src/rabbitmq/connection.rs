@@ -24,7 +24,7 @@ use lapin::{
 };
 use tokio::sync::watch;
 
-use super::{RabbitConfig, topology};
+use super::{RabbitConfig, tls, topology};
 use crate::{Health, error::BusError};
 
 /// A live connection and its confirm channel.
@@ -173,9 +173,8 @@ impl Connector {
             None => format!("tessera-event-bus ({})", self.role),
         };
         props = props.with_connection_name(LongString::from(name));
-        let connection = Connection::connect(&self.config.url, props)
-            .await
-            .map_err(connection_error)?;
+        // Every (re)connect: the same url and TLS settings.
+        let connection = tls::connect(&self.config.url, &self.config.tls, props).await?;
         let confirms = connection
             .create_channel()
             .await

@@ -40,6 +40,15 @@
 //! was unsettled on the old channel. [`RabbitBus::health`] says `Degraded`
 //! while reconnecting.
 //!
+//! **TLS**: `amqps://` URLs need the feature `rabbitmq-tls` (rustls with the
+//! aws-lc-rs provider; without the feature such a URL is refused rather than
+//! opened in plain text). The broker's certificate is checked against the
+//! platform's trust store, plus the CA certificates given to
+//! `RabbitConfig::tls_ca_certificates`; a client certificate for mutual TLS
+//! (and RabbitMQ's `EXTERNAL` authentication) goes to
+//! `RabbitConfig::tls_client_certificate`. Every reconnect uses the same
+//! settings.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), tessera_event_bus::BusError> {
 //! use std::sync::Arc;
@@ -61,6 +70,7 @@ mod amqp;
 mod connection;
 mod publisher;
 mod subscriber;
+mod tls;
 mod topology;
 
 use std::{
@@ -114,6 +124,7 @@ pub struct RabbitConfig {
     pub(crate) reconnect_max_delay: Duration,
     pub(crate) queue_expires: Option<Duration>,
     pub(crate) exchange_auto_delete: bool,
+    pub(crate) tls: tls::TlsSettings,
 }
 
 impl fmt::Debug for RabbitConfig {
@@ -129,6 +140,7 @@ impl fmt::Debug for RabbitConfig {
             .field("reconnect_max_delay", &self.reconnect_max_delay)
             .field("queue_expires", &self.queue_expires)
             .field("exchange_auto_delete", &self.exchange_auto_delete)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -148,7 +160,9 @@ fn redact(url: &str) -> String {
 }
 
 impl RabbitConfig {
-    /// Settings for the broker at `url` (`amqp://user:password@host:5672/vhost`).
+    /// Settings for the broker at `url` (`amqp://user:password@host:5672/vhost`,
+    /// or `amqps://user:password@host:5671/vhost` over TLS with the feature
+    /// `rabbitmq-tls`).
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -161,6 +175,7 @@ impl RabbitConfig {
             reconnect_max_delay: Duration::from_secs(10),
             queue_expires: None,
             exchange_auto_delete: false,
+            tls: tls::TlsSettings::default(),
         }
     }
 
@@ -219,6 +234,82 @@ impl RabbitConfig {
     pub fn temporary_topology(mut self, idle: Duration) -> Self {
         self.queue_expires = Some(idle);
         self.exchange_auto_delete = true;
+        self
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more PEM `CERTIFICATE`
+    /// blocks) for an `amqps://` broker, on top of the platform's trust store:
+    /// for a broker whose certificate a private CA signed.
+    ///
+    /// Without this, `amqps://` URLs work with brokers whose certificate
+    /// chains to a CA the platform trusts (Amazon MQ, CloudAMQP). The broker's
+    /// certificate must also name the URL's host (a DNS name, or an IP
+    /// address in its subject alternative names). On Linux the platform's
+    /// trust store is read from the usual files, or from `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` when they are set (pointing them at the private CA alone
+    /// narrows the trust to it).
+    ///
+    /// The PEM is checked when the bus connects: no certificate in it, or
+    /// one that cannot be a trust anchor, fails [`RabbitBus::connect`] with
+    /// [`BusError::Connection`]. Setting it with an `amqp://` URL is an error
+    /// too, rather than a connection in plain text.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tessera_event_bus::BusError> {
+    /// use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
+    ///
+    /// let ca = std::fs::read_to_string("/etc/tessera/rabbitmq-ca.pem").expect("the CA file");
+    /// let config = RabbitConfig::new("amqps://app:secret@rabbitmq.internal:5671/%2f")
+    ///     .tls_ca_certificates(ca);
+    /// let bus = RabbitBus::connect(config).await?;
+    /// # let _ = bus;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rabbitmq-tls")]
+    pub fn tls_ca_certificates(mut self, pem: impl Into<String>) -> Self {
+        self.tls.ca_certificates = Some(pem.into());
+        self
+    }
+
+    /// Presents a client certificate during the TLS handshake (mutual TLS):
+    /// `certificate_chain_pem` holds the client's certificate first, then any
+    /// intermediate CA certificates, `private_key_pem` its unencrypted private
+    /// key (PEM: PKCS#8 `PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY` or SEC1 `EC
+    /// PRIVATE KEY`). For a PKCS#12 file, convert it first (`openssl pkcs12
+    /// -in client.p12 -nodes`).
+    ///
+    /// A broker that requires client certificates (`ssl_options.verify =
+    /// verify_peer`, `fail_if_no_peer_cert = true`) accepts the connection
+    /// only with one its CA signed. To log in *as* the certificate (RabbitMQ's
+    /// `EXTERNAL` mechanism, plugin `rabbitmq_auth_mechanism_ssl`), add
+    /// `auth_mechanism=external` to the URL and leave out the password.
+    ///
+    /// The key stays in memory for reconnects; [`RabbitConfig`]'s `Debug`
+    /// never shows it. Both PEMs are checked when the bus connects.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tessera_event_bus::BusError> {
+    /// use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
+    ///
+    /// let read = |path| std::fs::read_to_string(path).expect("a PEM file");
+    /// let config =
+    ///     RabbitConfig::new("amqps://rabbitmq.internal:5671/%2f?auth_mechanism=external")
+    ///         .tls_ca_certificates(read("/etc/tessera/rabbitmq-ca.pem"))
+    ///         .tls_client_certificate(
+    ///             read("/etc/tessera/client-chain.pem"),
+    ///             read("/etc/tessera/client-key.pem"),
+    ///         );
+    /// let bus = RabbitBus::connect(config).await?;
+    /// # let _ = bus;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rabbitmq-tls")]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate_chain_pem: impl Into<String>,
+        private_key_pem: impl Into<String>,
+    ) -> Self {
+        self.tls.client_certificate = Some((certificate_chain_pem.into(), private_key_pem.into()));
         self
     }
 }
@@ -358,5 +449,19 @@ mod tests {
         assert!(debug.contains("amqp://user:***@broker:5672/%2f"), "{debug}");
         assert_eq!(redact("not a url"), "<unparsable url>");
         assert_eq!(redact("amqp://broker"), "amqp://broker");
+    }
+
+    #[cfg(feature = "rabbitmq-tls")]
+    #[test]
+    fn debug_output_never_shows_the_client_key() {
+        let key = "-----BEGIN PRIVATE KEY-----\nS0VZTUFURVJJQUw=\n-----END PRIVATE KEY-----\n";
+        let cert = "-----BEGIN CERTIFICATE-----\nQ0VSVA==\n-----END CERTIFICATE-----\n";
+        let config = RabbitConfig::new("amqps://broker:5671/%2f")
+            .tls_ca_certificates(cert)
+            .tls_client_certificate(cert, key);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("S0VZTUFURVJJQUw"), "{debug}");
+        assert!(!debug.contains("Q0VSVA"), "{debug}");
+        assert!(debug.contains("private key redacted"), "{debug}");
     }
 }
