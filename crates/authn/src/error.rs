@@ -193,6 +193,9 @@ pub enum ConfigError {
     /// The introspection settings are invalid.
     #[error("introspection: {0}")]
     Introspection(String),
+    /// A multi-tenant issuer's settings are invalid.
+    #[error("multi-tenant issuer {0}")]
+    Tenants(String),
 }
 
 pub(crate) struct Redacted;

@@ -23,7 +23,7 @@ pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksCache, JwksOptions};
 pub use keys::KeySet;
 pub use principal::Principal;
-pub use validator::{Issuer, JwtValidator, JwtValidatorBuilder, TokenTypes};
+pub use validator::{Issuer, JwtValidator, JwtValidatorBuilder, TENANT_PLACEHOLDER, TokenTypes};
 pub mod layer;
 pub use layer::{Authn, AuthnLayer, TokenLocation};
 #[cfg(feature = "axum")]

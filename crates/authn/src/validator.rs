@@ -129,6 +129,7 @@ enum KeySourceSpec {
 #[must_use]
 pub struct Issuer {
     iss: String,
+    tenants: Option<Tenants>,
     audiences: Vec<String>,
     keys: Option<KeySourceSpec>,
     algorithms: Option<Vec<Algorithm>>,
@@ -141,6 +142,7 @@ impl fmt::Debug for Issuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Issuer")
             .field("iss", &self.iss)
+            .field("tenants", &self.tenants)
             .field("audiences", &self.audiences)
             .field("algorithms", &self.algorithms)
             .field(
@@ -156,6 +158,7 @@ impl Issuer {
     pub fn new(iss: impl Into<String>) -> Self {
         Self {
             iss: iss.into(),
+            tenants: None,
             audiences: Vec::new(),
             keys: None,
             algorithms: None,
@@ -170,6 +173,48 @@ impl Issuer {
     #[cfg(feature = "introspection")]
     pub fn introspection(mut self, introspection: crate::introspection::Introspection) -> Self {
         self.introspection = Some(introspection);
+        self
+    }
+
+    /// For a multi-tenant issuer whose `iss` names the tenant, such as
+    /// Microsoft Entra ID's `https://login.microsoftonline.com/{tenantid}/v2.0`
+    /// (the issuer of its `common` and `organizations` discovery documents):
+    /// accepts the tenants listed. A token's `iss` must then be this issuer
+    /// with [`TENANT_PLACEHOLDER`] replaced by one of them, and its `tid`
+    /// claim must name the same tenant.
+    ///
+    /// ```
+    /// use tessera_authn::{Issuer, JwtValidator};
+    ///
+    /// let validator = JwtValidator::builder()
+    ///     .issuer(
+    ///         Issuer::new("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///             .tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"])
+    ///             .audience("api://orders")
+    ///             .jwks_url("https://login.microsoftonline.com/common/discovery/v2.0/keys"),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = validator;
+    /// ```
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let listed = tenants.into_iter().map(Into::into);
+        match &mut self.tenants {
+            Some(Tenants::Only(list)) => list.extend(listed),
+            _ => self.tenants = Some(Tenants::Only(listed.collect())),
+        }
+        self
+    }
+
+    /// Like [`tenants`](Self::tenants), but accepts every tenant: any
+    /// organisation's users can call (a multi-tenant SaaS). Authorise by
+    /// the `tid` claim yourself where tenants must be told apart.
+    pub fn any_tenant(mut self) -> Self {
+        self.tenants = Some(Tenants::Any);
         self
     }
 
@@ -232,6 +277,40 @@ impl Issuer {
     }
 }
 
+/// What stands for the tenant in a multi-tenant issuer (see [`Issuer::tenants`]).
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// The tenants a multi-tenant issuer accepts.
+#[derive(Debug, Clone)]
+enum Tenants {
+    Any,
+    Only(Vec<String>),
+}
+
+/// A multi-tenant issuer's `iss` around the tenant, and the tenants accepted.
+struct TenantTemplate {
+    prefix: Box<str>,
+    suffix: Box<str>,
+    /// `None`: any tenant.
+    allowed: Option<std::collections::HashSet<Box<str>>>,
+}
+
+impl TenantTemplate {
+    /// The tenant of `iss` when it fits the template and is accepted.
+    fn tenant_of<'i>(&self, iss: &'i str) -> Option<&'i str> {
+        let tenant = iss
+            .strip_prefix(&*self.prefix)?
+            .strip_suffix(&*self.suffix)?;
+        let well_formed = !tenant.is_empty()
+            && tenant.len() <= 64
+            && tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let accepted = self.allowed.as_ref().is_none_or(|a| a.contains(tenant));
+        (well_formed && accepted).then_some(tenant)
+    }
+}
+
 enum KeySource {
     Static(KeySet),
     #[cfg(feature = "remote")]
@@ -240,6 +319,8 @@ enum KeySource {
 
 struct TrustedIssuer {
     iss: Arc<str>,
+    /// Set for a multi-tenant issuer: `iss` is then the template.
+    tenants: Option<TenantTemplate>,
     audiences: Box<[String]>,
     algorithms: Box<[Algorithm]>,
     keys: KeySource,
@@ -254,6 +335,8 @@ struct TrustedIssuer {
 
 struct Inner {
     issuers: HashMap<Box<str>, TrustedIssuer>,
+    /// The keys in `issuers` of the multi-tenant issuers.
+    templates: Vec<Box<str>>,
     leeway: i64,
     max_token_len: usize,
     token_types: TokenTypes,
@@ -428,10 +511,12 @@ where
         };
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
         let mut issuers = HashMap::new();
+        let mut templates = Vec::new();
         for issuer in self.issuers {
             if issuer.audiences.is_empty() {
                 return Err(ConfigError::NoAudience(issuer.iss));
             }
+            let tenants = tenant_template(&issuer)?;
             #[cfg(feature = "introspection")]
             let introspect_jwts = issuer.keys.is_none() && issuer.secret.is_none();
             let keys = match (issuer.keys, &issuer.secret) {
@@ -490,8 +575,12 @@ where
                 )?)),
                 None => None,
             };
+            if tenants.is_some() {
+                templates.push(issuer.iss.clone().into_boxed_str());
+            }
             let trusted = TrustedIssuer {
                 iss,
+                tenants,
                 audiences,
                 algorithms: algorithms.into(),
                 keys,
@@ -537,6 +626,7 @@ where
         Ok(JwtValidator {
             inner: Arc::new(Inner {
                 issuers,
+                templates,
                 leeway,
                 max_token_len: self.max_token_len,
                 token_types: self.token_types,
@@ -549,10 +639,58 @@ where
     }
 }
 
+/// Checks a multi-tenant issuer's settings and builds its template.
+fn tenant_template(issuer: &Issuer) -> Result<Option<TenantTemplate>, ConfigError> {
+    let placeholder = issuer.iss.matches(TENANT_PLACEHOLDER).count();
+    let invalid = |why: &str| Err(ConfigError::Tenants(format!("{}: {why}", issuer.iss)));
+    let tenants = match (&issuer.tenants, placeholder) {
+        (None, 0) => return Ok(None),
+        (None, _) => {
+            return invalid(
+                "the issuer names {tenantid}; say which tenants with .tenants(..) or .any_tenant()",
+            );
+        }
+        (Some(_), 0) => return invalid(".tenants(..) needs {tenantid} in the issuer"),
+        (Some(_), 1) => issuer.tenants.clone(),
+        (Some(_), _) => return invalid("{tenantid} appears more than once"),
+    };
+    #[cfg(feature = "remote")]
+    if matches!(issuer.keys, Some(KeySourceSpec::Discovery)) {
+        return invalid(
+            "a multi-tenant issuer has no discovery document of its own; use .jwks_url(..) \
+             (Entra: https://login.microsoftonline.com/common/discovery/v2.0/keys)",
+        );
+    }
+    #[cfg(feature = "introspection")]
+    if issuer.introspection.is_some() {
+        return invalid("introspection is not supported for a multi-tenant issuer");
+    }
+    let (prefix, suffix) = issuer
+        .iss
+        .split_once(TENANT_PLACEHOLDER)
+        .unwrap_or((issuer.iss.as_str(), ""));
+    let allowed = match tenants {
+        Some(Tenants::Only(list)) => {
+            if list.is_empty() {
+                return invalid(".tenants(..) lists no tenant");
+            }
+            Some(list.into_iter().map(String::into_boxed_str).collect())
+        }
+        _ => None,
+    };
+    Ok(Some(TenantTemplate {
+        prefix: prefix.into(),
+        suffix: suffix.into(),
+        allowed,
+    }))
+}
+
 /// The parts of a token parsed before the key lookup.
 struct Prepared<'t, 'v> {
     token: &'t str,
     issuer: &'v TrustedIssuer,
+    /// The token's `iss`: the issuer's, or its tenant's for a multi-tenant one.
+    iss: Arc<str>,
     alg: Algorithm,
     kid: Option<String>,
     /// `header.payload`, the signed message.
@@ -583,6 +721,9 @@ struct RawHeader<'a> {
 struct IssPeek<'a> {
     #[serde(default, borrow)]
     iss: Option<Cow<'a, str>>,
+    /// The tenant, for multi-tenant issuers.
+    #[serde(default, borrow)]
+    tid: Option<Cow<'a, str>>,
 }
 
 impl JwtValidator<ExtraClaims> {
@@ -765,23 +906,45 @@ where
         let peek: IssPeek<'_> =
             serde_json::from_slice(&payload).map_err(|_| AuthnError::Malformed)?;
         let iss = peek.iss.ok_or(AuthnError::UntrustedIssuer)?;
-        let issuer = self
-            .inner
-            .issuers
-            .get(iss.as_ref())
-            .ok_or(AuthnError::UntrustedIssuer)?;
+        let (issuer, iss) = match self.inner.issuers.get(iss.as_ref()) {
+            // The template itself is no tenant's issuer.
+            Some(issuer) if issuer.tenants.is_some() => return Err(AuthnError::UntrustedIssuer),
+            Some(issuer) => (issuer, Arc::clone(&issuer.iss)),
+            None => {
+                let issuer = self.tenant_issuer(&iss, peek.tid.as_deref())?;
+                (issuer, Arc::from(iss.as_ref()))
+            }
+        };
         if !issuer.algorithms.contains(&alg) {
             return Err(AuthnError::AlgorithmNotAllowed);
         }
         Ok(Prepared {
             token,
             issuer,
+            iss,
             alg,
             kid: header.kid,
             message: &token[..h.len() + 1 + p.len()],
             signature: s,
             payload,
         })
+    }
+
+    /// The multi-tenant issuer `iss` belongs to: it fits the template with
+    /// an accepted tenant, and the token's `tid` names that tenant.
+    fn tenant_issuer(&self, iss: &str, tid: Option<&str>) -> Result<&TrustedIssuer, AuthnError> {
+        self.inner
+            .templates
+            .iter()
+            .filter_map(|key| self.inner.issuers.get(key))
+            .find(|issuer| {
+                issuer
+                    .tenants
+                    .as_ref()
+                    .and_then(|t| t.tenant_of(iss))
+                    .is_some_and(|tenant| tid == Some(tenant))
+            })
+            .ok_or(AuthnError::UntrustedIssuer)
     }
 
     fn lookup<'p>(prepared: &'p Prepared<'_, '_>) -> Lookup<'p> {
@@ -850,8 +1013,8 @@ where
         let claims: Claims<E> =
             serde_json::from_slice(&prepared.payload).map_err(|_| AuthnError::InvalidClaims)?;
         let now = now();
-        self.check_claims(prepared.issuer, &claims, now)?;
-        let principal = Principal::new(Arc::clone(&prepared.issuer.iss), claims, prepared.token);
+        self.check_claims(prepared.issuer, &prepared.iss, &claims, now)?;
+        let principal = Principal::new(Arc::clone(&prepared.iss), claims, prepared.token);
         if let Some(cache) = &self.cache {
             cache.insert(prepared.token, &principal, now);
         }
@@ -861,11 +1024,12 @@ where
     fn check_claims(
         &self,
         issuer: &TrustedIssuer,
+        iss: &str,
         claims: &Claims<E>,
         now: i64,
     ) -> Result<(), AuthnError> {
         let leeway = self.inner.leeway;
-        if claims.iss != *issuer.iss {
+        if claims.iss != iss {
             return Err(AuthnError::UntrustedIssuer);
         }
         if claims.exp.saturating_add(leeway) < now {

@@ -274,3 +274,25 @@ fn real_provider_discovery_documents_parse() {
         }
     }
 }
+
+#[test]
+fn entra_common_discovery_names_the_tenant_template_a_multi_tenant_issuer_takes() {
+    let Some(doc) = fixture("entra-openid-configuration.json") else {
+        return;
+    };
+    let d = OidcDiscovery::from_slice(&doc).unwrap();
+    assert!(
+        d.issuer.contains(tessera_authn::TENANT_PLACEHOLDER),
+        "{}",
+        d.issuer
+    );
+    let validator = tessera_authn::JwtValidator::builder()
+        .issuer(
+            tessera_authn::Issuer::new(d.issuer.clone())
+                .tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"])
+                .audience("api://orders")
+                .jwks_url(d.jwks_uri.clone()),
+        )
+        .build();
+    assert!(validator.is_ok(), "{:?}", validator.err());
+}

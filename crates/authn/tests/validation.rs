@@ -735,3 +735,170 @@ async fn validated_token_cache_serves_repeats_and_never_past_exp() {
     let tampered = format!("{}x", &token[..token.len() - 1]);
     assert!(v.validate(&tampered).await.is_err());
 }
+
+/// An Entra-style multi-tenant issuer whose keys are the test issuer's.
+fn multi_tenant(idp: &TestIssuer, tenants: Option<&[&str]>) -> JwtValidator {
+    let issuer = Issuer::new("https://login.microsoftonline.com/{tenantid}/v2.0")
+        .audience(idp.audience())
+        .jwks_url(idp.jwks_url());
+    let issuer = match tenants {
+        Some(list) => issuer.tenants(list.iter().copied()),
+        None => issuer.any_tenant(),
+    };
+    JwtValidator::builder()
+        .issuer(issuer)
+        .build()
+        .expect("validator")
+}
+
+const TENANT_A: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const TENANT_B: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+fn tenant_iss(tenant: &str) -> String {
+    format!("https://login.microsoftonline.com/{tenant}/v2.0")
+}
+
+#[tokio::test]
+async fn a_multi_tenant_issuer_accepts_listed_tenants_whose_tid_matches() {
+    let idp = idp().await;
+    let v = multi_tenant(&idp, Some(&[TENANT_A]));
+    let token = idp
+        .token()
+        .claim("iss", tenant_iss(TENANT_A))
+        .claim("tid", TENANT_A)
+        .sign();
+    let principal = v.validate(&token).await.expect("tenant A is accepted");
+    assert_eq!(
+        principal.issuer(),
+        tenant_iss(TENANT_A),
+        "the tenant's issuer"
+    );
+
+    // Another tenant, even correctly signed by the same keys.
+    let other = idp
+        .token()
+        .claim("iss", tenant_iss(TENANT_B))
+        .claim("tid", TENANT_B)
+        .sign();
+    assert_eq!(
+        v.validate(&other).await.unwrap_err(),
+        AuthnError::UntrustedIssuer
+    );
+}
+
+#[tokio::test]
+async fn a_multi_tenant_token_must_name_its_tenant_in_tid_and_iss_alike() {
+    let idp = idp().await;
+    let v = multi_tenant(&idp, Some(&[TENANT_A, TENANT_B]));
+    let cases = [
+        (
+            "tid of another tenant",
+            idp.token()
+                .claim("iss", tenant_iss(TENANT_A))
+                .claim("tid", TENANT_B),
+        ),
+        ("no tid", idp.token().claim("iss", tenant_iss(TENANT_A))),
+        (
+            "the template itself as iss",
+            idp.token()
+                .claim("iss", "https://login.microsoftonline.com/{tenantid}/v2.0")
+                .claim("tid", "{tenantid}"),
+        ),
+        (
+            "a path in the tenant",
+            idp.token()
+                .claim("iss", tenant_iss(&format!("{TENANT_A}/x")))
+                .claim("tid", format!("{TENANT_A}/x")),
+        ),
+        (
+            "an empty tenant",
+            idp.token().claim("iss", tenant_iss("")).claim("tid", ""),
+        ),
+        (
+            "another host",
+            idp.token()
+                .claim("iss", format!("https://evil.example/{TENANT_A}/v2.0"))
+                .claim("tid", TENANT_A),
+        ),
+    ];
+    for (case, token) in cases {
+        assert_eq!(
+            v.validate(&token.sign()).await.unwrap_err(),
+            AuthnError::UntrustedIssuer,
+            "{case}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn any_tenant_accepts_every_well_formed_tenant_but_still_checks_signature_and_audience() {
+    let idp = idp().await;
+    let v = multi_tenant(&idp, None);
+    for tenant in [TENANT_A, TENANT_B] {
+        let token = idp
+            .token()
+            .claim("iss", tenant_iss(tenant))
+            .claim("tid", tenant)
+            .sign();
+        assert!(v.validate(&token).await.is_ok(), "{tenant}");
+    }
+    let wrong_aud = idp
+        .token()
+        .claim("iss", tenant_iss(TENANT_A))
+        .claim("tid", TENANT_A)
+        .audience("someone-else")
+        .sign();
+    assert_eq!(
+        v.validate(&wrong_aud).await.unwrap_err(),
+        AuthnError::InvalidAudience
+    );
+    let good = idp
+        .token()
+        .claim("iss", tenant_iss(TENANT_A))
+        .claim("tid", TENANT_A)
+        .sign();
+    let (h, p, _) = (part(&good, 0), part(&good, 1), part(&good, 2));
+    let unsigned = format!("{h}.{p}.{}", b64("not a signature"));
+    assert_eq!(
+        v.validate(&unsigned).await.unwrap_err(),
+        AuthnError::InvalidSignature
+    );
+}
+
+#[test]
+fn multi_tenant_issuers_are_configured_explicitly() {
+    let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+    let keys = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
+    let build = |issuer: Issuer| JwtValidator::builder().issuer(issuer).build().unwrap_err();
+    let errors = [
+        // A template without saying which tenants.
+        build(Issuer::new(template).audience("api").jwks_url(keys)),
+        // Tenants for an issuer that names none.
+        build(
+            Issuer::new("https://idp.example")
+                .tenants([TENANT_A])
+                .audience("api")
+                .jwks_url(keys),
+        ),
+        // No discovery document exists for the template.
+        build(
+            Issuer::new(template)
+                .any_tenant()
+                .audience("api")
+                .discovery(),
+        ),
+        // An empty allow-list.
+        build(
+            Issuer::new(template)
+                .tenants(Vec::<String>::new())
+                .audience("api")
+                .jwks_url(keys),
+        ),
+    ];
+    for error in errors {
+        assert!(
+            error.to_string().starts_with("multi-tenant issuer "),
+            "{error}"
+        );
+    }
+}
