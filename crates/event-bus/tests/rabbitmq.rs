@@ -2,34 +2,27 @@
 //! the broker, bad input, quorum queues, recovery and health.
 #![cfg(all(feature = "rabbitmq", feature = "testkit"))]
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+mod rabbitmq_support;
 
-use bytes::Bytes;
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
 use lapin::{
     BasicProperties,
     options::{BasicGetOptions, BasicPublishOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
+use rabbitmq_support::{PATIENCE, Proxy, config, event, unique, wait_until_up};
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    Attributes, BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher,
-    RawEvent, Router, SubscribeOptions, Subscriber, Subscription,
+    BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher, Router,
+    SubscribeOptions, Subscriber, Subscription,
     rabbitmq::{QueueType, RabbitBus, RabbitConfig},
     testkit::{RabbitTestBackend, amqp_url},
 };
-
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn event(ty: &str, n: u32) -> RawEvent {
-    let mut attrs = Attributes::new(Attributes::new_id(), "/tests", ty);
-    attrs.datacontenttype = Some("application/json".to_owned());
-    attrs.time = Some(time::OffsetDateTime::now_utc());
-    RawEvent::new(attrs, Bytes::from(format!(r#"{{"n":{n}}}"#)))
-}
 
 async fn next(sub: &mut Box<dyn Subscription>) -> tessera_event_bus::Delivery {
     tokio::time::timeout(PATIENCE, sub.next())
@@ -932,4 +925,125 @@ async fn switching_a_groups_queue_type_against_existing_queues_is_a_clear_error(
             Default::default(),
         )
         .await;
+}
+
+/// Waits until the client has closed every connection the proxy black-holed.
+async fn abandoned_connections_are_closed(proxy: &Proxy) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.released() < proxy.held() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        proxy.released(),
+        proxy.held(),
+        "every abandoned connection was closed by the client"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_the_amqp_handshake_fails_the_connect_in_time() {
+    // No broker needed: the proxy accepts connections and says nothing.
+    let proxy = Proxy::plain().await;
+    proxy.black_hole(true);
+    let limit = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = RabbitBus::connect(
+        config(proxy.url("127.0.0.1"), &unique("tessera-silent")).connect_timeout(limit),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, BusError::Connection(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "no AMQP handshake from 127.0.0.1:{} within 500ms",
+            proxy.port
+        )),
+        "{message}"
+    );
+    assert!(took >= limit && took < limit * 4, "took {took:?}");
+    assert_eq!(proxy.held(), 1, "one attempt, the first connection's");
+    abandoned_connections_are_closed(&proxy).await;
+}
+
+#[test]
+fn the_connect_timeout_defaults_to_ten_seconds() {
+    let debug = format!("{:?}", RabbitConfig::new("amqp://127.0.0.1/%2f"));
+    assert!(debug.contains("connect_timeout: 10s"), "{debug}");
+    let debug = format!(
+        "{:?}",
+        RabbitConfig::new("amqp://127.0.0.1/%2f").connect_timeout(Duration::from_secs(3))
+    );
+    assert!(debug.contains("connect_timeout: 3s"), "{debug}");
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn recovers_from_a_black_holed_broker_and_loses_nothing_confirmed() {
+    let proxy = Proxy::plain().await;
+    let name = unique("tessera-black-hole");
+    let limit = Duration::from_millis(500);
+    let bus = RabbitBus::connect(config(proxy.url("127.0.0.1"), &name).connect_timeout(limit))
+        .await
+        .unwrap();
+    let (group, ty) = (unique("black-hole"), "tessera.test.black_hole.v1");
+    let mut sub = bus
+        .subscriber()
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    let publisher = Arc::new(bus.publisher());
+    let before = event(ty, 0);
+    publisher.publish(before.clone()).await.unwrap();
+
+    // The broker goes silent behind the proxy: the connections drop, and
+    // every reconnect is accepted but never answered.
+    proxy.black_hole(true);
+    proxy.cut_connections();
+    let during = event(ty, 1);
+    let publishing = tokio::spawn({
+        let (publisher, during) = (Arc::clone(&publisher), during.clone());
+        async move { publisher.publish(during).await }
+    });
+    // Several attempts time out: the reconnect loop keeps trying.
+    let deadline = Instant::now() + PATIENCE;
+    while proxy.held() < 6 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(proxy.held() >= 6, "{} attempts", proxy.held());
+    let health = bus.health();
+    assert_eq!(health.status, HealthStatus::Degraded, "{health:?}");
+    let detail = health.detail.unwrap_or_default();
+    assert!(
+        detail.contains("no AMQP handshake from 127.0.0.1:"),
+        "{detail}"
+    );
+    assert!(
+        !publishing.is_finished(),
+        "the publish waits for the connection"
+    );
+
+    // The broker answers again: the bus recovers, the waiting publish is confirmed.
+    proxy.black_hole(false);
+    tokio::time::timeout(PATIENCE, publishing)
+        .await
+        .expect("the publish completes once the broker is back")
+        .unwrap()
+        .expect("the publish is confirmed");
+    wait_until_up(&bus).await;
+    let after = event(ty, 2);
+    publisher.publish(after.clone()).await.unwrap();
+    let mut expected: HashSet<String> = [&before, &during, &after]
+        .iter()
+        .map(|e| e.id().to_owned())
+        .collect();
+    while !expected.is_empty() {
+        let d = next(&mut sub).await;
+        expected.remove(d.event().id());
+        let _ = d.ack().await;
+    }
+    // Every attempt that timed out was shut down, none left to lapin.
+    abandoned_connections_are_closed(&proxy).await;
+    bus.close().await;
 }

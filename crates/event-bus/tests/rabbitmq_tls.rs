@@ -4,49 +4,35 @@
 //! the plain AMQP port of `AMQP_URL`.
 #![cfg(all(feature = "rabbitmq-tls", feature = "testkit"))]
 
+mod rabbitmq_support;
+
 use std::{
     collections::HashSet,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use bytes::Bytes;
+use rabbitmq_support::{PATIENCE, Proxy, config, event, unique, wait_until_up};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    Attributes, BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher,
-    RawEvent, Router, SubscribeOptions, Subscriber,
+    BusError, Envelope, EventContext, EventPublisher, Publisher, Router, SubscribeOptions,
+    Subscriber,
     rabbitmq::{RabbitBus, RabbitConfig},
     testkit::{amqp_url, force_close_connections},
 };
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_rustls::{
-    TlsAcceptor,
-    rustls::{
-        RootCertStore, ServerConfig,
-        crypto::aws_lc_rs,
-        pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
-        server::WebPkiClientVerifier,
-    },
+use tokio_rustls::rustls::{
+    RootCertStore, ServerConfig,
+    crypto::aws_lc_rs,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    server::WebPkiClientVerifier,
 };
-
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn event(ty: &str, n: u32) -> RawEvent {
-    let mut attrs = Attributes::new(Attributes::new_id(), "/tests", ty);
-    attrs.datacontenttype = Some("application/json".to_owned());
-    RawEvent::new(attrs, Bytes::from(format!(r#"{{"n":{n}}}"#)))
-}
 
 /// A certificate authority made for one test, and what it issued.
 struct TestPki {
@@ -122,112 +108,6 @@ impl TestPki {
     }
 }
 
-/// A TLS-terminating TCP proxy on 127.0.0.1 in front of the broker's plain
-/// AMQP port, which can cut every connection through it at once.
-struct TlsProxy {
-    port: u16,
-    handshakes: Arc<AtomicUsize>,
-    cut: watch::Sender<u64>,
-    task: JoinHandle<()>,
-}
-
-impl TlsProxy {
-    async fn start(config: Arc<ServerConfig>) -> Self {
-        let broker = url::Url::parse(&amqp_url()).expect("AMQP_URL is a url");
-        let upstream = (
-            broker.host_str().unwrap_or("127.0.0.1").to_owned(),
-            broker.port().unwrap_or(5672),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let acceptor = TlsAcceptor::from(config);
-        let handshakes = Arc::new(AtomicUsize::new(0));
-        let cut = watch::channel(0_u64).0;
-        let task = tokio::spawn({
-            let (handshakes, cut) = (Arc::clone(&handshakes), cut.clone());
-            async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        return;
-                    };
-                    let (acceptor, upstream, handshakes) =
-                        (acceptor.clone(), upstream.clone(), Arc::clone(&handshakes));
-                    let mut cut = cut.subscribe();
-                    tokio::spawn(async move {
-                        // A refused handshake (untrusted CA, no client certificate) ends here.
-                        let Ok(mut client) = acceptor.accept(client).await else {
-                            return;
-                        };
-                        handshakes.fetch_add(1, Ordering::SeqCst);
-                        let Ok(mut broker) = tokio::net::TcpStream::connect(upstream).await else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut broker) => {}
-                            // Dropping both streams: the client sees its
-                            // connection vanish mid-stream, with no close_notify.
-                            _ = cut.changed() => {}
-                        }
-                    });
-                }
-            }
-        });
-        Self {
-            port,
-            handshakes,
-            cut,
-            task,
-        }
-    }
-
-    /// `AMQP_URL`'s credentials and virtual host, through the proxy, by `host`.
-    fn url(&self, host: &str) -> String {
-        let broker = url::Url::parse(&amqp_url()).unwrap();
-        let (user, password) = (broker.username(), broker.password().unwrap_or_default());
-        let vhost = match broker.path() {
-            "" | "/" => "/%2f",
-            path => path,
-        };
-        format!("amqps://{user}:{password}@{host}:{}{vhost}", self.port)
-    }
-
-    /// Completed TLS handshakes so far.
-    fn handshakes(&self) -> usize {
-        self.handshakes.load(Ordering::SeqCst)
-    }
-
-    /// Cuts every connection through the proxy; new ones still get through.
-    fn cut_connections(&self) {
-        self.cut.send_modify(|n| *n += 1);
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.cut_connections();
-    }
-}
-
-/// A bus config for the test: its own exchange, named connections, a
-/// temporary topology and quick reconnects.
-fn config(url: String, name: &str) -> RabbitConfig {
-    RabbitConfig::new(url)
-        .exchange(format!("{name}.events"))
-        .connection_name(name)
-        .temporary_topology(Duration::from_secs(60))
-        .reconnect_delays(Duration::from_millis(50), Duration::from_secs(1))
-}
-
-async fn wait_until_up(bus: &RabbitBus) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !bus.health().is_up() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let health = bus.health();
-    assert_eq!(health.status, HealthStatus::Up, "{health:?}");
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Ping {
     n: u32,
@@ -238,7 +118,7 @@ tessera_event_bus::event!(Ping => "tessera.test.tls_ping.v1");
 #[ignore = "needs RabbitMQ"]
 async fn a_router_handles_an_event_over_tls_with_a_private_ca() {
     let pki = TestPki::new();
-    let proxy = TlsProxy::start(pki.server_config(false)).await;
+    let proxy = Proxy::tls(pki.server_config(false)).await;
     let name = unique("tessera-tls");
     let config = config(proxy.url("localhost"), &name).tls_ca_certificates(pki.ca_pem.clone());
     let debug = format!("{config:?}");
@@ -277,7 +157,7 @@ async fn a_router_handles_an_event_over_tls_with_a_private_ca() {
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_clear_connection_error() {
     let pki = TestPki::new();
-    let proxy = TlsProxy::start(pki.server_config(false)).await;
+    let proxy = Proxy::tls(pki.server_config(false)).await;
     let name = unique("tessera-tls-untrusted");
 
     // The platform's roots do not include the test CA.
@@ -327,7 +207,7 @@ async fn an_untrusted_certificate_is_a_clear_connection_error() {
 #[tokio::test]
 async fn a_broker_that_requires_a_client_certificate_refuses_a_client_without_one() {
     let pki = TestPki::new();
-    let proxy = TlsProxy::start(pki.server_config(true)).await;
+    let proxy = Proxy::tls(pki.server_config(true)).await;
     let name = unique("tessera-tls-no-client-cert");
     let err = RabbitBus::connect(
         config(proxy.url("localhost"), &name).tls_ca_certificates(pki.ca_pem.clone()),
@@ -343,7 +223,7 @@ async fn a_broker_that_requires_a_client_certificate_refuses_a_client_without_on
 #[ignore = "needs RabbitMQ"]
 async fn mutual_tls_with_a_client_certificate() {
     let pki = TestPki::new();
-    let proxy = TlsProxy::start(pki.server_config(true)).await;
+    let proxy = Proxy::tls(pki.server_config(true)).await;
     let name = unique("tessera-mtls");
     let config = config(proxy.url("localhost"), &name)
         .tls_ca_certificates(pki.ca_pem.clone())
@@ -395,7 +275,7 @@ async fn amqps_to_the_plain_amqp_port_is_a_clear_error() {
 #[ignore = "needs RabbitMQ"]
 async fn reconnects_over_tls_after_dropped_connections_and_loses_nothing_confirmed() {
     let pki = TestPki::new();
-    let proxy = TlsProxy::start(pki.server_config(false)).await;
+    let proxy = Proxy::tls(pki.server_config(false)).await;
     let name = unique("tessera-tls-reconnect");
     let bus = RabbitBus::connect(
         config(proxy.url("localhost"), &name).tls_ca_certificates(pki.ca_pem.clone()),
@@ -467,4 +347,38 @@ async fn reconnects_over_tls_after_dropped_connections_and_loses_nothing_confirm
     }
     wait_until_up(&bus).await;
     bus.close().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_the_tls_handshake_fails_the_connect_in_time() {
+    // No broker needed: the proxy accepts and says nothing.
+    let pki = TestPki::new();
+    let proxy = Proxy::tls(pki.server_config(false)).await;
+    proxy.black_hole(true);
+    let limit = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = RabbitBus::connect(
+        config(proxy.url("localhost"), &unique("tessera-tls-silent"))
+            .tls_ca_certificates(pki.ca_pem.clone())
+            .connect_timeout(limit),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, BusError::Connection(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "no TCP connection or TLS handshake with localhost:{} within 500ms",
+            proxy.port
+        )),
+        "{message}"
+    );
+    assert!(took >= limit && took < limit * 4, "took {took:?}");
+    // The abandoned connection is closed, not left to lapin.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.released() < proxy.held() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((proxy.held(), proxy.released()), (1, 1));
 }

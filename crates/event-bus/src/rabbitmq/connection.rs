@@ -77,7 +77,7 @@ impl Connector {
             closing: watch::channel(false).0,
             me: me.clone(),
         });
-        let live = this.open().await?;
+        let live = this.open(None).await?;
         this.install(live);
         Ok(this)
     }
@@ -166,7 +166,29 @@ impl Connector {
         let _ = rx.wait_for(|closed| *closed).await;
     }
 
-    async fn open(&self) -> Result<Live, BusError> {
+    /// One connection attempt, bounded by the connect timeout, or by what
+    /// is left until `deadline` if that comes first.
+    async fn open(&self, deadline: Option<Instant>) -> Result<Live, BusError> {
+        let mut limit = self.config.connect_timeout;
+        let mut cut_short = false;
+        if let Some(left) = deadline.map(|d| d.saturating_duration_since(Instant::now()))
+            && left < limit
+        {
+            (limit, cut_short) = (left, true);
+        }
+        let attempt = tls::Attempt::new();
+        match tokio::time::timeout(limit, self.open_within(&attempt)).await {
+            Ok(Ok(live)) => {
+                attempt.succeed();
+                Ok(live)
+            }
+            // Dropping `attempt` stops what lapin still does for it.
+            Ok(Err(error)) => Err(error),
+            Err(_elapsed) => Err(attempt.timed_out(limit, cut_short)),
+        }
+    }
+
+    async fn open_within(&self, attempt: &tls::Attempt) -> Result<Live, BusError> {
         let mut props = ConnectionProperties::default();
         let name = match &self.config.connection_name {
             Some(name) => format!("{name} ({})", self.role),
@@ -174,16 +196,32 @@ impl Connector {
         };
         props = props.with_connection_name(LongString::from(name));
         // Every (re)connect: the same url and TLS settings.
-        let connection = tls::connect(&self.config.url, &self.config.tls, props).await?;
-        let confirms = connection
-            .create_channel()
-            .await
-            .map_err(connection_error)?;
-        confirms
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(connection_error)?;
-        topology::declare_exchange(&connection, &self.config).await?;
+        let connection = tls::connect(&self.config.url, &self.config.tls, props, attempt).await?;
+        attempt.set_stage(tls::Stage::Setup);
+        let setup = async {
+            let confirms = connection
+                .create_channel()
+                .await
+                .map_err(connection_error)?;
+            confirms
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(connection_error)?;
+            topology::declare_exchange(&connection, &self.config).await?;
+            Ok::<_, BusError>(confirms)
+        };
+        let confirms = match setup.await {
+            Ok(confirms) => confirms,
+            Err(error) => {
+                // A broker that answers (a refused declare) gets a proper close.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    connection.close(200, ShortString::from("setup failed")),
+                )
+                .await;
+                return Err(error);
+            }
+        };
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         tracing::debug!(role = self.role, generation, "connected to the broker");
         Ok(Live {
@@ -222,12 +260,32 @@ impl Connector {
     }
 
     /// Replaces the connection of generation `stale` (unless someone already did).
+    ///
+    /// With a `deadline`, gives up by then: while waiting for another task's
+    /// reconnect, and by cutting the last attempt short.
     pub(crate) async fn reconnect(
         &self,
         stale: u64,
         deadline: Option<Instant>,
     ) -> Result<Arc<Live>, BusError> {
-        let _flight = self.reconnecting.lock().await;
+        let _flight = match deadline {
+            None => self.reconnecting.lock().await,
+            Some(deadline) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                match tokio::time::timeout_at(deadline, self.reconnecting.lock()).await {
+                    Ok(flight) => flight,
+                    Err(_elapsed) => {
+                        return Err(BusError::Connection(
+                            format!(
+                                "the connection to the broker did not come back in time ({})",
+                                self.health().detail.unwrap_or_default()
+                            )
+                            .into(),
+                        ));
+                    }
+                }
+            }
+        };
         if let Some(live) = self
             .current
             .read()
@@ -254,12 +312,13 @@ impl Connector {
             });
         }
         let mut delays = self.backoff();
+        // After a failed attempt, the health says why until the next one succeeds.
+        self.set_health(Health::degraded("reconnecting to the broker"));
         loop {
             if self.is_closed() {
                 return Err(BusError::Closed);
             }
-            self.set_health(Health::degraded("reconnecting to the broker"));
-            match self.open().await {
+            match self.open(deadline).await {
                 Ok(live) => {
                     tracing::info!(
                         role = self.role,

@@ -38,7 +38,9 @@
 //! with [`BusError::Connection`] after the publish timeout; subscriptions
 //! re-declare their queues and consume again, and the broker redelivers what
 //! was unsettled on the old channel. [`RabbitBus::health`] says `Degraded`
-//! while reconnecting.
+//! while reconnecting. Each connection attempt has a deadline
+//! ([`RabbitConfig::connect_timeout`]), so a peer that accepts connections but
+//! never answers cannot stall recovery.
 //!
 //! **TLS**: `amqps://` URLs need the feature `rabbitmq-tls` (rustls with the
 //! aws-lc-rs provider; without the feature such a URL is refused rather than
@@ -92,6 +94,9 @@ use crate::{Health, HealthStatus, RawEvent, error::BusError};
 /// The default exchange name.
 pub const DEFAULT_EXCHANGE: &str = "tessera.events";
 
+/// The default [`RabbitConfig::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The header that carries why a message is in a parking lot.
 pub const DEAD_LETTER_REASON_HEADER: &str = amqp::REASON_HEADER;
 
@@ -120,6 +125,7 @@ pub struct RabbitConfig {
     pub(crate) connection_name: Option<String>,
     pub(crate) queue_prefix: String,
     pub(crate) publish_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) reconnect_min_delay: Duration,
     pub(crate) reconnect_max_delay: Duration,
     pub(crate) queue_expires: Option<Duration>,
@@ -136,6 +142,7 @@ impl fmt::Debug for RabbitConfig {
             .field("connection_name", &self.connection_name)
             .field("queue_prefix", &self.queue_prefix)
             .field("publish_timeout", &self.publish_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_min_delay", &self.reconnect_min_delay)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
             .field("queue_expires", &self.queue_expires)
@@ -171,6 +178,7 @@ impl RabbitConfig {
             connection_name: None,
             queue_prefix: String::new(),
             publish_timeout: Duration::from_secs(30),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reconnect_min_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(10),
             queue_expires: None,
@@ -215,8 +223,39 @@ impl RabbitConfig {
 
     /// How long a publish (or a settlement that publishes) may wait for the
     /// connection to come back before it fails (default 30 s).
+    ///
+    /// It bounds the whole operation: waiting for a reconnect that another
+    /// task is running, and a connection attempt of its own, which is cut
+    /// short at the deadline (the error then says so).
     pub fn publish_timeout(mut self, limit: Duration) -> Self {
         self.publish_timeout = limit;
+        self
+    }
+
+    /// How long one connection attempt may take (default 10 s): the TCP
+    /// connection, the TLS handshake for `amqps://`, the AMQP handshake,
+    /// then opening the confirm channel and declaring the exchange.
+    ///
+    /// It applies to [`RabbitBus::connect`] (which makes one attempt per
+    /// connection and fails with it) and to every reconnect attempt, plain
+    /// or TLS. A broker or load balancer that accepts the TCP connection but
+    /// never answers would otherwise hold the attempt, and with it every
+    /// publish and subscription waiting for the connection, forever. When
+    /// the time is up the attempt fails with [`BusError::Connection`] saying
+    /// which step did not finish (`no AMQP handshake from host:port within
+    /// 10s`); a reconnect then backs off ([`reconnect_delays`](Self::reconnect_delays))
+    /// and tries again, as after any failure. The abandoned connection is
+    /// shut down, even if the broker answers later: no socket or lapin I/O
+    /// thread is left behind.
+    ///
+    /// Set it above the broker's worst handshake time under load (the AMQP
+    /// handshake includes authentication, which can be slow with an LDAP or
+    /// OAuth backend). The URL's `connection_timeout` query parameter has no
+    /// effect (lapin's async connect ignores it); this setting replaces it.
+    /// An operation with a deadline of its own ([`publish_timeout`](Self::publish_timeout))
+    /// cuts its attempt short at that deadline.
+    pub fn connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
         self
     }
 

@@ -8,21 +8,32 @@
 //! hands them to lapin as an `OwnedTLSConfig`, and turns a failed handshake
 //! into an error that says why.
 //!
-//! Two lapin pitfalls are closed here, with or without TLS:
+//! Three lapin pitfalls are closed here, with or without TLS:
 //!
 //! - without a TLS backend compiled in, lapin opens an `amqps://` URL **in
 //!   plain text** (amq-protocol-tcp falls back to the bare socket); such a
 //!   URL is refused instead;
 //! - amq-protocol-uri reads the host with `Url::domain()`, which is empty for
 //!   an IP address, so `amqp://10.0.0.5` would connect to `localhost`; the
-//!   host is taken from the URL as written.
+//!   host is taken from the URL as written;
+//! - a connect future that is dropped (a timeout) leaves lapin's I/O thread
+//!   and socket behind, waiting for a handshake that may never come; every
+//!   connection is opened as part of an [`Attempt`], which shuts the socket
+//!   down when the attempt is given up on.
 
-use std::fmt;
+use std::{
+    fmt, io,
+    net::Shutdown,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use lapin::{
-    Connection, ConnectionProperties,
+    AsyncTcpStream, Connection, ConnectionProperties,
+    tcp::{AMQPUriTcpExt, OwnedTLSConfig},
     uri::{AMQPScheme, AMQPUri},
 };
+use tokio::sync::watch;
 
 use crate::error::BusError;
 
@@ -89,13 +100,16 @@ pub(crate) fn parse_url(url: &str) -> Result<AMQPUri, BusError> {
     Ok(uri)
 }
 
-/// Opens a connection to `url` with the TLS `settings`.
+/// Opens a connection to `url` with the TLS `settings`, as part of `attempt`
+/// (which can cut it short; see [`Attempt`]).
 pub(crate) async fn connect(
     url: &str,
     settings: &TlsSettings,
     properties: ConnectionProperties,
+    attempt: &Attempt,
 ) -> Result<Connection, BusError> {
     let uri = parse_url(url)?;
+    attempt.target(&uri);
     match uri.scheme {
         AMQPScheme::AMQP => {
             #[cfg(feature = "rabbitmq-tls")]
@@ -105,11 +119,203 @@ pub(crate) async fn connect(
                      use amqps:// (port 5671 by default)",
                 ));
             }
-            Connection::connect_uri(uri, properties)
+            open(uri, properties, OwnedTLSConfig::default(), attempt)
                 .await
                 .map_err(|e| BusError::Connection(Box::new(e)))
         }
-        AMQPScheme::AMQPS => connect_tls(uri, settings, properties).await,
+        AMQPScheme::AMQPS => connect_tls(uri, settings, properties, attempt).await,
+    }
+}
+
+/// lapin's connect, with a transport that `attempt` can cut: the TCP
+/// connection and TLS handshake race the attempt being abandoned, and the
+/// socket is handed to the attempt before lapin starts the AMQP handshake on
+/// it (lapin's I/O thread has no other way to be stopped before the
+/// handshake completes).
+async fn open(
+    uri: AMQPUri,
+    properties: ConnectionProperties,
+    tls: OwnedTLSConfig,
+    attempt: &Attempt,
+) -> Result<Connection, lapin::Error> {
+    let runtime = lapin::runtime::default_runtime()?;
+    let state = Arc::clone(&attempt.state);
+    Connection::connector(
+        uri,
+        runtime,
+        async move |uri, runtime| {
+            let transport = uri.connect_with_config_async(tls.as_ref(), &runtime);
+            let stream = state.unless_abandoned(transport).await?;
+            let socket = match &stream {
+                AsyncTcpStream::Plain(tcp) => duplicate(tcp.get_ref()),
+                #[cfg(feature = "rabbitmq-tls")]
+                AsyncTcpStream::Rustls(tls) => duplicate(tls.get_ref().0.get_ref()),
+                #[allow(unreachable_patterns)]
+                _ => Err(io::Error::other("unexpected transport")),
+            }?;
+            state.arm(socket)?;
+            Ok(stream)
+        },
+        properties,
+    )
+    .await
+}
+
+/// Another handle on the socket, to shut it down from outside lapin.
+#[cfg(unix)]
+fn duplicate(socket: &impl std::os::fd::AsFd) -> io::Result<std::net::TcpStream> {
+    Ok(socket.as_fd().try_clone_to_owned()?.into())
+}
+
+/// Another handle on the socket, to shut it down from outside lapin.
+#[cfg(windows)]
+fn duplicate(socket: &impl std::os::windows::io::AsSocket) -> io::Result<std::net::TcpStream> {
+    Ok(socket.as_socket().try_clone_to_owned()?.into())
+}
+
+/// Where a connection attempt is, for the error when it takes too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// TCP connection (and TLS handshake for `amqps://`).
+    Transport,
+    /// The AMQP handshake (protocol header, `connection.start` .. `connection.open`).
+    Handshake,
+    /// Opening the confirm channel and declaring the exchange.
+    Setup,
+}
+
+/// One connection attempt, which can be given up on: dropping it before
+/// [`Attempt::succeed`] (a timeout, a cancelled caller, an error) stops
+/// whatever lapin still does for it.
+///
+/// lapin runs each connection on its own I/O thread; dropping the connect
+/// future does not stop it: a peer that accepted the TCP connection but
+/// never answers would keep that thread and its socket forever (the thread
+/// waits for the socket, and owns the `Connection` in its pending handshake
+/// reply). So the attempt keeps a second handle on the socket and shuts it
+/// down: lapin's thread then reads end-of-file, fails the handshake (or, if
+/// the handshake had just completed, the connection, which is then not
+/// recovered: Tessera never enables lapin's own recovery), and ends,
+/// closing its socket. Before there is a socket, the TCP connection or TLS
+/// handshake in progress is abandoned instead.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    state: Arc<AttemptState>,
+    succeeded: bool,
+}
+
+#[derive(Debug)]
+struct AttemptState {
+    abandoned: watch::Sender<bool>,
+    socket: Mutex<Option<std::net::TcpStream>>,
+    target: Mutex<Option<(String, u16, AMQPScheme)>>,
+    stage: Mutex<Stage>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl AttemptState {
+    async fn unless_abandoned<T>(
+        &self,
+        transport: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, lapin::Error> {
+        let mut abandoned = self.abandoned.subscribe();
+        tokio::select! {
+            stream = transport => Ok(stream?),
+            _ = abandoned.wait_for(|a| *a) => Err(abandoned_error().into()),
+        }
+    }
+
+    /// Keeps `socket` to shut it down if the attempt is abandoned (at once if it already was).
+    fn arm(&self, socket: std::net::TcpStream) -> io::Result<()> {
+        let mut slot = lock(&self.socket);
+        if *self.abandoned.borrow() {
+            let _ = socket.shutdown(Shutdown::Both);
+            return Err(abandoned_error());
+        }
+        *slot = Some(socket);
+        *lock(&self.stage) = Stage::Handshake;
+        Ok(())
+    }
+}
+
+fn abandoned_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "connection attempt abandoned")
+}
+
+impl Attempt {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Arc::new(AttemptState {
+                abandoned: watch::Sender::new(false),
+                socket: Mutex::new(None),
+                target: Mutex::new(None),
+                stage: Mutex::new(Stage::Transport),
+            }),
+            succeeded: false,
+        }
+    }
+
+    fn target(&self, uri: &AMQPUri) {
+        *lock(&self.state.target) = Some((
+            uri.authority.host.clone(),
+            uri.authority.port,
+            uri.scheme.clone(),
+        ));
+    }
+
+    /// The connection is open: past the AMQP handshake.
+    pub(crate) fn set_stage(&self, stage: Stage) {
+        *lock(&self.state.stage) = stage;
+    }
+
+    /// The connection is in use: let go of the socket and leave it open.
+    pub(crate) fn succeed(mut self) {
+        self.succeeded = true;
+        lock(&self.state.socket).take();
+    }
+
+    /// The error for an attempt that took longer than `limit`; `cut_short`
+    /// when the limit was what was left of a caller's deadline.
+    pub(crate) fn timed_out(&self, limit: Duration, cut_short: bool) -> BusError {
+        let target = match &*lock(&self.state.target) {
+            Some((host, port, _)) if host.contains(':') => format!("[{host}]:{port}"),
+            Some((host, port, _)) => format!("{host}:{port}"),
+            None => "the broker".to_owned(),
+        };
+        let tls = matches!(&*lock(&self.state.target), Some((_, _, AMQPScheme::AMQPS)));
+        let what = match *lock(&self.state.stage) {
+            Stage::Transport if tls => {
+                format!("no TCP connection or TLS handshake with {target} within {limit:?}")
+            }
+            Stage::Transport => format!("no TCP connection to {target} within {limit:?}"),
+            Stage::Handshake => format!("no AMQP handshake from {target} within {limit:?}"),
+            Stage::Setup => format!(
+                "{target} did not open the confirm channel and declare the exchange within {limit:?}"
+            ),
+        };
+        let why = if cut_short {
+            " (what was left of the operation's deadline)"
+        } else {
+            " (RabbitConfig::connect_timeout)"
+        };
+        invalid(format!("{what}{why}"))
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.succeeded {
+            return;
+        }
+        self.state.abandoned.send_replace(true);
+        if let Some(socket) = lock(&self.state.socket).take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -118,6 +324,7 @@ async fn connect_tls(
     _uri: AMQPUri,
     _settings: &TlsSettings,
     _properties: ConnectionProperties,
+    _attempt: &Attempt,
 ) -> Result<Connection, BusError> {
     Err(invalid(
         "amqps:// urls need the `rabbitmq-tls` feature of tessera-event-bus \
@@ -130,12 +337,11 @@ async fn connect_tls(
     uri: AMQPUri,
     settings: &TlsSettings,
     properties: ConnectionProperties,
+    attempt: &Attempt,
 ) -> Result<Connection, BusError> {
     let config = lapin_tls_config(settings)?;
     let (host, port) = (uri.authority.host.clone(), uri.authority.port);
-    let runtime =
-        lapin::runtime::default_runtime().map_err(|e| BusError::Connection(Box::new(e)))?;
-    Connection::connect_uri_with_config(uri, properties, config, runtime)
+    open(uri, properties, config, attempt)
         .await
         .map_err(|e| match tls_failure(&e) {
             Some(reason) => invalid(format!(
@@ -148,7 +354,7 @@ async fn connect_tls(
 
 /// Checks the PEM settings and builds lapin's TLS configuration.
 #[cfg(feature = "rabbitmq-tls")]
-fn lapin_tls_config(settings: &TlsSettings) -> Result<lapin::tcp::OwnedTLSConfig, BusError> {
+fn lapin_tls_config(settings: &TlsSettings) -> Result<OwnedTLSConfig, BusError> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
     let certificates = |pem: &str, what: &str| {
@@ -181,7 +387,7 @@ fn lapin_tls_config(settings: &TlsSettings) -> Result<lapin::tcp::OwnedTLSConfig
             ))
         })?;
     }
-    Ok(lapin::tcp::OwnedTLSConfig {
+    Ok(OwnedTLSConfig {
         cert_chain: settings.ca_certificates.clone(),
         identity: settings.client_certificate.as_ref().map(|(chain, key)| {
             lapin::tcp::OwnedIdentity::PKCS8 {
@@ -263,6 +469,7 @@ mod tests {
             "amqps://u:p@127.0.0.1:1/%2f",
             &TlsSettings::default(),
             ConnectionProperties::default(),
+            &Attempt::new(),
         )
         .await
         .unwrap_err();
@@ -278,10 +485,15 @@ mod tests {
     #[tokio::test]
     async fn invalid_tls_settings_fail_before_connecting() {
         let connect = |settings: TlsSettings, url: &'static str| async move {
-            connect(url, &settings, ConnectionProperties::default())
-                .await
-                .unwrap_err()
-                .to_string()
+            connect(
+                url,
+                &settings,
+                ConnectionProperties::default(),
+                &Attempt::new(),
+            )
+            .await
+            .unwrap_err()
+            .to_string()
         };
         let url = "amqps://u:p@127.0.0.1:1/%2f";
         let garbage = TlsSettings {
