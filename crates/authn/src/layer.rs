@@ -35,6 +35,7 @@ use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -71,22 +72,27 @@ struct Config {
 /// RFC 6750 challenge (400 for a malformed request, 503 when the issuer's
 /// keys cannot be fetched), with a small JSON body that never echoes the
 /// token or its claims.
+///
+/// `M` is how refusals are answered: [`Http`] (RFC 6750 status codes, the
+/// default) or [`Grpc`] ([`AuthnLayer::grpc`]).
 #[must_use]
-pub struct AuthnLayer<E = ExtraClaims> {
+pub struct AuthnLayer<E = ExtraClaims, M = Http> {
     validator: JwtValidator<E>,
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<E> Clone for AuthnLayer<E> {
+impl<E, M> Clone for AuthnLayer<E, M> {
     fn clone(&self) -> Self {
         Self {
             validator: self.validator.clone(),
             config: Arc::clone(&self.config),
+            mode: PhantomData,
         }
     }
 }
 
-impl<E> fmt::Debug for AuthnLayer<E> {
+impl<E, M> fmt::Debug for AuthnLayer<E, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthnLayer")
             .field("validator", &self.validator)
@@ -106,6 +112,7 @@ impl<E> AuthnLayer<E> {
                 optional: false,
                 max_header_len: DEFAULT_MAX_HEADER_LEN,
             }),
+            mode: PhantomData,
         }
     }
 
@@ -116,6 +123,44 @@ impl<E> AuthnLayer<E> {
         Self::new(validator).map_config(|c| c.optional = true)
     }
 
+    /// Answers refusals the gRPC way, for tonic servers: HTTP 200 with
+    /// `grpc-status` 16 (`UNAUTHENTICATED`; 14 `UNAVAILABLE` when the keys
+    /// cannot be fetched), a `grpc-message`, the `www-authenticate`
+    /// challenge, and an empty body. Works with any response body that has
+    /// a `Default` (tonic's `Body` has no `From<Bytes>`, which the HTTP mode
+    /// needs for its JSON body).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use http::{Request, Response, StatusCode};
+    /// use tessera_authn::{AuthnLayer, Issuer, JwtValidator, KeySet};
+    /// use tower::{ServiceBuilder, ServiceExt};
+    ///
+    /// # #[derive(Default)] struct GrpcBody; // tonic::body::Body in a tonic server
+    /// let validator = JwtValidator::builder()
+    ///     .issuer(Issuer::new("https://idp.example").audience("api").keys(KeySet::default()))
+    ///     .build()?;
+    /// let service = ServiceBuilder::new()
+    ///     .layer(AuthnLayer::new(validator).grpc())
+    ///     .service_fn(|_req: Request<()>| async {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(GrpcBody))
+    ///     });
+    /// let response = service.oneshot(Request::new(())).await?;
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// assert_eq!(response.headers()["grpc-status"], "16");
+    /// # Ok(()) }
+    /// ```
+    pub fn grpc(self) -> AuthnLayer<E, Grpc> {
+        AuthnLayer {
+            validator: self.validator,
+            config: self.config,
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<E, M> AuthnLayer<E, M> {
     /// The `realm` of the challenge (default `api`). Quotes, backslashes and
     /// control characters are dropped.
     pub fn realm(self, realm: &str) -> Self {
@@ -158,36 +203,39 @@ impl<E> AuthnLayer<E> {
     }
 }
 
-impl<S, E> Layer<S> for AuthnLayer<E> {
-    type Service = Authn<S, E>;
+impl<S, E, M> Layer<S> for AuthnLayer<E, M> {
+    type Service = Authn<S, E, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Authn {
             inner,
             validator: self.validator.clone(),
             config: Arc::clone(&self.config),
+            mode: PhantomData,
         }
     }
 }
 
 /// The service built by [`AuthnLayer`].
-pub struct Authn<S, E = ExtraClaims> {
+pub struct Authn<S, E = ExtraClaims, M = Http> {
     inner: S,
     validator: JwtValidator<E>,
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S: Clone, E> Clone for Authn<S, E> {
+impl<S: Clone, E, M> Clone for Authn<S, E, M> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             validator: self.validator.clone(),
             config: Arc::clone(&self.config),
+            mode: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, E> fmt::Debug for Authn<S, E> {
+impl<S: fmt::Debug, E, M> fmt::Debug for Authn<S, E, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authn")
             .field("inner", &self.inner)
@@ -195,9 +243,9 @@ impl<S: fmt::Debug, E> fmt::Debug for Authn<S, E> {
     }
 }
 
-impl<S, E> Authn<S, E> {
+impl<S, E, M> Authn<S, E, M> {
     /// Wraps `inner`.
-    pub fn new(inner: S, layer: &AuthnLayer<E>) -> Self {
+    pub fn new(inner: S, layer: &AuthnLayer<E, M>) -> Self {
         layer.layer(inner)
     }
 
@@ -219,13 +267,13 @@ impl<S, E> Authn<S, E> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, E, ReqBody, ResBody> Service<Request<ReqBody>> for Authn<S, E>
+impl<S, E, M, ReqBody, ResBody> Service<Request<ReqBody>> for Authn<S, E, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     E: DeserializeOwned + Send + Sync + 'static,
+    M: Refusal<ResBody>,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -241,14 +289,14 @@ where
             Err(AuthnError::MissingToken) if self.config.optional => {
                 return ResponseFuture::inner(self.inner.call(req));
             }
-            Err(error) => return ResponseFuture::reject(reject(&error, &self.config)),
+            Err(error) => return ResponseFuture::reject(reject::<M, _>(&error, &self.config)),
         };
         match self.validator.validate_now(token) {
             Ok(Some(principal)) => {
                 req.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(req))
             }
-            Err(error) => ResponseFuture::reject(reject(&error, &self.config)),
+            Err(error) => ResponseFuture::reject(reject::<M, _>(&error, &self.config)),
             Ok(None) => {
                 // Keys must be fetched first. The ready inner service goes
                 // with the request; a fresh clone stays behind (tower's
@@ -264,7 +312,7 @@ where
                             req.extensions_mut().insert(principal);
                             Ok(Outcome::Call(inner.call(req)))
                         }
-                        Err(error) => Ok(Outcome::Respond(reject(&error, &config))),
+                        Err(error) => Ok(Outcome::Respond(reject::<M, _>(&error, &config))),
                     }
                 }))
             }
@@ -341,34 +389,109 @@ fn token68(token: &str) -> Result<&str, AuthnError> {
     }
 }
 
-fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
+/// How [`Authn`] answers a refused request with a `Response<B>`: [`Http`]
+/// or [`Grpc`]. Sealed.
+pub trait Refusal<B>: sealed::Sealed + Send + 'static {
+    /// The answer to a request refused with `error`; `challenge` is the
+    /// RFC 6750 `WWW-Authenticate` value, if the error has one.
+    #[doc(hidden)]
+    fn respond(error: &AuthnError, challenge: Option<HeaderValue>) -> Response<B>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Http {}
+    impl Sealed for super::Grpc {}
+}
+
+/// Refusals as HTTP status codes (RFC 6750): 401 with a challenge, 400 for
+/// a malformed request, 503 with `Retry-After` when keys are unavailable,
+/// and a small JSON body. Needs a response body with `From<Bytes>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Http;
+
+/// Refusals the gRPC way ([`AuthnLayer::grpc`]): HTTP 200, `grpc-status`,
+/// `grpc-message`, the challenge, an empty body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Grpc;
+
+impl<B: From<Bytes>> Refusal<B> for Http {
+    fn respond(error: &AuthnError, challenge: Option<HeaderValue>) -> Response<B> {
+        let (code, description) = match error {
+            AuthnError::KeysUnavailable | AuthnError::IntrospectionUnavailable => {
+                ("temporarily_unavailable", error.to_string())
+            }
+            AuthnError::MissingToken => ("unauthorized", error.to_string()),
+            _ => (
+                error.oauth_error().unwrap_or("invalid_token"),
+                error.to_string(),
+            ),
+        };
+        let body = serde_json::json!({ "error": code, "error_description": description });
+        let mut response = Response::new(B::from(Bytes::from(body.to_string())));
+        *response.status_mut() = error.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if unavailable(error) {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Some(challenge) = challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+impl<B: Default> Refusal<B> for Grpc {
+    fn respond(error: &AuthnError, challenge: Option<HeaderValue>) -> Response<B> {
+        // gRPC status codes: 14 UNAVAILABLE, 16 UNAUTHENTICATED.
+        let status = if unavailable(error) { "14" } else { "16" };
+        let mut response = Response::new(B::default());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(
+            HeaderName::from_static("grpc-status"),
+            HeaderValue::from_static(status),
+        );
+        if let Ok(message) = HeaderValue::from_str(&grpc_message(&error.to_string())) {
+            headers.insert(HeaderName::from_static("grpc-message"), message);
+        }
+        if let Some(challenge) = challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+fn unavailable(error: &AuthnError) -> bool {
+    matches!(
+        error,
+        AuthnError::KeysUnavailable | AuthnError::IntrospectionUnavailable
+    )
+}
+
+/// `grpc-message` is percent-encoded: everything outside printable ASCII, and `%`.
+fn grpc_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn reject<M: Refusal<B>, B>(error: &AuthnError, config: &Config) -> Response<B> {
     tracing::debug!(
         target: "tessera_authn",
         reason = error.reason(),
         status = error.status().as_u16(),
         "request rejected"
     );
-    let (code, description) = match error {
-        AuthnError::KeysUnavailable | AuthnError::IntrospectionUnavailable => {
-            ("temporarily_unavailable", error.to_string())
-        }
-        AuthnError::MissingToken => ("unauthorized", error.to_string()),
-        _ => (
-            error.oauth_error().unwrap_or("invalid_token"),
-            error.to_string(),
-        ),
-    };
-    let body = serde_json::json!({ "error": code, "error_description": description });
-    let mut response = Response::new(B::from(Bytes::from(body.to_string())));
-    *response.status_mut() = error.status();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if matches!(
-        error,
-        AuthnError::KeysUnavailable | AuthnError::IntrospectionUnavailable
-    ) {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
+    if unavailable(error) {
+        return M::respond(error, None);
     }
     let realm = config.realm.to_str().unwrap_or("api");
     let challenge = match error.oauth_error() {
@@ -377,10 +500,7 @@ fn reject<B: From<Bytes>>(error: &AuthnError, config: &Config) -> Response<B> {
             format!(r#"Bearer realm="{realm}", error="{code}", error_description="{error}""#)
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        headers.insert(WWW_AUTHENTICATE, value);
-    }
-    response
+    M::respond(error, HeaderValue::from_str(&challenge).ok())
 }
 
 enum Outcome<F, B> {
@@ -546,17 +666,44 @@ mod tests {
 
     #[test]
     fn challenge_carries_no_error_code_when_credentials_are_missing() {
-        let r: Response<Bytes> = reject(&AuthnError::MissingToken, &config());
+        let r: Response<Bytes> = reject::<Http, _>(&AuthnError::MissingToken, &config());
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()[WWW_AUTHENTICATE], r#"Bearer realm="api""#);
-        let r: Response<Bytes> = reject(&AuthnError::Expired, &config());
+        let r: Response<Bytes> = reject::<Http, _>(&AuthnError::Expired, &config());
         assert_eq!(
             r.headers()[WWW_AUTHENTICATE],
             r#"Bearer realm="api", error="invalid_token", error_description="token expired""#
         );
         let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(body["error"], "invalid_token");
-        let r: Response<Bytes> = reject(&AuthnError::KeysUnavailable, &config());
+        let r: Response<Bytes> = reject::<Http, _>(&AuthnError::KeysUnavailable, &config());
         assert_eq!(r.status(), 503);
+    }
+}
+
+#[cfg(test)]
+mod grpc_tests {
+    use super::*;
+
+    #[test]
+    fn grpc_message_percent_encodes_what_is_not_printable_ascii() {
+        assert_eq!(grpc_message("token expired"), "token expired");
+        assert_eq!(grpc_message("100% é\n"), "100%25 %C3%A9%0A");
+    }
+
+    #[test]
+    fn unavailable_keys_are_grpc_unavailable_without_a_challenge() {
+        let config = Config {
+            realm: HeaderValue::from_static("api"),
+            location: TokenLocation::AuthorizationHeader,
+            optional: false,
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+        };
+        let res: Response<()> = reject::<Grpc, ()>(&AuthnError::KeysUnavailable, &config);
+        assert_eq!(res.headers()["grpc-status"], "14");
+        assert!(res.headers().get(WWW_AUTHENTICATE).is_none());
+        let res: Response<()> = reject::<Grpc, ()>(&AuthnError::MissingToken, &config);
+        assert_eq!(res.headers()["grpc-status"], "16");
+        assert_eq!(res.headers()[WWW_AUTHENTICATE], r#"Bearer realm="api""#);
     }
 }

@@ -263,3 +263,66 @@ async fn keys_unavailable_is_503_with_retry_after() {
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "5");
 }
+
+/// A tonic server's services answer `Response<tonic::body::Body>`, which has
+/// no `From<Bytes>`: the gRPC mode must fit it and answer as gRPC does.
+#[tokio::test]
+async fn grpc_mode_fits_tonic_bodies_and_answers_with_grpc_status() {
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let idp = TestIssuer::start().await.unwrap();
+    let service = ServiceBuilder::new()
+        .layer(AuthnLayer::new(validator(&idp)).realm("orders").grpc())
+        .service_fn(|req: http::Request<tonic::body::Body>| async move {
+            let who = req
+                .extensions()
+                .get::<Principal>()
+                .and_then(|p| p.subject().map(str::to_owned));
+            let mut res = http::Response::new(tonic::body::Body::empty());
+            res.headers_mut()
+                .insert("x-subject", who.unwrap_or_default().parse().unwrap());
+            Ok::<_, std::convert::Infallible>(res)
+        });
+    let request = |token: Option<&str>| {
+        let mut req = http::Request::new(tonic::body::Body::empty());
+        if let Some(token) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        req
+    };
+
+    let res = service.clone().oneshot(request(None)).await.unwrap();
+    assert_eq!(res.status(), http::StatusCode::OK, "gRPC answers in-band");
+    assert_eq!(res.headers()["grpc-status"], "16", "UNAUTHENTICATED");
+    assert_eq!(res.headers()["content-type"], "application/grpc");
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="orders""#
+    );
+    assert!(
+        res.headers().get("x-subject").is_none(),
+        "the service was not called"
+    );
+
+    let expired = idp.token().expires_in_secs(-3600).sign();
+    let res = service
+        .clone()
+        .oneshot(request(Some(&expired)))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["grpc-status"], "16");
+    let message = res.headers()["grpc-message"].to_str().unwrap();
+    assert!(message.contains("expired"), "{message}");
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(r#"error="invalid_token""#)
+    );
+
+    let token = idp.token().subject("alice").sign();
+    let res = service.oneshot(request(Some(&token))).await.unwrap();
+    assert!(res.headers().get("grpc-status").is_none());
+    assert_eq!(res.headers()["x-subject"], "alice");
+}
