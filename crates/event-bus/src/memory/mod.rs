@@ -138,9 +138,13 @@ struct Signal {
 
 impl Signal {
     fn ring(&self) {
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+        if self.has_waiters() {
             self.notify.notify_waiters();
         }
+    }
+
+    fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
     }
 
     fn register(&self) -> Waiting<'_> {
@@ -291,27 +295,34 @@ impl Publisher for MemoryPublisher {
             let wake = {
                 let mut state = lock(&self.inner.state);
                 let ty = event.event_type();
-                let mut targets: Vec<&mut Group> = state
-                    .groups
-                    .values_mut()
-                    .filter(|g| g.bindings.iter().any(|b| topic_matches(b, ty)))
-                    .collect();
-                if targets.is_empty() {
+                let bound = |g: &Group| g.bindings.iter().any(|b| topic_matches(b, ty));
+                // Two passes instead of collecting the targets: no allocation.
+                let (mut targets, mut full) = (0, false);
+                for group in state.groups.values().filter(|g| bound(g)) {
+                    targets += 1;
+                    full |= group.is_full(capacity);
+                }
+                if targets == 0 {
                     if self.inner.config.drop_unroutable {
                         return Ok(());
                     }
                     return Err(BusError::Unroutable(ty.to_owned()));
                 }
-                if targets.iter().any(|g| g.is_full(capacity)) {
+                if full {
                     None
                 } else {
-                    let mut wake = Vec::with_capacity(targets.len());
-                    for group in &mut targets {
+                    // Only groups with a member waiting need a ring (read under
+                    // the lock, after the push: see `Signal`); a busy group
+                    // costs no allocation here.
+                    let mut wake = Vec::new();
+                    for group in state.groups.values_mut().filter(|g| bound(g)) {
                         group.ready.push_back(Entry {
                             event: Arc::clone(&event),
                             deliveries: 0,
                         });
-                        wake.push(Arc::clone(&group.available));
+                        if group.available.has_waiters() {
+                            wake.push(Arc::clone(&group.available));
+                        }
                     }
                     Some(wake)
                 }
