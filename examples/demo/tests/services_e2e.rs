@@ -714,11 +714,13 @@ fn name_in(list: &Value, id: &str) -> Value {
     author(list, id)["display_name"].clone()
 }
 
-/// `comment id -> author (id, displayName)` as the gateway shows it, `None` for anonymised.
-fn gateway_authors(comments: &Value) -> BTreeMap<String, Option<(String, Value)>> {
+/// `comment id -> author (id, display name)` from a list of comments, `None`
+/// for anonymised; the gateway names the field `displayName`, the
+/// comment-service `display_name`.
+fn authors(comments: &Value, name_field: &str) -> BTreeMap<String, Option<(String, Value)>> {
     comments
         .as_array()
-        .unwrap_or_else(|| panic!("expected a list of comments from the gateway, got {comments:#}"))
+        .unwrap_or_else(|| panic!("expected a list of comments, got {comments:#}"))
         .iter()
         .map(|c| {
             let author = &c["author"];
@@ -727,7 +729,7 @@ fn gateway_authors(comments: &Value) -> BTreeMap<String, Option<(String, Value)>
                 (!author.is_null()).then(|| {
                     (
                         author["id"].as_str().unwrap().to_owned(),
-                        author["displayName"].clone(),
+                        author[name_field].clone(),
                     )
                 }),
             )
@@ -735,24 +737,14 @@ fn gateway_authors(comments: &Value) -> BTreeMap<String, Option<(String, Value)>
         .collect()
 }
 
-/// The same, from the comment-service's list.
+/// As the gateway shows them.
+fn gateway_authors(comments: &Value) -> BTreeMap<String, Option<(String, Value)>> {
+    authors(comments, "displayName")
+}
+
+/// As the comment-service lists them.
 fn service_authors(list: &Value) -> BTreeMap<String, Option<(String, Value)>> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let author = &c["author"];
-            (
-                c["id"].as_str().unwrap().to_owned(),
-                (!author.is_null()).then(|| {
-                    (
-                        author["id"].as_str().unwrap().to_owned(),
-                        author["display_name"].clone(),
-                    )
-                }),
-            )
-        })
-        .collect()
+    authors(list, "display_name")
 }
 
 // ---------------------------------------------------------------------------
