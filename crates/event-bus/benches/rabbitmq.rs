@@ -264,6 +264,32 @@ async fn tessera_consume(s: &Setup, n: u64) {
     router.shutdown().await.expect("shutdown");
 }
 
+/// Who consumes the backlog in `amqp_consume`.
+#[derive(Clone, Copy)]
+enum Consumer {
+    RawLapin,
+    Subscription,
+    Router,
+}
+
+impl Consumer {
+    fn id(self) -> &'static str {
+        match self {
+            Self::RawLapin => "raw_lapin",
+            Self::Subscription => "tessera_subscription",
+            Self::Router => "tessera_router",
+        }
+    }
+
+    async fn consume(self, s: &Setup, n: u64) {
+        match self {
+            Self::RawLapin => raw_consume(s, n).await,
+            Self::Subscription => subscription_consume(s, n).await,
+            Self::Router => tessera_consume(s, n).await,
+        }
+    }
+}
+
 fn benches(c: &mut Criterion, rt: &Runtime) {
     let s = rt.block_on(setup());
     let publisher: Arc<dyn Publisher> = Arc::new(s.bus.publisher());
@@ -310,48 +336,22 @@ fn benches(c: &mut Criterion, rt: &Runtime) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(10));
-    group.bench_function("raw_lapin", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    raw_publish(&s, BACKLOG, &body).await;
-                    let start = Instant::now();
-                    raw_consume(&s, BACKLOG).await;
-                    total += start.elapsed();
-                }
-                total
-            })
+    for consumer in [Consumer::RawLapin, Consumer::Subscription, Consumer::Router] {
+        group.bench_function(consumer.id(), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        raw_publish(&s, BACKLOG, &body).await;
+                        let start = Instant::now();
+                        consumer.consume(&s, BACKLOG).await;
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            });
         });
-    });
-    group.bench_function("tessera_subscription", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    raw_publish(&s, BACKLOG, &body).await;
-                    let start = Instant::now();
-                    subscription_consume(&s, BACKLOG).await;
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
-    });
-    group.bench_function("tessera_router", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    raw_publish(&s, BACKLOG, &body).await;
-                    let start = Instant::now();
-                    tessera_consume(&s, BACKLOG).await;
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
-    });
+    }
     group.finish();
     rt.block_on(async {
         purge(&s).await;

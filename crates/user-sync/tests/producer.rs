@@ -25,10 +25,15 @@ const ALL_TYPES: [&str; 3] = [
     "tessera.user.deleted.v1",
 ];
 
-#[tokio::test]
-async fn memory_directory_changes_bump_versions_and_emit_in_order() {
+/// An in-memory user directory publishing to a bus whose `audit` group
+/// receives every user event.
+async fn audited_directory() -> (
+    MemoryBus,
+    Box<dyn tessera_event_bus::Subscription>,
+    MemoryUserDirectory,
+) {
     let bus = MemoryBus::new();
-    let mut sub = bus
+    let audit = bus
         .subscriber()
         .subscribe(SubscribeOptions::new("audit").event_types(ALL_TYPES))
         .await
@@ -37,6 +42,12 @@ async fn memory_directory_changes_bump_versions_and_emit_in_order() {
         Arc::new(bus.publisher()),
         "/user-service",
     ));
+    (bus, audit, users)
+}
+
+#[tokio::test]
+async fn memory_directory_changes_bump_versions_and_emit_in_order() {
+    let (_bus, mut sub, users) = audited_directory().await;
     users.register("u", profile("A")).await.unwrap();
     assert_eq!(
         users
@@ -216,16 +227,7 @@ pub(crate) mod jit {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fifty_concurrent_first_requests_register_one_user_and_emit_one_event() {
-        let bus = MemoryBus::new();
-        let mut audit = bus
-            .subscriber()
-            .subscribe(SubscribeOptions::new("audit").event_types(ALL_TYPES))
-            .await
-            .unwrap();
-        let users = MemoryUserDirectory::new(EventPublisher::new(
-            Arc::new(bus.publisher()),
-            "/user-service",
-        ));
+        let (bus, mut audit, users) = audited_directory().await;
         let (_idp, statuses) = fifty_first_requests(users.clone()).await;
         assert!(
             statuses.iter().all(|s| *s == StatusCode::OK),
@@ -261,16 +263,7 @@ pub(crate) mod jit {
             )
             .build()
             .unwrap();
-        let bus = MemoryBus::new();
-        let _audit = bus
-            .subscriber()
-            .subscribe(SubscribeOptions::new("audit").event_types(ALL_TYPES))
-            .await
-            .unwrap();
-        let users = MemoryUserDirectory::new(EventPublisher::new(
-            Arc::new(bus.publisher()),
-            "/user-service",
-        ));
+        let (_bus, _audit, users) = audited_directory().await;
         let svc = ServiceBuilder::new()
             .layer(AuthnLayer::new(validator))
             .layer(ProvisionLayer::new(users.clone()).with_claims(
