@@ -144,6 +144,18 @@ pub trait Subscription: Send + fmt::Debug {
     /// The next delivery; `Ok(None)` once closed.
     async fn next(&mut self) -> Result<Option<Delivery>, BusError>;
 
+    /// A delivery the backend has at hand now, without waiting; `None` when
+    /// it has none ready (or cannot tell without waiting), when the
+    /// subscription is closed, or when it failed: [`next`](Subscription::next)
+    /// then waits for one or reports why.
+    ///
+    /// A fast path for consumers that take deliveries in bursts (the
+    /// [router](crate::Router) calls it before each `next`): no future per
+    /// delivery. The default returns `None`.
+    fn try_next(&mut self) -> Option<Delivery> {
+        None
+    }
+
     /// Stops receiving. Idempotent.
     async fn close(&mut self) -> Result<(), BusError>;
 }

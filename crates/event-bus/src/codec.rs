@@ -70,9 +70,25 @@ impl Codec for JsonCodec {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Bytes, CodecError> {
-        serde_json::to_vec(value)
-            .map(Bytes::from)
-            .map_err(|e| CodecError::Encode(Box::new(e)))
+        let encode_error = |e| CodecError::Encode(Box::new(e));
+        // Written into a reused buffer, then copied once into an exact-size
+        // allocation: `Bytes::from(Vec)` would add a second allocation for
+        // any vector with spare capacity, which serde_json's always has.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                serde_json::to_writer(&mut *buf, value).map_err(encode_error)?;
+                let bytes = Bytes::copy_from_slice(&buf);
+                if buf.capacity() > SCRATCH_KEEP {
+                    *buf = Vec::new();
+                }
+                Ok(bytes)
+            }
+            // Re-entered (a `Serialize` impl encoding with this codec).
+            Err(_) => serde_json::to_vec(value)
+                .map(Bytes::from)
+                .map_err(encode_error),
+        })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
@@ -80,10 +96,25 @@ impl Codec for JsonCodec {
     }
 }
 
+thread_local! {
+    /// [`JsonCodec::encode`]'s buffer, one per thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest scratch buffer kept between encodes; a bigger one (after an
+/// unusually large event) is freed.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
 /// Whether a content type is JSON by the CloudEvents JSON format's rule.
 pub(crate) fn is_json_media_type(content_type: &str) -> bool {
-    let mt = media_type(content_type).to_ascii_lowercase();
-    mt == "application/json" || mt == "text/json" || mt.ends_with("+json")
+    let mt = media_type(content_type);
+    let ends_with = |suffix: &str| {
+        mt.len() >= suffix.len()
+            && mt.as_bytes()[mt.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    mt.eq_ignore_ascii_case("application/json")
+        || mt.eq_ignore_ascii_case("text/json")
+        || ends_with("+json")
 }
 
 #[cfg(test)]
@@ -96,6 +127,10 @@ mod tests {
         assert!(JsonCodec.reads(Some("application/json")));
         assert!(JsonCodec.reads(Some("Application/JSON; charset=utf-8")));
         assert!(JsonCodec.reads(Some("application/vnd.example+json")));
+        assert!(JsonCodec.reads(Some("application/vnd.example+JSON ; v=2")));
+        assert!(JsonCodec.reads(Some("text/json")));
+        assert!(!JsonCodec.reads(Some("json")));
+        assert!(!JsonCodec.reads(Some("application/jsonx")));
         assert!(!JsonCodec.reads(Some("text/plain")));
         assert!(!JsonCodec.reads(Some("application/cloudevents-batch")));
     }

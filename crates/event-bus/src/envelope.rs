@@ -25,6 +25,8 @@
 //! assert_eq!(back.attributes().correlation_id(), Some("req-42"));
 //! ```
 
+use std::{fmt, sync::Arc};
+
 use time::OffsetDateTime;
 
 use crate::{
@@ -33,10 +35,60 @@ use crate::{
 };
 
 /// A typed event and its CloudEvents attributes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Envelope<E> {
-    attributes: Attributes,
+    attributes: Attrs,
     data: E,
+}
+
+/// An envelope's attributes: its own, or those of the raw event it was
+/// decoded from, shared until changed (a delivered event's attributes are
+/// not copied for its handler).
+#[derive(Clone)]
+enum Attrs {
+    Owned(Attributes),
+    Shared(Arc<RawEvent>),
+}
+
+impl Attrs {
+    fn get(&self) -> &Attributes {
+        match self {
+            Self::Owned(attributes) => attributes,
+            Self::Shared(raw) => &raw.attributes,
+        }
+    }
+
+    fn get_mut(&mut self) -> &mut Attributes {
+        match self {
+            Self::Owned(attributes) => attributes,
+            // Copied on the first change while the raw event is shared.
+            Self::Shared(raw) => &mut Arc::make_mut(raw).attributes,
+        }
+    }
+
+    fn into_owned(self) -> Attributes {
+        match self {
+            Self::Owned(attributes) => attributes,
+            Self::Shared(raw) => {
+                Arc::try_unwrap(raw).map_or_else(|raw| raw.attributes.clone(), |raw| raw.attributes)
+            }
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for Envelope<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("attributes", self.attributes())
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+impl<E: PartialEq> PartialEq for Envelope<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.attributes() == other.attributes() && self.data == other.data
+    }
 }
 
 impl<E: Event> Envelope<E> {
@@ -49,7 +101,7 @@ impl<E: Event> Envelope<E> {
         attributes.time = Some(OffsetDateTime::now_utc());
         attributes.subject = data.subject();
         attributes.dataschema = E::DATASCHEMA.map(str::to_owned);
-        Self { attributes, data }
+        Self::from_parts(attributes, data)
     }
 
     /// Encodes the data with `codec` into a raw event; `datacontenttype` is the codec's.
@@ -57,7 +109,7 @@ impl<E: Event> Envelope<E> {
     /// The attributes are not validated here; publishers do that.
     pub fn encode<C: Codec + ?Sized>(&self, codec: &C) -> Result<RawEvent, CodecError> {
         let data = codec.encode(&self.data)?;
-        let mut attributes = self.attributes.clone();
+        let mut attributes = self.attributes().clone();
         attributes.datacontenttype = Some(codec.content_type().to_owned());
         Ok(RawEvent { attributes, data })
     }
@@ -66,7 +118,7 @@ impl<E: Event> Envelope<E> {
     /// move into the raw event instead of being copied.
     pub fn into_raw<C: Codec + ?Sized>(self, codec: &C) -> Result<RawEvent, CodecError> {
         let data = codec.encode(&self.data)?;
-        let mut attributes = self.attributes;
+        let mut attributes = self.attributes.into_owned();
         attributes.datacontenttype = Some(codec.content_type().to_owned());
         Ok(RawEvent { attributes, data })
     }
@@ -74,6 +126,41 @@ impl<E: Event> Envelope<E> {
     /// Decodes a raw event: its `type` must be `E::TYPE`, its content type one
     /// the codec reads, and its data must decode into `E`.
     pub fn decode<C: Codec + ?Sized>(raw: &RawEvent, codec: &C) -> Result<Self, DecodeError> {
+        let data = Self::decode_data(raw, codec)?;
+        Ok(Self::from_parts(raw.attributes.clone(), data))
+    }
+
+    /// Like [`decode`](Self::decode), but the envelope shares the raw
+    /// event's attributes instead of copying them (until they are changed
+    /// through [`attributes_mut`](Self::attributes_mut)). The router decodes
+    /// deliveries this way.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use serde::{Deserialize, Serialize};
+    /// # use tessera_event_bus::{Envelope, JsonCodec};
+    /// # #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    /// # struct UserDeleted { user_id: String }
+    /// # tessera_event_bus::event!(UserDeleted => "com.example.user.deleted.v1", subject = user_id);
+    /// let raw = Arc::new(Envelope::new("/users", UserDeleted { user_id: "u1".into() })
+    ///     .encode(&JsonCodec).unwrap());
+    /// let mut env = Envelope::<UserDeleted>::decode_shared(&raw, &JsonCodec).unwrap();
+    /// assert_eq!(env.id(), raw.id());
+    /// env.attributes_mut().set_correlation_id("req-1");
+    /// assert_eq!(raw.attributes.correlation_id(), None, "the raw event is not changed");
+    /// ```
+    pub fn decode_shared<C: Codec + ?Sized>(
+        raw: &Arc<RawEvent>,
+        codec: &C,
+    ) -> Result<Self, DecodeError> {
+        let data = Self::decode_data(raw, codec)?;
+        Ok(Self {
+            attributes: Attrs::Shared(Arc::clone(raw)),
+            data,
+        })
+    }
+
+    fn decode_data<C: Codec + ?Sized>(raw: &RawEvent, codec: &C) -> Result<E, DecodeError> {
         if raw.attributes.ty != E::TYPE {
             return Err(DecodeError::TypeMismatch {
                 expected: E::TYPE,
@@ -87,33 +174,32 @@ impl<E: Event> Envelope<E> {
                 found: content_type.unwrap_or_default().to_owned(),
             });
         }
-        let data = codec.decode(&raw.data)?;
-        Ok(Self {
-            attributes: raw.attributes.clone(),
-            data,
-        })
+        Ok(codec.decode(&raw.data)?)
     }
 }
 
 impl<E> Envelope<E> {
     /// An envelope from attributes and data, taken as they are.
     pub fn from_parts(attributes: Attributes, data: E) -> Self {
-        Self { attributes, data }
+        Self {
+            attributes: Attrs::Owned(attributes),
+            data,
+        }
     }
 
     /// The attributes.
     pub fn attributes(&self) -> &Attributes {
-        &self.attributes
+        self.attributes.get()
     }
 
     /// The attributes, to change them before publishing.
     pub fn attributes_mut(&mut self) -> &mut Attributes {
-        &mut self.attributes
+        self.attributes.get_mut()
     }
 
     /// The event id.
     pub fn id(&self) -> &str {
-        &self.attributes.id
+        &self.attributes().id
     }
 
     /// The data.
@@ -128,34 +214,34 @@ impl<E> Envelope<E> {
 
     /// Attributes and data, consuming the envelope.
     pub fn into_parts(self) -> (Attributes, E) {
-        (self.attributes, self.data)
+        (self.attributes.into_owned(), self.data)
     }
 
     /// Sets the `subject` (the ordering key).
     #[must_use]
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
-        self.attributes.subject = Some(subject.into());
+        self.attributes_mut().subject = Some(subject.into());
         self
     }
 
     /// Sets the `correlationid` extension.
     #[must_use]
     pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
-        self.attributes.set_correlation_id(id);
+        self.attributes_mut().set_correlation_id(id);
         self
     }
 
     /// Sets the `causationid` extension.
     #[must_use]
     pub fn with_causation_id(mut self, id: impl Into<String>) -> Self {
-        self.attributes.set_causation_id(id);
+        self.attributes_mut().set_causation_id(id);
         self
     }
 
     /// Sets an extension attribute.
     #[must_use]
     pub fn with_extension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.attributes.set_extension(name, value);
+        self.attributes_mut().set_extension(name, value);
         self
     }
 }

@@ -1,6 +1,10 @@
 //! Metric names and recording, through the [`metrics`](https://docs.rs/metrics) facade.
 //!
-//! Install any `metrics` recorder (Prometheus exporter, ...) and these appear:
+//! Install any `metrics` recorder (Prometheus exporter, ...) before
+//! publishing and starting routers, and these appear (hot paths keep metric
+//! handles, registered at a router's start and at an
+//! [`EventPublisher`](crate::EventPublisher)'s first publish of each type, and
+//! a handle registered before a recorder exists records nothing):
 //!
 //! | name | kind | labels |
 //! | --- | --- | --- |
@@ -31,8 +35,43 @@ pub const UNHANDLED: &str = "tessera_events_unhandled_total";
 /// Handler latency in seconds, retries included.
 pub const HANDLER_DURATION: &str = "tessera_handler_duration_seconds";
 
-pub(crate) fn published(ty: &'static str) {
-    metrics::counter!(PUBLISHED, "type" => ty).increment(1);
+/// The `tessera_events_published_total` handles of one
+/// [`EventPublisher`](crate::EventPublisher) (and its clones), registered at
+/// its first publish of each type: counting then costs no allocation and no
+/// registry lookup per event.
+#[derive(Debug, Default)]
+pub(crate) struct PublishedCounters {
+    by_type: std::sync::RwLock<Vec<(&'static str, metrics::Counter)>>,
+}
+
+impl PublishedCounters {
+    pub(crate) fn increment(&self, ty: &'static str) {
+        let read = |by_type: &[(&'static str, metrics::Counter)]| {
+            by_type
+                .iter()
+                .find(|(t, _)| *t == ty)
+                .map(|(_, counter)| counter.increment(1))
+                .is_some()
+        };
+        {
+            let by_type = self
+                .by_type
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if read(&by_type) {
+                return;
+            }
+        }
+        let mut by_type = self
+            .by_type
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !read(&by_type) {
+            let counter = metrics::counter!(PUBLISHED, "type" => ty);
+            counter.increment(1);
+            by_type.push((ty, counter));
+        }
+    }
 }
 
 pub(crate) fn delivered(ty: &str, group: &str) {
@@ -41,8 +80,8 @@ pub(crate) fn delivered(ty: &str, group: &str) {
 
 /// The metric handles of one router route, registered when the router
 /// starts: recording then costs no allocation per delivery. Install the
-/// recorder before starting routers (as with any `metrics` handle, one
-/// registered before a recorder exists records nothing).
+/// recorder before starting routers and publishing (as with any `metrics`
+/// handle, one registered before a recorder exists records nothing).
 pub(crate) struct RouteMetrics {
     delivered: metrics::Counter,
     handled: metrics::Counter,

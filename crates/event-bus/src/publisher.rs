@@ -39,6 +39,7 @@ pub struct EventPublisher<C = JsonCodec> {
     publisher: Arc<dyn Publisher>,
     codec: Arc<C>,
     source: String,
+    published: Arc<metrics::PublishedCounters>,
 }
 
 impl<C> Clone for EventPublisher<C> {
@@ -47,6 +48,7 @@ impl<C> Clone for EventPublisher<C> {
             publisher: Arc::clone(&self.publisher),
             codec: Arc::clone(&self.codec),
             source: self.source.clone(),
+            published: Arc::clone(&self.published),
         }
     }
 }
@@ -65,6 +67,7 @@ impl<C: Codec> EventPublisher<C> {
             publisher,
             codec: Arc::new(codec),
             source: source.into(),
+            published: Arc::default(),
         }
     }
 
@@ -102,7 +105,7 @@ impl<C: Codec> EventPublisher<C> {
     async fn publish_raw<E: Event>(&self, raw: RawEvent) -> Result<(), BusError> {
         raw.attributes.validate()?;
         self.publisher.publish(raw).await?;
-        metrics::published(E::TYPE);
+        self.published.increment(E::TYPE);
         Ok(())
     }
 }

@@ -129,9 +129,17 @@ impl TraceContext {
     }
 }
 
+thread_local! {
+    /// Trace and span ids need to be unpredictable enough not to collide, not
+    /// secret: a fast generator per thread, seeded from the OS-seeded one (as
+    /// OpenTelemetry SDKs do), instead of a cryptographic one per id.
+    static IDS: std::cell::RefCell<rand::rngs::SmallRng> =
+        std::cell::RefCell::new(rand::SeedableRng::from_rng(&mut rand::rng()));
+}
+
 fn nonzero_random<const N: usize>() -> [u8; N] {
     loop {
-        let bytes: [u8; N] = rand::random();
+        let bytes: [u8; N] = IDS.with_borrow_mut(rand::Rng::random);
         if bytes != [0; N] {
             return bytes;
         }

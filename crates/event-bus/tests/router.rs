@@ -310,21 +310,31 @@ async fn processes_no_more_than_its_concurrency(spawn: bool) {
 
 #[tokio::test]
 async fn a_panicking_handler_dead_letters_its_event_and_the_router_keeps_going() {
-    panicking_handler(false).await;
+    panicking_handler(false, false).await;
+}
+
+#[tokio::test]
+async fn a_handler_panicking_before_its_future_dead_letters_its_event_and_the_router_keeps_going() {
+    // The router calls handlers on its own task: a panic in the call itself
+    // (not in the future it returns) must not take the router down either.
+    panicking_handler(false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_spawned_handler_dead_letters_its_event_and_the_router_keeps_going() {
-    panicking_handler(true).await;
+    panicking_handler(true, false).await;
 }
 
-async fn panicking_handler(spawn: bool) {
+async fn panicking_handler(spawn: bool, in_call: bool) {
     let bus = MemoryBus::new();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let router = router(&bus, spawn)
         .retry(fast_retry(3))
         .handle(move |env: Envelope<UserDeleted>, _: EventContext| {
             let tx = tx.clone();
+            if in_call {
+                assert_ne!(env.data().user_id, "boom", "a bug in the handler");
+            }
             async move {
                 let user = env.into_data().user_id;
                 assert_ne!(user, "boom", "a bug in the handler");

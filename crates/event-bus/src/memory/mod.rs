@@ -165,7 +165,29 @@ impl Drop for Waiting<'_> {
 
 #[derive(Debug, Default)]
 struct State {
-    groups: HashMap<String, Group>,
+    /// Groups are never removed: subscriptions and ackers keep their index.
+    groups: Vec<Group>,
+    by_name: HashMap<String, usize>,
+}
+
+impl State {
+    fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.get(*self.by_name.get(name)?)
+    }
+
+    fn group_mut(&mut self, name: &str) -> Option<&mut Group> {
+        self.groups.get_mut(*self.by_name.get(name)?)
+    }
+
+    /// The index of the group named `name`, created if new.
+    fn join(&mut self, name: &str) -> usize {
+        if let Some(&index) = self.by_name.get(name) {
+            return index;
+        }
+        self.groups.push(Group::default());
+        self.by_name.insert(name.to_owned(), self.groups.len() - 1);
+        self.groups.len() - 1
+    }
 }
 
 #[derive(Debug, Default)]
@@ -234,8 +256,7 @@ impl MemoryBus {
     /// The dead letters of a group, oldest first.
     pub fn dead_letters(&self, group: &str) -> Vec<DeadLetter> {
         lock(&self.inner.state)
-            .groups
-            .get(group)
+            .group(group)
             .map(|g| g.dead.clone())
             .unwrap_or_default()
     }
@@ -243,8 +264,7 @@ impl MemoryBus {
     /// Removes and returns the dead letters of a group.
     pub fn take_dead_letters(&self, group: &str) -> Vec<DeadLetter> {
         lock(&self.inner.state)
-            .groups
-            .get_mut(group)
+            .group_mut(group)
             .map(|g| std::mem::take(&mut g.dead))
             .unwrap_or_default()
     }
@@ -252,16 +272,14 @@ impl MemoryBus {
     /// How many events of a group wait for delivery (ready or delayed).
     pub fn queued(&self, group: &str) -> usize {
         lock(&self.inner.state)
-            .groups
-            .get(group)
+            .group(group)
             .map_or(0, |g| g.ready.len() + g.delayed)
     }
 
     /// How many events of a group are delivered and not yet settled.
     pub fn in_flight(&self, group: &str) -> usize {
         lock(&self.inner.state)
-            .groups
-            .get(group)
+            .group(group)
             .map_or(0, |g| g.in_flight)
     }
 }
@@ -298,7 +316,7 @@ impl Publisher for MemoryPublisher {
                 let bound = |g: &Group| g.bindings.iter().any(|b| topic_matches(b, ty));
                 // Two passes instead of collecting the targets: no allocation.
                 let (mut targets, mut full) = (0, false);
-                for group in state.groups.values().filter(|g| bound(g)) {
+                for group in state.groups.iter().filter(|g| bound(g)) {
                     targets += 1;
                     full |= group.is_full(capacity);
                 }
@@ -315,7 +333,7 @@ impl Publisher for MemoryPublisher {
                     // the lock, after the push: see `Signal`); a busy group
                     // costs no allocation here.
                     let mut wake = Vec::new();
-                    for group in state.groups.values_mut().filter(|g| bound(g)) {
+                    for group in state.groups.iter_mut().filter(|g| bound(g)) {
                         group.ready.push_back(Entry {
                             event: Arc::clone(&event),
                             deliveries: 0,
@@ -379,20 +397,22 @@ impl Subscriber for MemorySubscriber {
         if self.handle.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed);
         }
-        let available = {
+        let (index, available) = {
             let mut state = lock(&self.inner.state);
-            let group = state.groups.entry(options.group.clone()).or_default();
+            let index = state.join(&options.group);
+            let group = &mut state.groups[index];
             for ty in options.event_types {
                 if !group.bindings.contains(&ty) {
                     group.bindings.push(ty);
                 }
             }
-            Arc::clone(&group.available)
+            (index, Arc::clone(&group.available))
         };
         Ok(Box::new(MemorySubscription {
             inner: Arc::clone(&self.inner),
             handle: Arc::clone(&self.handle),
             group: Arc::from(options.group),
+            index,
             available,
             closed: false,
         }))
@@ -418,6 +438,8 @@ struct MemorySubscription {
     inner: Arc<Inner>,
     handle: Arc<Handle>,
     group: Arc<str>,
+    /// The group's index in [`State::groups`].
+    index: usize,
     available: Arc<Signal>,
     closed: bool,
 }
@@ -439,7 +461,7 @@ impl MemorySubscription {
     /// Takes the next deliverable entry, dead-lettering those over the delivery limit.
     fn try_take(&self) -> Option<(Arc<RawEvent>, u32)> {
         let mut state = lock(&self.inner.state);
-        let group = state.groups.get_mut(&*self.group)?;
+        let group = state.groups.get_mut(self.index)?;
         let taken = loop {
             let mut entry = group.ready.pop_front()?;
             if let Some(limit) = self.inner.config.max_deliveries
@@ -466,6 +488,7 @@ impl MemorySubscription {
         let acker = MemoryAcker {
             inner: Arc::clone(&self.inner),
             group: Arc::clone(&self.group),
+            index: self.index,
             pending: Mutex::new(Some(Entry {
                 event: Arc::clone(&event),
                 deliveries,
@@ -507,6 +530,13 @@ impl Subscription for MemorySubscription {
         }
     }
 
+    fn try_next(&mut self) -> Option<Delivery> {
+        if self.is_closed() {
+            return None;
+        }
+        self.take_delivery()
+    }
+
     async fn close(&mut self) -> Result<(), BusError> {
         self.closed = true;
         Ok(())
@@ -517,6 +547,8 @@ impl Subscription for MemorySubscription {
 struct MemoryAcker {
     inner: Arc<Inner>,
     group: Arc<str>,
+    /// The group's index in [`State::groups`].
+    index: usize,
     /// The entry, until settled.
     pending: Mutex<Option<Entry>>,
 }
@@ -537,10 +569,10 @@ impl MemoryAcker {
             .take()
     }
 
-    fn requeue(inner: &Inner, group: &str, entry: Entry, front: bool) {
+    fn requeue(inner: &Inner, index: usize, entry: Entry, front: bool) {
         let wake = {
             let mut state = lock(&inner.state);
-            let Some(g) = state.groups.get_mut(group) else {
+            let Some(g) = state.groups.get_mut(index) else {
                 return;
             };
             if front {
@@ -557,7 +589,7 @@ impl MemoryAcker {
 
     fn with_group(&self, f: impl FnOnce(&mut Group)) {
         let mut state = lock(&self.inner.state);
-        if let Some(g) = state.groups.get_mut(&*self.group) {
+        if let Some(g) = state.groups.get_mut(self.index) {
             g.in_flight = g.in_flight.saturating_sub(1);
             f(g);
         }
@@ -572,14 +604,14 @@ impl Acker for MemoryAcker {
         };
         match settlement {
             Settlement::Ack => self.with_group(|_| {}),
-            Settlement::Requeue => Self::requeue(&self.inner, &self.group, entry, true),
+            Settlement::Requeue => Self::requeue(&self.inner, self.index, entry, true),
             Settlement::RetryAfter(delay) => {
                 self.with_group(|g| g.delayed += 1);
                 let inner = Arc::clone(&self.inner);
-                let group = Arc::clone(&self.group);
+                let index = self.index;
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    Self::requeue(&inner, &group, entry, false);
+                    Self::requeue(&inner, index, entry, false);
                 });
             }
             Settlement::DeadLetter(reason) => self.with_group(|g| {
@@ -598,7 +630,7 @@ impl Drop for MemoryAcker {
     fn drop(&mut self) {
         // Never settled: deliver again, as a broker does when the channel closes.
         if let Some(entry) = self.take() {
-            Self::requeue(&self.inner, &self.group, entry, true);
+            Self::requeue(&self.inner, self.index, entry, true);
         }
     }
 }

@@ -205,3 +205,30 @@ async fn settling_after_the_subscription_closed_still_counts() {
     drop(d);
     assert_eq!(bus.queued("g") + bus.in_flight("g"), 0);
 }
+
+#[tokio::test]
+async fn try_next_takes_what_is_ready_without_waiting() {
+    let bus = MemoryBus::new();
+    let mut sub = member(&bus, "g").await;
+    assert!(sub.try_next().is_none(), "nothing published yet");
+    let publisher = bus.publisher();
+    for id in ["1", "2"] {
+        publisher.publish(event(id)).await.unwrap();
+    }
+    let first = sub.try_next().expect("ready");
+    assert_eq!(first.event().id(), "1");
+    assert_eq!(bus.in_flight("g"), 1);
+    first.ack().await.unwrap();
+    // `try_next` and `next` take from the same queue, in order.
+    let second = next(&mut sub).await;
+    assert_eq!(second.event().id(), "2");
+    second.ack().await.unwrap();
+    assert!(sub.try_next().is_none());
+    publisher.publish(event("3")).await.unwrap();
+    sub.close().await.unwrap();
+    assert!(
+        sub.try_next().is_none(),
+        "a closed subscription takes nothing"
+    );
+    assert_eq!(bus.queued("g"), 1, "what was not taken stays queued");
+}

@@ -41,6 +41,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::future::{Either, Ready, ready};
 use tower_service::Service;
 
 use crate::{
@@ -290,28 +291,26 @@ impl<S: Clone, E, C> Clone for Decoding<S, E, C> {
 
 impl<S, E, C> Service<DeliveryRequest> for Decoding<S, E, C>
 where
-    S: Service<EventRequest<E>, Response = (), Error = HandlerError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<EventRequest<E>, Response = (), Error = HandlerError>,
     E: Event,
     C: Codec,
 {
     type Response = ();
     type Error = HandlerError;
-    type Future = BoxFuture<Result<(), HandlerError>>;
+    type Future = Either<Ready<Result<(), HandlerError>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), HandlerError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: DeliveryRequest) -> Self::Future {
-        let decoded = Envelope::<E>::decode(&req.event, &*self.codec);
-        // Call the instance that was driven to readiness; keep a fresh clone.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let envelope = decoded.map_err(HandlerError::Undecodable)?;
-            inner.call(EventRequest::new(envelope, req.context)).await
-        })
+        match Envelope::<E>::decode_shared(&req.event, &*self.codec) {
+            // The handler is not called, so the readiness it gave stays with it.
+            Err(error) => Either::Left(ready(Err(HandlerError::Undecodable(error)))),
+            Ok(envelope) => {
+                Either::Right(self.inner.call(EventRequest::new(envelope, req.context)))
+            }
+        }
     }
 }
 

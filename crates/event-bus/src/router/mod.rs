@@ -129,9 +129,18 @@ impl RouteOptions {
     }
 }
 
+/// Builds a route's middleware stack around its handler once the router's
+/// defaults are known (at start): the retry policy, the timeout and the
+/// concurrency limit in effect for it.
+type MakeStack =
+    Box<dyn FnOnce(RetryPolicy, Option<Duration>, Option<usize>) -> RouteService + Send>;
+
 struct Route {
-    service: RouteService,
+    make: MakeStack,
     options: RouteOptions,
+    /// The handler is always ready (an async fn), so the stack is too unless
+    /// it has a concurrency limit: deliveries call it without cloning it.
+    always_ready: bool,
 }
 
 /// Why a router could not start or stopped with an error.
@@ -269,7 +278,7 @@ impl<C: Codec> Router<C> {
         F: Fn(Envelope<E>, EventContext) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handle_service::<E, _>(handler_fn(handler), RouteOptions::new())
+        self.typed_route::<E, _>(handler_fn(handler), RouteOptions::new(), true)
     }
 
     /// Registers an async fn handler for `E` with its own options.
@@ -279,7 +288,7 @@ impl<C: Codec> Router<C> {
         F: Fn(Envelope<E>, EventContext) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        self.handle_service::<E, _>(handler_fn(handler), options)
+        self.typed_route::<E, _>(handler_fn(handler), options, true)
     }
 
     /// Registers a `tower::Service` handler for `E`; replaces any earlier handler of `E`.
@@ -289,19 +298,52 @@ impl<C: Codec> Router<C> {
         S: Service<EventRequest<E>, Response = (), Error = HandlerError> + Clone + Send + 'static,
         S::Future: Send + 'static,
     {
+        self.typed_route::<E, S>(service, options, false)
+    }
+
+    fn typed_route<E, S>(self, service: S, options: RouteOptions, always_ready: bool) -> Self
+    where
+        E: Event,
+        S: Service<EventRequest<E>, Response = (), Error = HandlerError> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
         let decoding = Decoding::<S, E, C>::new(service, Arc::clone(&self.codec));
-        self.handle_raw(E::TYPE, BoxCloneService::new(decoding), options)
+        self.route(
+            E::TYPE.to_owned(),
+            Box::new(move |retry, timeout, limit| stack(decoding, retry, timeout, limit)),
+            options,
+            always_ready,
+        )
     }
 
     /// Registers an untyped handler for an event type name; it gets the raw event.
     pub fn handle_raw(
-        mut self,
+        self,
         event_type: impl Into<String>,
         service: RouteService,
         options: RouteOptions,
     ) -> Self {
-        self.routes
-            .insert(event_type.into(), Route { service, options });
+        self.route(
+            event_type.into(),
+            Box::new(move |retry, timeout, limit| stack(service, retry, timeout, limit)),
+            options,
+            false,
+        )
+    }
+
+    fn route(
+        mut self,
+        event_type: String,
+        make: MakeStack,
+        options: RouteOptions,
+        always_ready: bool,
+    ) -> Self {
+        let route = Route {
+            make,
+            options,
+            always_ready,
+        };
+        self.routes.insert(event_type, route);
         self
     }
 
@@ -349,15 +391,31 @@ impl<C: Codec> Router<C> {
             .subscribe(options)
             .await
             .map_err(RouterError::Subscribe)?;
-        let routes = self
+        let mut routes: Vec<(String, ActiveRoute)> = self
             .routes
             .into_iter()
             .map(|(ty, route)| {
-                let service = build_stack(route, &self.retry, self.timeout);
+                let Route {
+                    make,
+                    options,
+                    always_ready,
+                } = route;
+                let retry = options.retry.unwrap_or_else(|| self.retry.clone());
+                let limit = options.concurrency;
+                let service = make(retry, options.timeout.or(self.timeout), limit);
+                let always_ready = always_ready && limit.is_none();
                 let metrics = Arc::new(metrics::RouteMetrics::new(&ty, &self.group));
-                (ty, ActiveRoute { service, metrics })
+                (
+                    ty,
+                    ActiveRoute {
+                        service,
+                        always_ready,
+                        metrics,
+                    },
+                )
             })
             .collect();
+        routes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let source = self.source.unwrap_or_else(|| format!("/{}", self.group));
         Ok(Running {
             subscription,
@@ -371,45 +429,72 @@ impl<C: Codec> Router<C> {
     }
 }
 
-/// Wraps a route's handler in its middleware, outermost first:
-/// concurrency limit, retry, timeout.
-fn build_stack(route: Route, retry: &RetryPolicy, timeout: Option<Duration>) -> RouteService {
-    let Route { service, options } = route;
-    let timeout = options.timeout.or(timeout);
-    let retry = options.retry.unwrap_or_else(|| retry.clone());
-    let service = ServiceBuilder::new()
-        .layer(retry.into_layer())
-        .option_layer(timeout.map(TimeoutLayer::new))
-        .service(service)
-        .map_err(|e: HandlerError| e);
-    let service = BoxCloneService::new(service);
-    match options.concurrency {
-        // ConcurrencyLimit is Clone and its clones share one semaphore.
-        Some(limit) => BoxCloneService::new(
-            ServiceBuilder::new()
-                .concurrency_limit(limit)
-                .service(service),
-        ),
-        None => service,
-    }
+/// Wraps a route's handler in its middleware, outermost first: concurrency
+/// limit, retry, timeout. The stack is one concrete service boxed once, so a
+/// delivery costs one boxed future, not one per layer.
+fn stack<S>(
+    service: S,
+    retry: RetryPolicy,
+    timeout: Option<Duration>,
+    concurrency: Option<usize>,
+) -> RouteService
+where
+    S: Service<DeliveryRequest, Response = (), Error = HandlerError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneService::new(
+        ServiceBuilder::new()
+            // ConcurrencyLimit is Clone and its clones share one semaphore.
+            .option_layer(concurrency.map(tower::limit::ConcurrencyLimitLayer::new))
+            .layer(retry.into_layer())
+            .option_layer(timeout.map(TimeoutLayer::new))
+            .service(service),
+    )
 }
 
 const RUNNING: u8 = 0;
 const STOPPED: u8 = 1;
 
-/// A route as the running router keeps it: the middleware stack (cloned
-/// for each delivery) and the route's metric handles (registered once, not
-/// per delivery).
-#[derive(Clone)]
+/// A route as the running router keeps it: the middleware stack and the
+/// route's metric handles (registered once, not per delivery).
 struct ActiveRoute {
     service: RouteService,
+    /// Whether `service` is ready at once, every time (see [`Route`]).
+    always_ready: bool,
     metrics: Arc<metrics::RouteMetrics>,
+}
+
+/// A handler call under way: the stack's future, or, for a stack that may
+/// not be ready, a clone of it waiting for readiness first.
+type RouteCall = Either<
+    BoxFuture<Result<(), HandlerError>>,
+    tower::util::Oneshot<RouteService, DeliveryRequest>,
+>;
+
+impl ActiveRoute {
+    /// Starts the handler on `request`.
+    ///
+    /// A stack that is always ready is called in place: no clone of it per
+    /// delivery. Any other is cloned and driven to readiness inside the
+    /// returned future, so a full concurrency limit or a handler service
+    /// that is not ready holds back this delivery only, never the router.
+    fn call(&mut self, request: DeliveryRequest) -> RouteCall {
+        if self.always_ready {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(Ok(())) = self.service.poll_ready(&mut cx) {
+                return Either::Left(self.service.call(request));
+            }
+        }
+        Either::Right(self.service.clone().oneshot(request))
+    }
 }
 
 /// A subscribed router, ready to run its loop.
 struct Running {
     subscription: Box<dyn Subscription>,
-    routes: HashMap<String, ActiveRoute>,
+    /// Sorted by event type: a binary search finds a delivery's route
+    /// without hashing its type.
+    routes: Vec<(String, ActiveRoute)>,
     group: Arc<str>,
     source: Arc<str>,
     concurrency: usize,
@@ -424,6 +509,12 @@ impl Running {
         let mut inflight = futures_util::stream::FuturesUnordered::new();
         let mut failure = None;
         loop {
+            // Deliveries the backend has at hand are taken without a future each.
+            while inflight.len() < self.concurrency
+                && let Some(delivery) = self.subscription.try_next()
+            {
+                inflight.push(self.start(delivery));
+            }
             // Fetch only with room to process, so unfetched events stay with the backend.
             let room = inflight.len() < self.concurrency;
             tokio::select! {
@@ -431,17 +522,7 @@ impl Running {
                 () = &mut shutdown => break,
                 Some(()) = inflight.next(), if !inflight.is_empty() => {}
                 next = self.subscription.next(), if room => match next {
-                    Ok(Some(delivery)) => {
-                        let route = self.route_for(&delivery);
-                        let group = Arc::clone(&self.group);
-                        let source = Arc::clone(&self.source);
-                        let work = dispatch(delivery, route, group, source);
-                        inflight.push(if self.spawn {
-                            Either::Left(Spawned(tokio::spawn(work)))
-                        } else {
-                            Either::Right(work)
-                        });
-                    }
+                    Ok(Some(delivery)) => inflight.push(self.start(delivery)),
                     Ok(None) => break,
                     Err(error) => {
                         tracing::error!(%error, group = %self.group, "subscription failed");
@@ -470,8 +551,23 @@ impl Running {
         failure.map_or(Ok(()), Err)
     }
 
-    fn route_for(&self, delivery: &Delivery) -> Option<ActiveRoute> {
-        self.routes.get(delivery.event().event_type()).cloned()
+    /// Starts processing `delivery`: on the router's task, or on its own
+    /// with [`Router::spawn_handlers`].
+    fn start(
+        &mut self,
+        delivery: Delivery,
+    ) -> Either<Spawned, impl Future<Output = ()> + Send + use<>> {
+        let ty = delivery.event().event_type();
+        let route = match self.routes.binary_search_by(|(t, _)| t.as_str().cmp(ty)) {
+            Ok(index) => Some(&mut self.routes[index].1),
+            Err(_) => None,
+        };
+        let work = dispatch(delivery, route, &self.group, &self.source);
+        if self.spawn {
+            Either::Left(Spawned(tokio::spawn(work)))
+        } else {
+            Either::Right(work)
+        }
     }
 }
 
@@ -498,60 +594,71 @@ impl Drop for Spawned {
 }
 
 /// Handles one delivery and settles it.
-async fn dispatch(
+///
+/// The handler is called here, inside the delivery's span, and the
+/// returned future drives it and settles the delivery.
+fn dispatch(
     delivery: Delivery,
-    route: Option<ActiveRoute>,
-    group: Arc<str>,
-    source: Arc<str>,
-) {
+    route: Option<&mut ActiveRoute>,
+    group: &Arc<str>,
+    source: &Arc<str>,
+) -> impl Future<Output = ()> + Send + use<> {
     let event = Arc::clone(delivery.shared_event());
-    let ty = event.event_type();
     let context = EventContext::for_delivery(
-        Arc::clone(&group),
-        source,
+        Arc::clone(group),
+        Arc::clone(source),
         Arc::clone(&event),
         delivery.attempt(),
     );
-    let parent = crate::trace_context::TraceContext::from_attributes(&event.attributes);
     let span = tracing::info_span!(
         "tessera.event",
         otel.kind = "consumer",
-        event.r#type = ty,
+        event.r#type = event.event_type(),
         event.id = event.id(),
         event.subject = event.subject(),
-        group = &*group,
+        group = &**group,
         attempt = delivery.attempt(),
         trace_id = %context.trace_context().trace_id(),
         span_id = %context.trace_context().span_id(),
-        parent_span_id = parent.as_ref().map(|p| p.span_id()),
+        parent_span_id = crate::trace_context::TraceContext::from_attributes(&event.attributes)
+            .map(|parent| parent.span_id()),
     );
-    async {
-        let Some(route) = route else {
+    let started = Instant::now();
+    let call = route.map(|route| {
+        let _entered = span.enter();
+        route.metrics.delivered();
+        let request = DeliveryRequest::new(Arc::clone(&event), context);
+        // A panic is a bug in the handler: retrying would panic again, so the
+        // event goes to the dead letters with the message, and the router lives on.
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route.call(request)))
+            .map_err(|panic| HandlerError::permanent(panic_message(&*panic)));
+        (call, Arc::clone(&route.metrics))
+    });
+    let group = Arc::clone(group);
+    async move {
+        let ty = event.event_type();
+        let Some((call, metrics)) = call else {
             metrics::delivered(ty, &group);
             metrics::unhandled(ty, &group);
             tracing::debug!("no handler for this event type; acking");
             settle(delivery.ack().await, "ack");
             return;
         };
-        route.metrics.delivered();
-        let started = Instant::now();
-        let call = route
-            .service
-            .oneshot(DeliveryRequest::new(Arc::clone(&event), context));
-        // A panic is a bug in the handler: retrying would panic again, so the
-        // event goes to the dead letters with the message, and the router lives on.
-        let result = std::panic::AssertUnwindSafe(call)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(HandlerError::permanent(panic_message(&*panic))));
+        let result = match call {
+            Ok(call) => std::panic::AssertUnwindSafe(call)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(HandlerError::permanent(panic_message(&*panic)))),
+            Err(panicked) => Err(panicked),
+        };
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
                 settle(delivery.ack().await, "ack");
-                route.metrics.handled(seconds);
+                metrics.handled(seconds);
             }
             Err(error) => {
-                route.metrics.duration(seconds);
+                metrics.duration(seconds);
                 tracing::warn!(%error, kind = error.kind(), "handler failed; dead-lettering");
                 settle(delivery.dead_letter(error.to_string()).await, "dead-letter");
                 metrics::dead_lettered(ty, &group, error.kind());
@@ -559,7 +666,6 @@ async fn dispatch(
         }
     }
     .instrument(span)
-    .await;
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -20,7 +20,9 @@
 //! ```
 
 use std::{
-    future::Future as _,
+    fmt,
+    future::Future,
+    pin::Pin,
     task::{Context, Poll},
     time::Duration,
 };
@@ -28,7 +30,7 @@ use std::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::handler::{BoxFuture, HandlerError};
+use super::handler::HandlerError;
 
 /// Applies [`Timeout`] to a service.
 #[derive(Debug, Clone, Copy)]
@@ -83,31 +85,69 @@ impl<S> Timeout<S> {
 impl<S, R> Service<R> for Timeout<S>
 where
     S: Service<R, Response = (), Error = HandlerError>,
-    S::Future: Send + 'static,
 {
     type Response = ();
     type Error = HandlerError;
-    type Future = BoxFuture<Result<(), HandlerError>>;
+    type Future = TimeoutFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), HandlerError>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: R) -> Self::Future {
-        let fut = self.inner.call(req);
-        let limit = self.limit;
-        let deadline = tokio::time::Instant::now() + limit;
-        Box::pin(async move {
-            let mut fut = std::pin::pin!(fut);
-            // A handler that finishes at its first poll needs no timer: most
-            // of the cost of a timeout is registering and removing one.
-            let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-            if let Poll::Ready(result) = first {
-                return result;
-            }
-            tokio::time::timeout_at(deadline, fut)
-                .await
-                .unwrap_or(Err(HandlerError::Timeout(limit)))
-        })
+        TimeoutFuture {
+            inner: self.inner.call(req),
+            limit: self.limit,
+            deadline: tokio::time::Instant::now() + self.limit,
+            timer: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Timeout`] call: the inner call's result, or
+    /// [`HandlerError::Timeout`] once the limit passed.
+    ///
+    /// A call that finishes at its first poll never registers a timer (most
+    /// of the cost of a timeout is registering and removing one); the timer
+    /// is made at the first poll that leaves the call pending, and still
+    /// counts from the call.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct TimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        limit: Duration,
+        deadline: tokio::time::Instant,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F> fmt::Debug for TimeoutFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeoutFuture")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<(), HandlerError>>,
+{
+    type Output = Result<(), HandlerError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        let deadline = *this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(HandlerError::Timeout(*this.limit))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
