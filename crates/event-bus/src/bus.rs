@@ -184,6 +184,15 @@ pub enum Settlement {
 pub trait Acker: Send + Sync + fmt::Debug {
     /// Settles the delivery. Called at most once per delivery by [`Delivery`].
     async fn settle(&self, settlement: Settlement) -> Result<(), BusError>;
+
+    /// Settles the delivery at once when the backend can do so without
+    /// waiting (no future to allocate); gives the settlement back when it
+    /// cannot, and [`Delivery`] then awaits [`settle`](Acker::settle)
+    /// instead. Either way it is called at most once per delivery, in place
+    /// of `settle`. The default gives every settlement back.
+    fn try_settle(&self, settlement: Settlement) -> Result<Result<(), BusError>, Settlement> {
+        Err(settlement)
+    }
 }
 
 /// One delivery of an event to a member of a consumer group.
@@ -266,7 +275,10 @@ impl Delivery {
         if self.settled.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let result = self.acker.settle(settlement).await;
+        let result = match self.acker.try_settle(settlement) {
+            Ok(settled) => settled,
+            Err(settlement) => self.acker.settle(settlement).await,
+        };
         if result.is_err() {
             // Not settled after all: let the caller try again.
             self.settled.store(false, Ordering::Release);
@@ -393,33 +405,62 @@ pub enum HealthStatus {
     Down,
 }
 
-#[async_trait]
+/// A future as `async_trait` methods return it.
+type TraitFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+// Written out instead of with `#[async_trait]`, which would box a second
+// future around the inner one on every call: the inner future is returned
+// as it is. (Method calls on an `Arc<dyn Publisher>` resolve to this impl.)
 impl<T: Publisher + ?Sized> Publisher for Arc<T> {
-    async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
-        (**self).publish(event).await
+    fn publish<'a, 'f>(&'a self, event: RawEvent) -> TraitFuture<'f, Result<(), BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).publish(event)
     }
-    async fn publish_all(&self, events: Vec<RawEvent>) -> Result<(), BusError> {
-        (**self).publish_all(events).await
+
+    fn publish_all<'a, 'f>(&'a self, events: Vec<RawEvent>) -> TraitFuture<'f, Result<(), BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).publish_all(events)
     }
-    async fn close(&self) -> Result<(), BusError> {
-        (**self).close().await
+
+    fn close<'a, 'f>(&'a self) -> TraitFuture<'f, Result<(), BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).close()
     }
+
     fn health(&self) -> Health {
         (**self).health()
     }
 }
 
-#[async_trait]
 impl<T: Subscriber + ?Sized> Subscriber for Arc<T> {
-    async fn subscribe(
-        &self,
+    fn subscribe<'a, 'f>(
+        &'a self,
         options: SubscribeOptions,
-    ) -> Result<Box<dyn Subscription>, BusError> {
-        (**self).subscribe(options).await
+    ) -> TraitFuture<'f, Result<Box<dyn Subscription>, BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).subscribe(options)
     }
-    async fn close(&self) -> Result<(), BusError> {
-        (**self).close().await
+
+    fn close<'a, 'f>(&'a self) -> TraitFuture<'f, Result<(), BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).close()
     }
+
     fn health(&self) -> Health {
         (**self).health()
     }
@@ -432,20 +473,37 @@ mod tests {
     use super::*;
     use crate::Attributes;
 
+    /// Records settlements and how they arrived: `settle` (async) or
+    /// `try_settle` (at once, when `immediate`).
     #[derive(Debug, Default)]
     struct Recorder {
-        calls: Mutex<Vec<Settlement>>,
+        calls: Mutex<Vec<(Settlement, &'static str)>>,
         fail_first: AtomicBool,
+        immediate: bool,
+    }
+
+    impl Recorder {
+        fn record(&self, settlement: Settlement, how: &'static str) -> Result<(), BusError> {
+            if self.fail_first.swap(false, Ordering::SeqCst) {
+                return Err(BusError::Closed);
+            }
+            self.calls.lock().unwrap().push((settlement, how));
+            Ok(())
+        }
     }
 
     #[async_trait]
     impl Acker for Arc<Recorder> {
         async fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
-            if self.fail_first.swap(false, Ordering::SeqCst) {
-                return Err(BusError::Closed);
+            self.record(settlement, "settle")
+        }
+
+        fn try_settle(&self, settlement: Settlement) -> Result<Result<(), BusError>, Settlement> {
+            if self.immediate {
+                Ok(self.record(settlement, "try_settle"))
+            } else {
+                Err(settlement)
             }
-            self.calls.lock().unwrap().push(settlement);
-            Ok(())
         }
     }
 
@@ -454,27 +512,38 @@ mod tests {
         Delivery::new(raw, 1, Box::new(Arc::clone(rec)))
     }
 
+    fn recorder(immediate: bool) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            immediate,
+            ..Recorder::default()
+        })
+    }
+
     #[tokio::test]
     async fn only_the_first_settlement_reaches_the_backend() {
-        let rec = Arc::new(Recorder::default());
-        let d = delivery(&rec);
-        d.ack().await.unwrap();
-        d.ack().await.unwrap();
-        d.nack().await.unwrap();
-        d.dead_letter("late").await.unwrap();
-        assert!(d.is_settled());
-        assert_eq!(*rec.calls.lock().unwrap(), [Settlement::Ack]);
+        for (immediate, how) in [(false, "settle"), (true, "try_settle")] {
+            let rec = recorder(immediate);
+            let d = delivery(&rec);
+            d.ack().await.unwrap();
+            d.ack().await.unwrap();
+            d.nack().await.unwrap();
+            d.dead_letter("late").await.unwrap();
+            assert!(d.is_settled());
+            assert_eq!(*rec.calls.lock().unwrap(), [(Settlement::Ack, how)]);
+        }
     }
 
     #[tokio::test]
     async fn a_failed_settlement_can_be_retried() {
-        let rec = Arc::new(Recorder::default());
-        rec.fail_first.store(true, Ordering::SeqCst);
-        let d = delivery(&rec);
-        assert!(matches!(d.ack().await, Err(BusError::Closed)));
-        assert!(!d.is_settled());
-        d.ack().await.unwrap();
-        assert_eq!(*rec.calls.lock().unwrap(), [Settlement::Ack]);
+        for (immediate, how) in [(false, "settle"), (true, "try_settle")] {
+            let rec = recorder(immediate);
+            rec.fail_first.store(true, Ordering::SeqCst);
+            let d = delivery(&rec);
+            assert!(matches!(d.ack().await, Err(BusError::Closed)));
+            assert!(!d.is_settled());
+            d.ack().await.unwrap();
+            assert_eq!(*rec.calls.lock().unwrap(), [(Settlement::Ack, how)]);
+        }
     }
 
     #[test]

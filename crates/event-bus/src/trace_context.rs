@@ -139,7 +139,8 @@ thread_local! {
 
 fn nonzero_random<const N: usize>() -> [u8; N] {
     loop {
-        let bytes: [u8; N] = IDS.with_borrow_mut(rand::Rng::random);
+        let mut bytes = [0; N];
+        IDS.with_borrow_mut(|rng| rand::RngCore::fill_bytes(rng, &mut bytes));
         if bytes != [0; N] {
             return bytes;
         }

@@ -330,24 +330,28 @@ impl Publisher for MemoryPublisher {
                     None
                 } else {
                     // Only groups with a member waiting need a ring (read under
-                    // the lock, after the push: see `Signal`); a busy group
-                    // costs no allocation here.
-                    let mut wake = Vec::new();
+                    // the lock, after the push: see `Signal`); the first such
+                    // group costs no allocation here.
+                    let mut wake = (None, Vec::new());
                     for group in state.groups.iter_mut().filter(|g| bound(g)) {
                         group.ready.push_back(Entry {
                             event: Arc::clone(&event),
                             deliveries: 0,
                         });
                         if group.available.has_waiters() {
-                            wake.push(Arc::clone(&group.available));
+                            let signal = Arc::clone(&group.available);
+                            match wake.0 {
+                                None => wake.0 = Some(signal),
+                                Some(_) => wake.1.push(signal),
+                            }
                         }
                     }
                     Some(wake)
                 }
             };
             match wake {
-                Some(wake) => {
-                    wake.iter().for_each(|signal| signal.ring());
+                Some((first, more)) => {
+                    first.iter().chain(&more).for_each(|signal| signal.ring());
                     return Ok(());
                 }
                 // Look again, now registered, before sleeping.
@@ -596,11 +600,11 @@ impl MemoryAcker {
     }
 }
 
-#[async_trait]
-impl Acker for MemoryAcker {
-    async fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
+impl MemoryAcker {
+    /// Settling never waits here: a delayed retry is a timer task.
+    fn settle_now(&self, settlement: Settlement) {
         let Some(entry) = self.take() else {
-            return Ok(());
+            return;
         };
         match settlement {
             Settlement::Ack => self.with_group(|_| {}),
@@ -622,7 +626,19 @@ impl Acker for MemoryAcker {
                 });
             }),
         }
+    }
+}
+
+#[async_trait]
+impl Acker for MemoryAcker {
+    async fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
+        self.settle_now(settlement);
         Ok(())
+    }
+
+    fn try_settle(&self, settlement: Settlement) -> Result<Result<(), BusError>, Settlement> {
+        self.settle_now(settlement);
+        Ok(Ok(()))
     }
 }
 
