@@ -18,8 +18,6 @@
 //! assert!(TraceContext::parse("garbage", None).is_none());
 //! ```
 
-use std::fmt::Write as _;
-
 use crate::Attributes;
 
 /// A W3C trace context: trace id, the span id of the parent, flags, and vendor state.
@@ -148,9 +146,11 @@ fn nonzero_random<const N: usize>() -> [u8; N] {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
 }

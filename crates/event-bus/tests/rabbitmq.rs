@@ -18,7 +18,7 @@ use lapin::{
 use rabbitmq_support::{PATIENCE, Proxy, config, event, unique, wait_until_up};
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher, Router,
+    BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher, RawEvent, Router,
     SubscribeOptions, Subscriber, Subscription,
     rabbitmq::{QueueType, RabbitBus, RabbitConfig},
     testkit::{RabbitTestBackend, amqp_url},
@@ -234,6 +234,91 @@ async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
     );
     // Peeking left them there.
     assert_eq!(backend.bus().parked(&group).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn try_next_hands_over_received_events_and_leaves_garbage_to_next() {
+    let backend = RabbitTestBackend::new().await;
+    let (group, ty) = (unique("try-next"), "tessera.test.try-next.v1");
+    let subscriber = backend.bus().subscriber();
+    let mut sub = subscriber
+        .subscribe(SubscribeOptions::new(&group).event_type(ty))
+        .await
+        .unwrap();
+    assert!(sub.try_next().is_none(), "nothing published yet");
+
+    // Good, garbage, good: in this order on one channel, so in the queue.
+    let (_conn, channel) = raw_channel().await;
+    let (first, last) = (event(ty, 1), event(ty, 2));
+    let publish = |props: BasicProperties, body: Vec<u8>| {
+        let channel = channel.clone();
+        let exchange: ShortString = backend.bus().exchange().into();
+        async move {
+            channel
+                .basic_publish(
+                    exchange,
+                    ty.into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    props,
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    let wire = |e: &RawEvent| {
+        let message = tessera_event_bus::wire::to_binary(e);
+        let mut headers = FieldTable::default();
+        for (name, value) in &message.headers {
+            headers.insert(
+                name.as_str().into(),
+                AMQPValue::LongString(LongString::from(value.as_str())),
+            );
+        }
+        let mut props = BasicProperties::default().with_headers(headers);
+        if let Some(ct) = &message.content_type {
+            props = props.with_content_type(ct.as_str().into());
+        }
+        (props, message.body.to_vec())
+    };
+    channel.confirm_select(Default::default()).await.unwrap();
+    let (props, body) = wire(&first);
+    publish(props, body).await;
+    publish(BasicProperties::default(), b"\x00not an event".to_vec()).await;
+    let (props, body) = wire(&last);
+    publish(props, body).await;
+
+    // Received by lapin: taken without waiting.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let d = loop {
+        if let Some(d) = sub.try_next() {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first event arrives"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(d.event(), &first);
+    d.ack().await.unwrap();
+    // The garbage is next in line: `try_next` takes it but cannot park it
+    // without waiting, so it hands over nothing, not even the event behind it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(sub.try_next().is_none());
+    assert!(sub.try_next().is_none());
+    // `next` parks the garbage, then hands over the last event.
+    let d = next(&mut sub).await;
+    assert_eq!(d.event(), &last, "garbage never reaches the caller");
+    d.ack().await.unwrap();
+    let parked = backend.bus().parked(&group).await.unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(&parked[0].body[..], b"\x00not an event");
+    sub.close().await.unwrap();
+    assert!(sub.try_next().is_none(), "closed");
 }
 
 #[tokio::test]

@@ -85,6 +85,7 @@ impl Subscriber for RabbitSubscriber {
             stop: stop_signal(self.closing.subscribe(), Arc::clone(&self.connector)),
             closed: false,
             open: None,
+            held: None,
         };
         // Declared and consuming before this returns: later events reach the group.
         let deadline = Instant::now() + self.connector.config.publish_timeout;
@@ -139,7 +140,11 @@ struct Open {
 struct AckBatcher {
     channel: Channel,
     state: std::sync::Mutex<AckState>,
+    /// Rung by the first ack after a flush.
     wake: Arc<tokio::sync::Notify>,
+    /// Rung when `batch` acks wait: they go out without the delay.
+    full: Arc<tokio::sync::Notify>,
+    batch: usize,
 }
 
 impl Drop for AckBatcher {
@@ -188,27 +193,45 @@ impl AckState {
     }
 }
 
-/// Acks waiting longer than this are sent even if fewer than [`ACK_BATCH`].
+/// Acks waiting longer than this are sent even if fewer than a batch.
 const ACK_DELAY: Duration = Duration::from_millis(2);
+/// The most acks one batch waits for.
 const ACK_BATCH: usize = 64;
 
+/// How many acks make a batch that goes out at once: a quarter of the
+/// prefetch window (at most [`ACK_BATCH`]), so the broker always has room
+/// to send more while a batch waits, as a consumer acking every
+/// `prefetch / 4` messages with `multiple` has.
+/// (Prefetch 0 is an unlimited window.)
+fn ack_batch(prefetch: u16) -> usize {
+    match prefetch {
+        0 => ACK_BATCH,
+        n => (usize::from(n) / 4).clamp(1, ACK_BATCH),
+    }
+}
+
 impl AckBatcher {
-    fn start(channel: Channel) -> Arc<Self> {
+    fn start(channel: Channel, prefetch: u16) -> Arc<Self> {
         let this = Arc::new(Self {
             channel,
             state: std::sync::Mutex::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
+            full: Arc::new(tokio::sync::Notify::new()),
+            batch: ack_batch(prefetch),
         });
         let weak = Arc::downgrade(&this);
-        let wake = Arc::clone(&this.wake);
+        let (wake, full) = (Arc::clone(&this.wake), Arc::clone(&this.full));
         tokio::spawn(async move {
             let mut holding = false;
             loop {
                 if !holding {
                     wake.notified().await;
                 }
-                // Let more acks join, unless the batch is full already.
-                tokio::time::sleep(ACK_DELAY).await;
+                // Let more acks join, unless a batch is full meanwhile.
+                tokio::select! {
+                    () = tokio::time::sleep(ACK_DELAY) => {}
+                    () = full.notified() => {}
+                }
                 let Some(this) = weak.upgrade() else { return };
                 if !this.channel.status().connected() {
                     return;
@@ -242,14 +265,17 @@ impl AckBatcher {
     }
 
     fn ack(&self, tag: u64) {
-        let first = {
+        let waiting = {
             let mut state = self.lock();
             state.outstanding.remove(&tag);
             state.acked.insert(tag);
-            state.acked.len() == 1 || state.acked.len() >= ACK_BATCH
+            state.acked.len()
         };
-        if first {
+        if waiting == 1 {
             self.wake.notify_one();
+        }
+        if waiting == self.batch {
+            self.full.notify_one();
         }
     }
 
@@ -287,6 +313,29 @@ struct RabbitSubscription {
     stop: StopSignal,
     closed: bool,
     open: Option<Open>,
+    /// What [`Subscription::try_next`] took off the consumer but could not
+    /// hand over without waiting; `next` deals with it first.
+    held: Option<Held>,
+}
+
+/// A consumer item `try_next` took and left for `next`.
+enum Held {
+    /// Not a valid CloudEvent: to be parked.
+    Invalid(Box<Invalid>),
+    /// The consumer failed (`Some`) or the broker cancelled it (`None`).
+    Lost(Option<lapin::Error>),
+}
+
+/// A delivered message that is not a valid CloudEvent, with why.
+struct Invalid {
+    acker: lapin::Acker,
+    acks: Arc<AckBatcher>,
+    tag: u64,
+    properties: BasicProperties,
+    body: Bytes,
+    routing_key: ShortString,
+    attempt: u32,
+    reason: String,
 }
 
 type StopSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;
@@ -353,7 +402,7 @@ impl RabbitSubscription {
             )
             .await
             .map_err(lapin_error)?;
-        let acks = AckBatcher::start(channel.clone());
+        let acks = AckBatcher::start(channel.clone(), self.options.prefetch);
         Ok(Open {
             channel,
             consumer,
@@ -399,8 +448,13 @@ impl RabbitSubscription {
         }
     }
 
-    /// Turns a broker delivery into a [`Delivery`]; parks what is not a valid CloudEvent.
-    async fn accept(&self, d: lapin::message::Delivery, acks: Arc<AckBatcher>) -> Option<Delivery> {
+    /// Turns a broker delivery into a [`Delivery`], or says why it is not a
+    /// valid CloudEvent (to be parked with [`Self::park_invalid`]).
+    fn accept(
+        &self,
+        d: lapin::message::Delivery,
+        acks: Arc<AckBatcher>,
+    ) -> Result<Delivery, Box<Invalid>> {
         let lapin::message::Delivery {
             delivery_tag,
             routing_key,
@@ -412,9 +466,9 @@ impl RabbitSubscription {
         } = d;
         let body = Bytes::from(data);
         acks.track(delivery_tag);
+        let attempt = amqp::attempt(&properties, redelivered);
         match amqp::from_amqp(&properties, body.clone()) {
             Ok(event) => {
-                let attempt = amqp::attempt(&properties, redelivered);
                 let acker = RabbitAcker {
                     acker,
                     acks,
@@ -426,35 +480,68 @@ impl RabbitSubscription {
                     attempt,
                     settled: AtomicBool::new(false),
                 };
-                Some(Delivery::new(event, attempt, Box::new(acker)))
+                Ok(Delivery::new(event, attempt, Box::new(acker)))
             }
-            Err(reason) => {
-                tracing::warn!(group = %self.options.group, %reason, "not a valid cloudevent; parking it");
-                let attempt = amqp::attempt(&properties, redelivered);
-                let parked = park(
-                    &self.context,
-                    &properties,
-                    &body,
-                    &routing_key,
-                    attempt,
-                    &format!("invalid cloudevent: {reason}"),
-                )
-                .await;
-                let result = match parked {
-                    Ok(()) => acker.ack(BasicAckOptions::default()).await,
-                    Err(error) => {
-                        // The queue dead-letters a rejected message to the parking lot too.
-                        tracing::warn!(%error, "could not park with the reason; rejecting instead");
-                        acker.reject(BasicRejectOptions { requeue: false }).await
-                    }
-                };
-                if let Err(error) = result {
-                    tracing::warn!(%error, "could not settle an invalid message; the broker redelivers it");
-                }
-                acks.untrack(delivery_tag);
-                None
+            Err(reason) => Err(Box::new(Invalid {
+                acker,
+                acks,
+                tag: delivery_tag,
+                properties,
+                body,
+                routing_key,
+                attempt,
+                reason: reason.to_string(),
+            })),
+        }
+    }
+
+    /// Parks a message that is not a valid CloudEvent, with the reason.
+    async fn park_invalid(&self, invalid: Box<Invalid>) {
+        let Invalid {
+            acker,
+            acks,
+            tag,
+            properties,
+            body,
+            routing_key,
+            attempt,
+            reason,
+        } = *invalid;
+        tracing::warn!(group = %self.options.group, %reason, "not a valid cloudevent; parking it");
+        let parked = park(
+            &self.context,
+            &properties,
+            &body,
+            &routing_key,
+            attempt,
+            &format!("invalid cloudevent: {reason}"),
+        )
+        .await;
+        let result = match parked {
+            Ok(()) => acker.ack(BasicAckOptions::default()).await,
+            Err(error) => {
+                // The queue dead-letters a rejected message to the parking lot too.
+                tracing::warn!(%error, "could not park with the reason; rejecting instead");
+                acker.reject(BasicRejectOptions { requeue: false }).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not settle an invalid message; the broker redelivers it");
+        }
+        acks.untrack(tag);
+    }
+
+    /// The consumer failed or was cancelled: consume again at the next `next`.
+    fn lost(&mut self, error: Option<lapin::Error>) {
+        match error {
+            Some(error) => {
+                tracing::warn!(group = %self.options.group, %error, "consumer lost; resuming");
+            }
+            None => {
+                tracing::warn!(group = %self.options.group, "consumer cancelled by the broker; resuming");
             }
         }
+        self.open = None;
     }
 
     async fn close_channel(&mut self) {
@@ -481,6 +568,17 @@ impl Subscription for RabbitSubscription {
                 self.close_channel().await;
                 return Ok(None);
             }
+            match self.held.take() {
+                Some(Held::Invalid(invalid)) => {
+                    self.park_invalid(invalid).await;
+                    continue;
+                }
+                Some(Held::Lost(error)) => {
+                    self.lost(error);
+                    continue;
+                }
+                None => {}
+            }
             let Some(open) = self.open.as_mut() else {
                 match self.reopen().await {
                     Ok(()) => continue,
@@ -498,19 +596,42 @@ impl Subscription for RabbitSubscription {
                 }
             };
             match item {
-                Some(Ok(delivery)) => {
-                    if let Some(delivery) = self.accept(delivery, acks).await {
-                        return Ok(Some(delivery));
-                    }
+                Some(Ok(delivery)) => match self.accept(delivery, acks) {
+                    Ok(delivery) => return Ok(Some(delivery)),
+                    Err(invalid) => self.park_invalid(invalid).await,
+                },
+                Some(Err(error)) => self.lost(Some(error)),
+                None => self.lost(None),
+            }
+        }
+    }
+
+    /// A delivery lapin has already received, if any (a valid one: an
+    /// invalid message or a lost consumer is left for `next`).
+    fn try_next(&mut self) -> Option<Delivery> {
+        if self.held.is_some() || self.is_closed() {
+            return None;
+        }
+        let open = self.open.as_mut()?;
+        // Polled once; when nothing is ready, the next `next` polls the
+        // consumer again with a real waker.
+        let item = futures_util::FutureExt::now_or_never(open.consumer.next())?;
+        let acks = Arc::clone(&open.acks);
+        match item {
+            Some(Ok(delivery)) => match self.accept(delivery, acks) {
+                Ok(delivery) => Some(delivery),
+                Err(invalid) => {
+                    self.held = Some(Held::Invalid(invalid));
+                    None
                 }
-                Some(Err(error)) => {
-                    tracing::warn!(group = %self.options.group, %error, "consumer lost; resuming");
-                    self.open = None;
-                }
-                None => {
-                    tracing::warn!(group = %self.options.group, "consumer cancelled by the broker; resuming");
-                    self.open = None;
-                }
+            },
+            Some(Err(error)) => {
+                self.held = Some(Held::Lost(Some(error)));
+                None
+            }
+            None => {
+                self.held = Some(Held::Lost(None));
+                None
             }
         }
     }
@@ -640,6 +761,16 @@ impl RabbitAcker {
 
 #[async_trait]
 impl Acker for RabbitAcker {
+    /// An ack is grouped by the channel's ack batcher: nothing to wait for.
+    fn try_settle(&self, settlement: Settlement) -> Result<Result<(), BusError>, Settlement> {
+        match settlement {
+            Settlement::Ack => Ok(self
+                .ack()
+                .map(|()| self.settled.store(true, Ordering::Release))),
+            other => Err(other),
+        }
+    }
+
     async fn settle(&self, settlement: Settlement) -> Result<(), BusError> {
         match settlement {
             Settlement::Ack => self.ack()?,
@@ -709,7 +840,16 @@ impl Drop for RabbitAcker {
 
 #[cfg(test)]
 mod ack_tests {
-    use super::{AckPlan, AckState};
+    use super::{ACK_BATCH, AckPlan, AckState, ack_batch};
+
+    #[test]
+    fn a_batch_is_a_quarter_of_the_prefetch_window_within_bounds() {
+        assert_eq!(ack_batch(200), 50);
+        assert_eq!(ack_batch(100), 25);
+        assert_eq!(ack_batch(1), 1, "tiny windows ack at once");
+        assert_eq!(ack_batch(1000), ACK_BATCH);
+        assert_eq!(ack_batch(0), ACK_BATCH, "0 is an unlimited window");
+    }
 
     fn state(outstanding: &[u64], acked: &[u64]) -> AckState {
         AckState {

@@ -508,7 +508,7 @@ impl Running {
         tokio::pin!(shutdown);
         let mut inflight = futures_util::stream::FuturesUnordered::new();
         let mut failure = None;
-        loop {
+        'run: loop {
             // Deliveries the backend has at hand are taken without a future each.
             while inflight.len() < self.concurrency
                 && let Some(delivery) = self.subscription.try_next()
@@ -516,20 +516,34 @@ impl Running {
                 inflight.push(self.start(delivery));
             }
             // Fetch only with room to process, so unfetched events stay with the backend.
-            let room = inflight.len() < self.concurrency;
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                Some(()) = inflight.next(), if !inflight.is_empty() => {}
-                next = self.subscription.next(), if room => match next {
-                    Ok(Some(delivery)) => inflight.push(self.start(delivery)),
-                    Ok(None) => break,
-                    Err(error) => {
-                        tracing::error!(%error, group = %self.group, "subscription failed");
-                        failure = Some(RouterError::Subscription(error));
-                        break;
-                    }
-                },
+            if inflight.len() >= self.concurrency {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break 'run,
+                    Some(()) = inflight.next() => continue 'run,
+                }
+            }
+            // One fetch, kept while handlers finish meanwhile: cancelling and
+            // remaking it at every finished handler costs the backend work
+            // (lapin's consumer re-registers its listener each time).
+            let mut fetch = self.subscription.next();
+            let fetched = loop {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break 'run,
+                    Some(()) = inflight.next(), if !inflight.is_empty() => {}
+                    next = &mut fetch => break next,
+                }
+            };
+            drop(fetch);
+            match fetched {
+                Ok(Some(delivery)) => inflight.push(self.start(delivery)),
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(%error, group = %self.group, "subscription failed");
+                    failure = Some(RouterError::Subscription(error));
+                    break;
+                }
             }
         }
         let all_done = async { while inflight.next().await.is_some() {} };
