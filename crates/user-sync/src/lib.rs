@@ -19,3 +19,8 @@ pub use store::{Fields, ReplicaStore, ReplicatedUser};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/guides/user-sync.md")]
 struct GuideUserSync;
+
+// docs/operations.md's Rust (tombstone pruning), compiled the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/operations.md")]
+struct OperationsDoctests;

@@ -521,3 +521,12 @@ async fn router_deliveries_are_applied_in_batches_and_converge() {
     );
     drop_schema(&pool, schema).await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn old_tombstones_are_pruned_and_newer_ones_kept_on_postgres() {
+    let (pool, store) = fresh("us_prune").await;
+    let replica = UserReplica::builder("prune", store).build();
+    common::check_prune_tombstones(&replica).await;
+    drop_schema(&pool, "us_prune").await;
+}

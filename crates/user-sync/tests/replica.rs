@@ -515,3 +515,9 @@ async fn the_service_can_be_called_directly() {
         .unwrap();
     assert!(replica.get("u").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn old_tombstones_are_pruned_and_newer_ones_kept() {
+    let replica = UserReplica::builder("prune", MemoryStore::new()).build();
+    common::check_prune_tombstones(&replica).await;
+}

@@ -316,6 +316,25 @@ impl<S: ReplicaStore> UserReplica<S> {
         self.inner.store.state(user_id).await
     }
 
+    /// Removes tombstones written more than `retention` ago; returns how many.
+    ///
+    /// Tombstones keep late changes from resurrecting deleted users, so
+    /// `retention` must exceed the longest time an older change can still
+    /// arrive: the broker's redelivery and retry delays, how long parked
+    /// events may wait before someone replays them, and how far behind the
+    /// producer's outbox can fall. Days, not minutes; run it from a
+    /// maintenance job (docs/operations.md).
+    pub async fn prune_tombstones(&self, retention: Duration) -> Result<u64, StoreError> {
+        // A retention beyond the calendar prunes nothing.
+        let before = time::Duration::try_from(retention)
+            .ok()
+            .and_then(|retention| OffsetDateTime::now_utc().checked_sub(retention))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let pruned = self.inner.store.prune_tombstones(before).await?;
+        tracing::info!(pruned, ?retention, "pruned replica tombstones");
+        Ok(pruned)
+    }
+
     /// The newest `occurred_at` this replica applied (since it started).
     pub fn newest_applied(&self) -> Option<OffsetDateTime> {
         match self.inner.newest.load(Ordering::Relaxed) {

@@ -316,6 +316,20 @@ impl ReplicaStore for MemoryStore {
         }
         Ok(ids)
     }
+
+    async fn prune_tombstones(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let before = nanos(before);
+        // Serialised with hooked writes, which check the gate and write in two steps.
+        let _writer = self.writer.lock().await;
+        let mut pruned = 0;
+        for shard in &*self.shards {
+            let mut shard = write(shard);
+            let len = shard.len();
+            shard.retain(|_, e| !(matches!(e.data, Data::Deleted) && e.applied_at < before));
+            pruned += (len - shard.len()) as u64;
+        }
+        Ok(pruned)
+    }
 }
 
 #[cfg(test)]

@@ -481,4 +481,13 @@ pub trait ReplicaStore: Send + Sync + fmt::Debug + 'static {
         &self,
         before: OffsetDateTime,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Removes the tombstones written (locally) before `before`; returns how
+    /// many. Live users are not touched.
+    ///
+    /// A removed tombstone no longer guards its user: a change older than
+    /// the deletion that arrives afterwards (a redelivery, a parked event
+    /// replayed, an outbox backlog drained late) would bring the user back.
+    /// Prune only what is older than the longest such delay.
+    async fn prune_tombstones(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }

@@ -71,6 +71,7 @@ struct Sql {
     get_many: String,
     state: String,
     live_before: String,
+    prune: String,
 }
 
 const COLUMNS: &str =
@@ -104,6 +105,7 @@ impl Sql {
             get_many: format!("SELECT {COLUMNS} FROM {t} WHERE user_id = ANY($1) AND NOT deleted"),
             state: format!("SELECT {COLUMNS} FROM {t} WHERE user_id = $1"),
             live_before: format!("SELECT user_id FROM {t} WHERE NOT deleted AND applied_at < $1"),
+            prune: format!("DELETE FROM {t} WHERE deleted AND applied_at < $1"),
         }
     }
 }
@@ -399,5 +401,13 @@ impl ReplicaStore for PgReplicaStore {
             .bind(before)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    async fn prune_tombstones(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&self.sql.prune)
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 }
