@@ -40,6 +40,61 @@ async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
     (conn, channel)
 }
 
+/// Publishes anything, garbage included, to the bus's exchange with one
+/// event type as routing key, on its own connection and confirmed, so
+/// messages reach the queue in the order sent.
+struct RawSender {
+    _conn: lapin::Connection,
+    channel: lapin::Channel,
+    exchange: ShortString,
+    routing_key: &'static str,
+}
+
+impl RawSender {
+    async fn new(bus: &RabbitBus, routing_key: &'static str) -> Self {
+        let (conn, channel) = raw_channel().await;
+        channel.confirm_select(Default::default()).await.unwrap();
+        Self {
+            _conn: conn,
+            channel,
+            exchange: bus.exchange().into(),
+            routing_key,
+        }
+    }
+
+    async fn send(&self, props: BasicProperties, body: &[u8]) {
+        self.channel
+            .basic_publish(
+                self.exchange.clone(),
+                self.routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// A valid event, in the binary mode of the wire format.
+    async fn send_event(&self, event: &RawEvent) {
+        let message = tessera_event_bus::wire::to_binary(event);
+        let mut headers = FieldTable::default();
+        for (name, value) in &message.headers {
+            headers.insert(
+                name.as_str().into(),
+                AMQPValue::LongString(LongString::from(value.as_str())),
+            );
+        }
+        let mut props = BasicProperties::default().with_headers(headers);
+        if let Some(ct) = &message.content_type {
+            props = props.with_content_type(ct.as_str().into());
+        }
+        self.send(props, &message.body).await;
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_broker_is_a_clear_error() {
     let config = RabbitConfig::new("amqp://guest:guest@127.0.0.1:1/%2f");
@@ -140,23 +195,8 @@ async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
         .await
         .unwrap();
 
-    let (_conn, channel) = raw_channel().await;
-    let exchange: ShortString = backend.bus().exchange().into();
-    let publish = |props: BasicProperties, body: &'static [u8]| {
-        let (channel, exchange) = (channel.clone(), exchange.clone());
-        async move {
-            channel
-                .basic_publish(
-                    exchange,
-                    ty.into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    props,
-                )
-                .await
-                .unwrap();
-        }
-    };
+    let raw = RawSender::new(backend.bus(), ty).await;
+    let publish = |props: BasicProperties, body: &'static [u8]| raw.send(props, body);
     // No headers at all.
     publish(BasicProperties::default(), b"\x00\xffnot an event").await;
     // A CloudEvent with a broken time and a header that is not a string.
@@ -249,47 +289,12 @@ async fn try_next_hands_over_received_events_and_leaves_garbage_to_next() {
     assert!(sub.try_next().is_none(), "nothing published yet");
 
     // Good, garbage, good: in this order on one channel, so in the queue.
-    let (_conn, channel) = raw_channel().await;
+    let raw = RawSender::new(backend.bus(), ty).await;
     let (first, last) = (event(ty, 1), event(ty, 2));
-    let publish = |props: BasicProperties, body: Vec<u8>| {
-        let channel = channel.clone();
-        let exchange: ShortString = backend.bus().exchange().into();
-        async move {
-            channel
-                .basic_publish(
-                    exchange,
-                    ty.into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    props,
-                )
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
-    };
-    let wire = |e: &RawEvent| {
-        let message = tessera_event_bus::wire::to_binary(e);
-        let mut headers = FieldTable::default();
-        for (name, value) in &message.headers {
-            headers.insert(
-                name.as_str().into(),
-                AMQPValue::LongString(LongString::from(value.as_str())),
-            );
-        }
-        let mut props = BasicProperties::default().with_headers(headers);
-        if let Some(ct) = &message.content_type {
-            props = props.with_content_type(ct.as_str().into());
-        }
-        (props, message.body.to_vec())
-    };
-    channel.confirm_select(Default::default()).await.unwrap();
-    let (props, body) = wire(&first);
-    publish(props, body).await;
-    publish(BasicProperties::default(), b"\x00not an event".to_vec()).await;
-    let (props, body) = wire(&last);
-    publish(props, body).await;
+    raw.send_event(&first).await;
+    raw.send(BasicProperties::default(), b"\x00not an event")
+        .await;
+    raw.send_event(&last).await;
 
     // Received by lapin: taken without waiting.
     let deadline = tokio::time::Instant::now() + PATIENCE;
