@@ -254,6 +254,48 @@ fn router(bus: &MemoryBus, spawn: bool) -> Router {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_handlers_are_called_on_their_own_tasks_inline_ones_on_the_routers() {
+    // The handler's synchronous part (and the decoding before it) runs on
+    // the task a delivery runs on: with `spawn_handlers`, its own task, so
+    // heavy work there spreads over the cores too.
+    assert_eq!(tasks_calling_the_handler(true).await.len(), 3);
+    assert_eq!(tasks_calling_the_handler(false).await.len(), 1);
+}
+
+async fn tasks_calling_the_handler(spawn: bool) -> std::collections::HashSet<tokio::task::Id> {
+    let bus = MemoryBus::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let router = router(&bus, spawn)
+        .handle(move |_: Envelope<UserDeleted>, _: EventContext| {
+            let _ = tx.send(tokio::task::try_id().expect("called on a task"));
+            async { Ok(()) }
+        })
+        .start()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
+    for user in ["u1", "u2", "u3"] {
+        events
+            .publish(UserDeleted {
+                user_id: user.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut tasks = std::collections::HashSet::new();
+    for _ in 0..3 {
+        tasks.insert(
+            tokio::time::timeout(PATIENCE, rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    router.shutdown().await.unwrap();
+    tasks
+}
+
 #[tokio::test]
 async fn the_router_processes_no_more_than_its_concurrency() {
     processes_no_more_than_its_concurrency(false).await;

@@ -478,8 +478,12 @@ impl ActiveRoute {
     /// delivery. Any other is cloned and driven to readiness inside the
     /// returned future, so a full concurrency limit or a handler service
     /// that is not ready holds back this delivery only, never the router.
-    fn call(&mut self, request: DeliveryRequest) -> RouteCall {
-        if self.always_ready {
+    /// With `deferred` the call itself (decoding, the handler's synchronous
+    /// part) happens in the returned future too, on whichever task polls it:
+    /// [`Router::spawn_handlers`] uses it to keep that work off the router's
+    /// task.
+    fn call(&mut self, request: DeliveryRequest, deferred: bool) -> RouteCall {
+        if self.always_ready && !deferred {
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             if let std::task::Poll::Ready(Ok(())) = self.service.poll_ready(&mut cx) {
                 return Either::Left(self.service.call(request));
@@ -576,7 +580,7 @@ impl Running {
             Ok(index) => Some(&mut self.routes[index].1),
             Err(_) => None,
         };
-        let work = dispatch(delivery, route, &self.group, &self.source);
+        let work = dispatch(delivery, route, &self.group, &self.source, self.spawn);
         if self.spawn {
             Either::Left(Spawned(tokio::spawn(work)))
         } else {
@@ -609,13 +613,15 @@ impl Drop for Spawned {
 
 /// Handles one delivery and settles it.
 ///
-/// The handler is called here, inside the delivery's span, and the
-/// returned future drives it and settles the delivery.
+/// The handler is called here, inside the delivery's span (or, when
+/// `deferred`, at the returned future's first poll), and the returned
+/// future drives it and settles the delivery.
 fn dispatch(
     delivery: Delivery,
     route: Option<&mut ActiveRoute>,
     group: &Arc<str>,
     source: &Arc<str>,
+    deferred: bool,
 ) -> impl Future<Output = ()> + Send + use<> {
     let event = Arc::clone(delivery.shared_event());
     let context = EventContext::for_delivery(
@@ -644,8 +650,10 @@ fn dispatch(
         let request = DeliveryRequest::new(Arc::clone(&event), context);
         // A panic is a bug in the handler: retrying would panic again, so the
         // event goes to the dead letters with the message, and the router lives on.
-        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route.call(request)))
-            .map_err(|panic| HandlerError::permanent(panic_message(&*panic)));
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            route.call(request, deferred)
+        }))
+        .map_err(|panic| HandlerError::permanent(panic_message(&*panic)));
         (call, Arc::clone(&route.metrics))
     });
     let group = Arc::clone(group);
