@@ -133,7 +133,9 @@ impl<E: Event> Envelope<E> {
     /// Like [`decode`](Self::decode), but the envelope shares the raw
     /// event's attributes instead of copying them (until they are changed
     /// through [`attributes_mut`](Self::attributes_mut)). The router decodes
-    /// deliveries this way.
+    /// deliveries this way. The envelope keeps `raw` (its data bytes
+    /// included) alive while it lives; [`into_parts`](Self::into_parts)
+    /// lets go of it.
     ///
     /// ```
     /// # use std::sync::Arc;
