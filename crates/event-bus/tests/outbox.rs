@@ -150,7 +150,10 @@ async fn rows_wait_while_the_broker_is_unreachable_then_all_are_published() {
     let got = collect(&bus, "audit", &[TYPE]).await;
     let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
     publisher.controls.down.store(true, Ordering::SeqCst);
+    // Even a relay that gives up on refused rows at once never parks one
+    // because the broker is out of reach.
     let relay = fast_relay(&outbox, &db, Arc::new(publisher.clone()))
+        .park_after(1)
         .start()
         .await
         .unwrap();
@@ -163,6 +166,7 @@ async fn rows_wait_while_the_broker_is_unreachable_then_all_are_published() {
     .await;
     assert_eq!(got.len(), 0);
     assert_eq!(db.count("sent_at IS NULL").await, 30, "rows wait");
+    assert_eq!(db.count("parked_at IS NOT NULL").await, 0, "none parked");
     let backlog = outbox.backlog(&db.pool).await.unwrap();
     assert_eq!(backlog.pending, 30);
     assert!(backlog.oldest_pending_age.is_some());
@@ -223,6 +227,52 @@ async fn a_failing_subject_backs_off_without_blocking_the_others() {
     .await;
     relay.shutdown().await.unwrap();
     assert_eq!(got.by_subject()["bad"], (0..10).collect::<Vec<_>>());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn rows_the_broker_keeps_refusing_are_parked_after_the_set_attempts() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
+    *publisher.controls.reject_subject.lock().unwrap() = Some("bad".to_owned());
+    let relay = fast_relay(&outbox, &db, Arc::new(publisher.clone()))
+        .park_after(3)
+        .start()
+        .await
+        .unwrap();
+
+    let mut events = Vec::new();
+    for n in 0..3 {
+        events.push(event("bad", n));
+        events.push(event("good", n));
+    }
+    db.commit_each(&outbox, &events).await;
+    eventually("the refused rows are parked", || async {
+        db.count("subject = 'bad' AND parked_at IS NOT NULL").await == 3
+    })
+    .await;
+    got.wait_for(3).await;
+    relay.shutdown().await.unwrap();
+    assert_eq!(got.by_subject()["good"], [0, 1, 2]);
+    assert!(!got.by_subject().contains_key("bad"));
+    let parked: Vec<(i32, String)> = sqlx::query_as(&format!(
+        r#"SELECT attempts, park_reason FROM "{}"."outbox" WHERE subject = 'bad' ORDER BY seq"#,
+        db.schema
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    for (attempts, reason) in &parked {
+        assert_eq!(*attempts, 2, "two failures recorded, the third parked it");
+        assert!(
+            reason.starts_with("gave up after 3 attempts: ") && reason.contains("rejected"),
+            "{reason}"
+        );
+    }
     db.cleanup().await;
 }
 

@@ -44,6 +44,7 @@ pub struct OutboxRelay {
     publish_timeout: Duration,
     min_backoff: Duration,
     max_backoff: Duration,
+    park_after: Option<u32>,
     retention: Duration,
     prune_interval: Duration,
     metrics_interval: Duration,
@@ -61,6 +62,7 @@ impl fmt::Debug for OutboxRelay {
             .field("poll_interval", &self.poll_interval)
             .field("lease", &self.lease)
             .field("publish_timeout", &self.publish_timeout)
+            .field("park_after", &self.park_after)
             .field("retention", &self.retention)
             .field("listen", &self.listen)
             .finish_non_exhaustive()
@@ -123,6 +125,7 @@ impl OutboxRelay {
             publish_timeout: Duration::from_secs(20),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
+            park_after: None,
             retention: Duration::from_secs(7 * 24 * 3600),
             prune_interval: Duration::from_secs(3600),
             metrics_interval: Duration::from_secs(10),
@@ -169,6 +172,17 @@ impl OutboxRelay {
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.min_backoff = min;
         self.max_backoff = max.max(min);
+        self
+    }
+
+    /// Parks a row instead of retrying it once its publish has failed
+    /// `attempts` times and the broker refused the last one (a `basic.nack`,
+    /// say a queue over its length limit that rejects publishes), with the
+    /// reason. Default: refused rows are retried, with backoff, without
+    /// limit. A broker that is out of reach never parks a row, whatever the
+    /// setting: the relay waits for it.
+    pub fn park_after(mut self, attempts: u32) -> Self {
+        self.park_after = Some(attempts.max(1));
         self
     }
 
@@ -447,6 +461,10 @@ impl OutboxRelay {
                 match self.with_timeout(self.publisher.publish(event)).await {
                     Ok(()) => Outcome::Sent,
                     Err(error) if is_permanent(&error) => Outcome::Parked(error.to_string()),
+                    Err(error) if self.gives_up(row, &error) => Outcome::Parked(format!(
+                        "gave up after {} attempts: {error}",
+                        row.attempts.saturating_add(1)
+                    )),
                     Err(error) => {
                         if is_connection_error(&error) {
                             unreachable = Some(error.to_string());
@@ -469,6 +487,14 @@ impl OutboxRelay {
             }
             outcomes[index] = Some(outcome);
         }
+    }
+
+    /// Whether a refused publish was the row's last allowed attempt.
+    fn gives_up(&self, row: &Claimed, error: &BusError) -> bool {
+        !is_connection_error(error)
+            && self
+                .park_after
+                .is_some_and(|limit| i64::from(row.attempts) + 1 >= i64::from(limit))
     }
 
     async fn with_timeout(
