@@ -15,7 +15,7 @@ use outbox_support::*;
 use tessera_event_bus::{
     Attributes, Envelope, RawEvent,
     memory::MemoryBus,
-    outbox::{OutboxError, OutboxRelay},
+    outbox::{OutboxError, OutboxRelay, OutboxRelayHandle},
 };
 
 fn fast_relay(
@@ -185,26 +185,38 @@ async fn rows_wait_while_the_broker_is_unreachable_then_all_are_published() {
     db.cleanup().await;
 }
 
+/// A started relay whose publisher refuses every event of subject `bad`,
+/// and what group `audit` receives.
+async fn relay_refusing_bad(
+    db: &TestDb,
+    outbox: &tessera_event_bus::outbox::Outbox,
+    configure: impl FnOnce(OutboxRelay) -> OutboxRelay,
+) -> (Collected, ControlledPublisher, OutboxRelayHandle) {
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
+    *publisher.controls.reject_subject.lock().unwrap() = Some("bad".to_owned());
+    let relay = configure(fast_relay(outbox, db, Arc::new(publisher.clone())))
+        .start()
+        .await
+        .unwrap();
+    (got, publisher, relay)
+}
+
+/// Events 0..n of subjects `bad` and `good`, interleaved.
+fn bad_and_good(n: u32) -> Vec<Envelope<UserChanged>> {
+    (0..n)
+        .flat_map(|n| [event("bad", n), event("good", n)])
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
 async fn a_failing_subject_backs_off_without_blocking_the_others() {
     let db = TestDb::new().await;
     let outbox = db.migrated_outbox().await;
-    let bus = MemoryBus::new();
-    let got = collect(&bus, "audit", &[TYPE]).await;
-    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
-    *publisher.controls.reject_subject.lock().unwrap() = Some("bad".to_owned());
-    let relay = fast_relay(&outbox, &db, Arc::new(publisher.clone()))
-        .start()
-        .await
-        .unwrap();
-
-    let mut events = Vec::new();
-    for n in 0..10 {
-        events.push(event("bad", n));
-        events.push(event("good", n));
-    }
-    db.commit_each(&outbox, &events).await;
+    let (got, publisher, relay) = relay_refusing_bad(&db, &outbox, |relay| relay).await;
+    db.commit_each(&outbox, &bad_and_good(10)).await;
     eventually("the good subject is through", || async {
         got.by_subject().get("good").map(Vec::len) == Some(10)
     })
@@ -235,22 +247,9 @@ async fn a_failing_subject_backs_off_without_blocking_the_others() {
 async fn rows_the_broker_keeps_refusing_are_parked_after_the_set_attempts() {
     let db = TestDb::new().await;
     let outbox = db.migrated_outbox().await;
-    let bus = MemoryBus::new();
-    let got = collect(&bus, "audit", &[TYPE]).await;
-    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
-    *publisher.controls.reject_subject.lock().unwrap() = Some("bad".to_owned());
-    let relay = fast_relay(&outbox, &db, Arc::new(publisher.clone()))
-        .park_after(3)
-        .start()
-        .await
-        .unwrap();
-
-    let mut events = Vec::new();
-    for n in 0..3 {
-        events.push(event("bad", n));
-        events.push(event("good", n));
-    }
-    db.commit_each(&outbox, &events).await;
+    let (got, _publisher, relay) =
+        relay_refusing_bad(&db, &outbox, |relay| relay.park_after(3)).await;
+    db.commit_each(&outbox, &bad_and_good(3)).await;
     eventually("the refused rows are parked", || async {
         db.count("subject = 'bad' AND parked_at IS NOT NULL").await == 3
     })

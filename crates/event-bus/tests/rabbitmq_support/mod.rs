@@ -13,7 +13,7 @@ use std::{
 
 use bytes::Bytes;
 use tessera_event_bus::{
-    Attributes, HealthStatus, RawEvent,
+    Attributes, BusError, HealthStatus, RawEvent,
     rabbitmq::{RabbitBus, RabbitConfig},
     testkit::amqp_url,
 };
@@ -231,5 +231,42 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
         self.cut_connections();
+    }
+}
+
+/// Connects with `config` to a peer that never answers (a black-holed
+/// proxy) and checks that the connect fails within about `limit` (the
+/// config's `connect_timeout`) with an error containing `expected`, after
+/// one attempt, and that the client closed the connection it gave up on.
+pub async fn assert_connect_gives_up(
+    proxy: &Proxy,
+    config: RabbitConfig,
+    limit: Duration,
+    expected: &str,
+) {
+    let started = std::time::Instant::now();
+    let err = RabbitBus::connect(config).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, BusError::Connection(_)), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(expected), "{message}");
+    assert!(took >= limit && took < limit * 4, "took {took:?}");
+    assert_eq!(proxy.held(), 1, "one attempt, the first connection's");
+    proxy.wait_all_released().await;
+}
+
+impl Proxy {
+    /// Waits (up to 5 s) until the client closed every connection the
+    /// proxy held, and checks it did.
+    pub async fn wait_all_released(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.released() < self.held() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            self.released(),
+            self.held(),
+            "every abandoned connection was closed by the client"
+        );
     }
 }
