@@ -16,7 +16,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use rabbitmq_support::{
-    PATIENCE, Proxy, assert_connect_gives_up, config, event, unique, wait_until_up,
+    PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
 };
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
@@ -1060,11 +1060,7 @@ async fn recovers_from_a_black_holed_broker_and_loses_nothing_confirmed() {
         .await
         .unwrap();
     let (group, ty) = (unique("black-hole"), "tessera.test.black_hole.v1");
-    let mut sub = bus
-        .subscriber()
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(&bus, &group, ty).await;
     let publisher = Arc::new(bus.publisher());
     let before = event(ty, 0);
     publisher.publish(before.clone()).await.unwrap();

@@ -16,7 +16,7 @@ use std::{
 };
 
 use rabbitmq_support::{
-    PATIENCE, Proxy, assert_connect_gives_up, config, event, unique, wait_until_up,
+    PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -24,8 +24,7 @@ use rcgen::{
 };
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    BusError, Envelope, EventContext, EventPublisher, Publisher, Router, SubscribeOptions,
-    Subscriber,
+    BusError, Envelope, EventContext, EventPublisher, Publisher, Router,
     rabbitmq::{RabbitBus, RabbitConfig},
     testkit::{amqp_url, force_close_connections},
 };
@@ -240,11 +239,7 @@ async fn mutual_tls_with_a_client_certificate() {
         .expect("connects with mTLS");
     assert_eq!(proxy.handshakes(), 2);
     let (group, ty) = (unique("mtls"), "tessera.test.mtls.v1");
-    let mut sub = bus
-        .subscriber()
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(&bus, &group, ty).await;
     let sent = event(ty, 1);
     bus.publisher().publish(sent.clone()).await.unwrap();
     let d = tokio::time::timeout(PATIENCE, sub.next())
@@ -285,11 +280,7 @@ async fn reconnects_over_tls_after_dropped_connections_and_loses_nothing_confirm
     .await
     .unwrap();
     let (group, ty) = (unique("tls-reconnect"), "tessera.test.tls_reconnect.v1");
-    let mut sub = bus
-        .subscriber()
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(&bus, &group, ty).await;
     let publisher = Arc::new(bus.publisher());
     let stop = Arc::new(AtomicBool::new(false));
     // Batches of pipelined publishes until the drops are over, so some are

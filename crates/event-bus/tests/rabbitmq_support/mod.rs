@@ -13,7 +13,7 @@ use std::{
 
 use bytes::Bytes;
 use tessera_event_bus::{
-    Attributes, BusError, HealthStatus, RawEvent,
+    Attributes, BusError, HealthStatus, RawEvent, SubscribeOptions, Subscriber, Subscription,
     rabbitmq::{RabbitBus, RabbitConfig},
     testkit::amqp_url,
 };
@@ -269,4 +269,12 @@ impl Proxy {
             "every abandoned connection was closed by the client"
         );
     }
+}
+
+/// A member of consumer `group` on `bus`, bound to event type `ty`.
+pub async fn member(bus: &RabbitBus, group: &str, ty: &str) -> Box<dyn Subscription> {
+    bus.subscriber()
+        .subscribe(SubscribeOptions::new(group).event_type(ty))
+        .await
+        .unwrap()
 }
