@@ -53,21 +53,7 @@ impl<S, P, E, R> RequireService<S, P, E, R> {
         &self.policy
     }
 
-    /// The inner service.
-    #[must_use]
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    tessera_authn::define_inner_service_accessors!();
 }
 
 impl<S, P, E, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireService<S, P, E, R>
