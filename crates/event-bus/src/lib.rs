@@ -6,6 +6,7 @@ mod macros;
 pub mod attributes;
 pub mod bus;
 pub mod codec;
+pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod event;
@@ -32,6 +33,7 @@ pub use bus::{
     Subscription,
 };
 pub use codec::{Codec, JsonCodec};
+pub use dead_letter::{DeadLetter, DeadLetterId, DeadLetterQueue, UnreadableMessage};
 pub use envelope::Envelope;
 pub use error::{AttributeError, BoxError, BusError, CodecError, DecodeError, WireError};
 pub use event::Event;

@@ -2,8 +2,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use std::sync::Arc;
+
 use super::*;
-use crate::Attributes;
+use crate::{
+    Attributes, BusError, Delivery, Publisher, RawEvent, SubscribeOptions, Subscriber, Subscription,
+};
 
 const TY: &str = "com.example.thing.v1";
 
@@ -150,7 +154,7 @@ async fn delivery_limit_dead_letters_instead_of_looping() {
     assert_eq!(d.event().id(), "fine");
     let dead = bus.dead_letters("g");
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].event.id(), "poison");
+    assert_eq!(dead[0].event().unwrap().id(), "poison");
     assert_eq!(dead[0].deliveries, 2);
     assert_eq!(dead[0].reason, "delivery limit of 2 reached");
     assert_eq!(bus.take_dead_letters("g").len(), 1);

@@ -70,6 +70,7 @@
 
 mod amqp;
 mod connection;
+mod dead_letter;
 mod publisher;
 mod subscriber;
 mod tls;
@@ -88,7 +89,9 @@ use lapin::{
 };
 
 use self::connection::Connector;
-pub use self::{publisher::RabbitPublisher, subscriber::RabbitSubscriber};
+pub use self::{
+    dead_letter::RabbitDeadLetters, publisher::RabbitPublisher, subscriber::RabbitSubscriber,
+};
 use crate::{Health, HealthStatus, RawEvent, error::BusError};
 
 /// The default exchange name.
@@ -421,6 +424,14 @@ impl RabbitBus {
     pub async fn close(&self) {
         self.publishing.close().await;
         self.consuming.close().await;
+    }
+
+    /// The dead letters of a group (its parking-lot queue) as a
+    /// [`DeadLetterQueue`](crate::DeadLetterQueue): list, replay, discard.
+    /// `group` is the group's name as subscribed; the configured
+    /// [queue prefix](RabbitConfig::queue_prefix) is added here.
+    pub fn dead_letter_queue(&self, group: &str) -> RabbitDeadLetters {
+        RabbitDeadLetters::new(Arc::clone(&self.consuming), group)
     }
 
     /// The messages in a group's parking lot, without removing them (they

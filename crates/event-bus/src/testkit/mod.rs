@@ -1,13 +1,19 @@
 //! The conformance kit: one suite every backend runs (feature `testkit`).
 //!
 //! Modelled on Watermill's universal pub/sub tests. A backend implements
-//! [`TestBackend`] (how to get a publisher, a subscriber, the dead letters,
-//! and which [`Capabilities`] it declares), then expands
+//! [`TestBackend`] (how to get a publisher, a subscriber, its
+//! [dead letters](crate::DeadLetterQueue), and which [`Capabilities`] it
+//! declares), then expands
 //! [`conformance_tests!`](crate::conformance_tests) in an integration test
 //! file: one `#[tokio::test]` per case, so `cargo test` can filter a case by
 //! name. Cases that need a capability the backend does not declare return
 //! early. Every case uses its own consumer groups and event types, so cases
 //! can run in parallel against one broker.
+//!
+//! The cases come in two sets: [`pubsub`], the publish / subscribe contract
+//! a backend's [`Publisher`] and [`Subscriber`] keep, and [`router`], the
+//! consumer router's behaviour (retries, dead letters, shutdown) on top of
+//! that backend.
 //!
 //! The calling crate needs `tokio` with the `macros` and `rt-multi-thread`
 //! features among its dev-dependencies.
@@ -21,17 +27,23 @@
 //! // tessera_event_bus::conformance_tests!(tessera_event_bus::testkit::MemoryTestBackend::new());
 //! ```
 
-pub mod cases;
+#[cfg(feature = "memory")]
+mod memory;
+pub mod pubsub;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
+pub mod router;
+mod support;
 
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
+#[cfg(feature = "memory")]
+pub use self::memory::MemoryTestBackend;
 #[cfg(feature = "rabbitmq")]
 pub use self::rabbitmq::{RabbitTestBackend, amqp_url, force_close_connections};
-use crate::{Publisher, RawEvent, Subscriber};
+use crate::{DeadLetterQueue, Publisher, Subscriber};
 
 /// What a backend promises beyond the common contract; cases adapt to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,15 +79,6 @@ impl Capabilities {
     }
 }
 
-/// A dead-lettered event as the kit inspects it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLettered {
-    /// The event.
-    pub event: RawEvent,
-    /// Why it was dead-lettered.
-    pub reason: String,
-}
-
 /// A backend under test.
 #[async_trait]
 pub trait TestBackend: Send + Sync + 'static {
@@ -88,8 +91,9 @@ pub trait TestBackend: Send + Sync + 'static {
     /// A new subscriber; the kit closes it when a case ends.
     async fn subscriber(&self) -> Arc<dyn Subscriber>;
 
-    /// The dead letters of a consumer group so far.
-    async fn dead_letters(&self, group: &str) -> Vec<DeadLettered>;
+    /// The dead letters of a consumer group (the backend's own
+    /// [`DeadLetterQueue`]).
+    fn dead_letter_queue(&self, group: &str) -> Arc<dyn DeadLetterQueue>;
 
     /// Force-closes the backend's broker connections (for the reconnect case).
     async fn break_connections(&self) {}
@@ -103,53 +107,6 @@ pub trait TestBackend: Send + Sync + 'static {
     /// How long a case watches for something that must not happen.
     fn quiet_period(&self) -> Duration {
         Duration::from_millis(200)
-    }
-}
-
-/// The in-memory backend under the kit.
-#[cfg(feature = "memory")]
-#[derive(Debug, Clone, Default)]
-pub struct MemoryTestBackend {
-    bus: crate::memory::MemoryBus,
-}
-
-#[cfg(feature = "memory")]
-impl MemoryTestBackend {
-    /// A fresh bus with default settings.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The bus, to inspect it.
-    pub fn bus(&self) -> &crate::memory::MemoryBus {
-        &self.bus
-    }
-}
-
-#[cfg(feature = "memory")]
-#[async_trait]
-impl TestBackend for MemoryTestBackend {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::none().with_ordering_per_subject()
-    }
-
-    async fn publisher(&self) -> Arc<dyn Publisher> {
-        Arc::new(self.bus.publisher())
-    }
-
-    async fn subscriber(&self) -> Arc<dyn Subscriber> {
-        Arc::new(self.bus.subscriber())
-    }
-
-    async fn dead_letters(&self, group: &str) -> Vec<DeadLettered> {
-        self.bus
-            .dead_letters(group)
-            .into_iter()
-            .map(|d| DeadLettered {
-                event: d.event,
-                reason: d.reason,
-            })
-            .collect()
     }
 }
 
@@ -171,17 +128,17 @@ impl TestBackend for MemoryTestBackend {
 #[macro_export]
 macro_rules! conformance_tests {
     // One case at a time, so the attributes repeat once per test.
-    (@cases [$($attr:tt)*] ($backend:expr); $case:ident $(, $rest:ident)* $(,)?) => {
+    (@cases [$($attr:tt)*] ($backend:expr) $kit:ident; $case:ident $(, $rest:ident)* $(,)?) => {
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         $($attr)*
         async fn $case() {
-            $crate::testkit::cases::$case(&$backend).await;
+            $crate::testkit::$kit::$case(&$backend).await;
         }
-        $crate::conformance_tests!(@cases [$($attr)*] ($backend); $($rest),*);
+        $crate::conformance_tests!(@cases [$($attr)*] ($backend) $kit; $($rest),*);
     };
-    (@cases [$($attr:tt)*] ($backend:expr); $(,)?) => {};
+    (@cases [$($attr:tt)*] ($backend:expr) $kit:ident; $(,)?) => {};
     ($backend:expr $(, #[$meta:meta])* $(,)?) => {
-        $crate::conformance_tests!(@cases [$(#[$meta])*] ($backend);
+        $crate::conformance_tests!(@cases [$(#[$meta])*] ($backend) pubsub;
             publish_subscribe,
             many_events_in_one_go,
             consumer_groups_each_get_a_copy,
@@ -190,17 +147,20 @@ macro_rules! conformance_tests {
             no_ack_redelivers_after_consumer_closes,
             delayed_retry_redelivers_later,
             dead_letter_keeps_the_reason,
+            dead_letters_replay_to_their_group_and_discard,
             settling_is_idempotent,
             ordering_per_subject_with_a_single_consumer,
             concurrent_publishers_lose_nothing,
             close_while_consuming_ends_the_subscription,
+            reconnect_loses_nothing
+        );
+        $crate::conformance_tests!(@cases [$(#[$meta])*] ($backend) router;
             transient_error_retries_then_succeeds,
             dead_letter_after_n_attempts_with_the_reason,
             permanent_error_dead_letters_at_once,
             undecodable_payload_dead_letters,
             unhandled_event_type_is_acked,
-            shutdown_drains_in_flight_handlers,
-            reconnect_loses_nothing
+            shutdown_drains_in_flight_handlers
         );
     };
 }

@@ -4,9 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use super::{Capabilities, DeadLettered, TestBackend};
+use super::{Capabilities, TestBackend};
 use crate::{
-    Publisher, Subscriber,
+    DeadLetterQueue, Publisher, Subscriber,
     rabbitmq::{QueueType, RabbitBus, RabbitConfig},
 };
 
@@ -128,17 +128,8 @@ impl TestBackend for RabbitTestBackend {
         Arc::new(self.bus.subscriber())
     }
 
-    async fn dead_letters(&self, group: &str) -> Vec<DeadLettered> {
-        self.bus
-            .parked(group)
-            .await
-            .expect("parking lot readable")
-            .into_iter()
-            .filter_map(|p| {
-                let reason = p.reason;
-                p.event.ok().map(|event| DeadLettered { event, reason })
-            })
-            .collect()
+    fn dead_letter_queue(&self, group: &str) -> Arc<dyn DeadLetterQueue> {
+        Arc::new(self.bus.dead_letter_queue(group))
     }
 
     async fn break_connections(&self) {

@@ -1,100 +1,32 @@
-//! The conformance cases, one async fn each; [`conformance_tests!`](crate::conformance_tests)
-//! turns each into a test. Each panics with a message saying what broke.
+//! The publish / subscribe contract: what every [`Publisher`](crate::Publisher) and
+//! [`Subscriber`](crate::Subscriber) must do, whatever the broker behind them.
+//! [`conformance_tests!`](crate::conformance_tests) turns each case into a test;
+//! each panics with a message saying what broke.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use tessera_event_bus::testkit::{MemoryTestBackend, cases};
+//! use tessera_event_bus::testkit::{MemoryTestBackend, pubsub};
 //!
-//! cases::nack_redelivers(&MemoryTestBackend::new()).await;
+//! pubsub::nack_redelivers(&MemoryTestBackend::new()).await;
 //! # });
 //! ```
 
 use std::{
     collections::{BTreeMap, HashSet},
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
-use super::{DeadLettered, TestBackend};
-use crate::{
-    Attributes, BusError, Delivery, Envelope, EventContext, EventPublisher, HandlerError, RawEvent,
-    SubscribeOptions, Subscription,
-    router::{RetryPolicy, Router},
+use super::{
+    TestBackend,
+    support::{
+        assert_quiet, dead_letters, kit_type, next, raw_event, subscribe, unique_group,
+        wait_dead_letters,
+    },
 };
-
-fn unique_group(case: &str) -> String {
-    format!("testkit-{case}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn kit_type(case: &str) -> String {
-    format!("tessera.testkit.{case}.v1")
-}
-
-fn raw_event(ty: &str, n: u32, subject: Option<&str>) -> RawEvent {
-    let mut attrs = Attributes::new(Attributes::new_id(), "/testkit", ty);
-    attrs.subject = subject.map(str::to_owned);
-    attrs.datacontenttype = Some("application/json".to_owned());
-    RawEvent::new(attrs, Bytes::from(format!(r#"{{"n":{n}}}"#)))
-}
-
-async fn subscribe<B: TestBackend>(
-    backend: &B,
-    group: &str,
-    ty: &str,
-) -> (Arc<dyn crate::Subscriber>, Box<dyn Subscription>) {
-    let subscriber = backend.subscriber().await;
-    let sub = subscriber
-        .subscribe(SubscribeOptions::new(group).event_type(ty))
-        .await
-        .expect("subscribe");
-    (subscriber, sub)
-}
-
-async fn next<B: TestBackend>(backend: &B, sub: &mut Box<dyn Subscription>) -> Delivery {
-    match tokio::time::timeout(backend.patience(), sub.next()).await {
-        Ok(Ok(Some(delivery))) => delivery,
-        Ok(Ok(None)) => panic!("the subscription closed while a delivery was expected"),
-        Ok(Err(e)) => panic!("the subscription failed: {e}"),
-        Err(_) => panic!("no delivery within {:?}", backend.patience()),
-    }
-}
-
-async fn assert_quiet<B: TestBackend>(backend: &B, sub: &mut Box<dyn Subscription>, why: &str) {
-    if let Ok(Ok(Some(d))) = tokio::time::timeout(backend.quiet_period(), sub.next()).await {
-        panic!(
-            "{why}: unexpected delivery of {} (attempt {})",
-            d.event().id(),
-            d.attempt()
-        );
-    }
-}
-
-async fn wait_dead_letters<B: TestBackend>(
-    backend: &B,
-    group: &str,
-    n: usize,
-) -> Vec<DeadLettered> {
-    let deadline = tokio::time::Instant::now() + backend.patience();
-    loop {
-        let dead = backend.dead_letters(group).await;
-        if dead.len() >= n {
-            return dead;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected {n} dead letters in {group}, found {}",
-            dead.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::BusError;
 
 /// A published event arrives with its attributes and data intact.
 pub async fn publish_subscribe<B: TestBackend>(backend: &B) {
@@ -313,7 +245,7 @@ pub async fn dead_letter_keeps_the_reason<B: TestBackend>(backend: &B) {
         .await
         .expect("dead_letter");
     let dead = wait_dead_letters(backend, &group, 1).await;
-    assert_eq!(dead[0].event.id(), event.id());
+    assert_eq!(dead[0].event().expect("a valid event").id(), event.id());
     assert_eq!(dead[0].reason, "cannot process: test");
     assert_quiet(backend, &mut sub, "a dead-lettered event came back").await;
 }
@@ -336,7 +268,7 @@ pub async fn settling_is_idempotent<B: TestBackend>(backend: &B) {
         .await
         .expect("dead letter after ack is ok");
     assert_quiet(backend, &mut sub, "a nack after the ack redelivered").await;
-    assert!(backend.dead_letters(&group).await.is_empty());
+    assert!(dead_letters(backend, &group).await.is_empty());
 }
 
 /// One consumer sees each subject's events in publish order (when declared).
@@ -447,286 +379,6 @@ pub async fn close_while_consuming_ends_the_subscription<B: TestBackend>(backend
     );
 }
 
-macro_rules! kit_events {
-    ($($name:ident => $ty:literal),* $(,)?) => {
-        $(
-            #[derive(Debug, Clone, Serialize, Deserialize)]
-            struct $name {
-                n: u32,
-            }
-            crate::event!($name => $ty);
-        )*
-    };
-}
-
-kit_events! {
-    KitTransient => "tessera.testkit.router_transient.v1",
-    KitExhausted => "tessera.testkit.router_exhausted.v1",
-    KitPermanent => "tessera.testkit.router_permanent.v1",
-    KitUndecodable => "tessera.testkit.router_undecodable.v1",
-    KitSentinel => "tessera.testkit.router_sentinel.v1",
-    KitDrain => "tessera.testkit.router_drain.v1",
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy::exponential()
-        .max_attempts(3)
-        .min_delay(Duration::from_millis(5))
-        .max_delay(Duration::from_millis(20))
-}
-
-/// A handler failing transiently is retried and its event acked once it succeeds.
-pub async fn transient_error_retries_then_succeeds<B: TestBackend>(backend: &B) {
-    let group = unique_group("transient");
-    let calls = Arc::new(AtomicU32::new(0));
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let counter = Arc::clone(&calls);
-    let router = Router::new(backend.subscriber().await, &group)
-        .retry(fast_retry())
-        .handle(move |env: Envelope<KitTransient>, _ctx: EventContext| {
-            let (counter, tx) = (Arc::clone(&counter), tx.clone());
-            async move {
-                if counter.fetch_add(1, Ordering::SeqCst) < 2 {
-                    return Err(HandlerError::transient("not yet"));
-                }
-                let _ = tx.send(env.data().n);
-                Ok(())
-            }
-        })
-        .start()
-        .await
-        .expect("router starts");
-    let events = EventPublisher::new(backend.publisher().await, "/testkit");
-    events
-        .publish(KitTransient { n: 7 })
-        .await
-        .expect("publish");
-    let n = tokio::time::timeout(backend.patience(), rx.recv())
-        .await
-        .expect("handled in time");
-    assert_eq!(n, Some(7));
-    router.shutdown().await.expect("shutdown");
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3,
-        "two failures, then success"
-    );
-    assert!(backend.dead_letters(&group).await.is_empty());
-
-    let (_s, mut sub) = subscribe(backend, &group, KitTransient::TYPE_NAME).await;
-    assert_quiet(backend, &mut sub, "the handled event was not acked").await;
-}
-
-/// Transient errors that outlast the retries dead-letter the event with the reason.
-pub async fn dead_letter_after_n_attempts_with_the_reason<B: TestBackend>(backend: &B) {
-    let group = unique_group("exhausted");
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = Arc::clone(&calls);
-    let router = Router::new(backend.subscriber().await, &group)
-        .retry(fast_retry())
-        .handle(move |_env: Envelope<KitExhausted>, _ctx: EventContext| {
-            let counter = Arc::clone(&counter);
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Err(HandlerError::transient("database unavailable"))
-            }
-        })
-        .start()
-        .await
-        .expect("router starts");
-    let events = EventPublisher::new(backend.publisher().await, "/testkit");
-    let id = events
-        .publish(KitExhausted { n: 1 })
-        .await
-        .expect("publish");
-    let dead = wait_dead_letters(backend, &group, 1).await;
-    router.shutdown().await.expect("shutdown");
-    assert_eq!(dead[0].event.id(), id);
-    assert!(
-        dead[0].reason.contains("gave up after 3 attempts")
-            && dead[0].reason.contains("database unavailable"),
-        "reason: {}",
-        dead[0].reason
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
-}
-
-/// A permanent error dead-letters at once, without retries.
-pub async fn permanent_error_dead_letters_at_once<B: TestBackend>(backend: &B) {
-    let group = unique_group("permanent");
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = Arc::clone(&calls);
-    let router = Router::new(backend.subscriber().await, &group)
-        .retry(fast_retry())
-        .handle(move |_env: Envelope<KitPermanent>, _ctx: EventContext| {
-            let counter = Arc::clone(&counter);
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Err(HandlerError::permanent("user does not exist"))
-            }
-        })
-        .start()
-        .await
-        .expect("router starts");
-    let events = EventPublisher::new(backend.publisher().await, "/testkit");
-    events
-        .publish(KitPermanent { n: 1 })
-        .await
-        .expect("publish");
-    let dead = wait_dead_letters(backend, &group, 1).await;
-    router.shutdown().await.expect("shutdown");
-    assert_eq!(
-        dead[0].reason,
-        "permanent handler error: user does not exist"
-    );
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "no retry for a permanent error"
-    );
-}
-
-/// Data that does not decode into the handler's type dead-letters with the reason;
-/// the handler never runs.
-pub async fn undecodable_payload_dead_letters<B: TestBackend>(backend: &B) {
-    let group = unique_group("undecodable");
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = Arc::clone(&calls);
-    let router = Router::new(backend.subscriber().await, &group)
-        .retry(fast_retry())
-        .handle(move |_env: Envelope<KitUndecodable>, _ctx: EventContext| {
-            let counter = Arc::clone(&counter);
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-        })
-        .start()
-        .await
-        .expect("router starts");
-    let mut garbage = raw_event(KitUndecodable::TYPE_NAME, 0, None);
-    garbage.data = Bytes::from_static(b"{\"n\": \"not a number\"");
-    backend
-        .publisher()
-        .await
-        .publish(garbage.clone())
-        .await
-        .expect("publish");
-    let dead = wait_dead_letters(backend, &group, 1).await;
-    router.shutdown().await.expect("shutdown");
-    assert_eq!(dead[0].event.id(), garbage.id());
-    assert!(
-        dead[0]
-            .reason
-            .starts_with("undecodable event: could not decode event data"),
-        "reason: {}",
-        dead[0].reason
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
-}
-
-/// An event type the group is bound to but no handler handles is acked, not looped.
-pub async fn unhandled_event_type_is_acked<B: TestBackend>(backend: &B) {
-    let group = unique_group("unhandled");
-    let other = kit_type("router_unhandled");
-    // Bind the group to a type the router will not handle (an older member did).
-    let (binder, mut binding) = subscribe(backend, &group, &other).await;
-    binding.close().await.expect("close");
-    binder.close().await.expect("close");
-
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let router = Router::new(backend.subscriber().await, &group)
-        .concurrency(1)
-        .handle(move |env: Envelope<KitSentinel>, _ctx: EventContext| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(env.data().n);
-                Ok(())
-            }
-        })
-        .start()
-        .await
-        .expect("router starts");
-    let publisher = backend.publisher().await;
-    publisher
-        .publish(raw_event(&other, 1, None))
-        .await
-        .expect("publish");
-    EventPublisher::new(Arc::clone(&publisher), "/testkit")
-        .publish(KitSentinel { n: 2 })
-        .await
-        .expect("publish");
-    let n = tokio::time::timeout(backend.patience(), rx.recv())
-        .await
-        .expect("sentinel handled");
-    assert_eq!(n, Some(2));
-    router.shutdown().await.expect("shutdown");
-    assert!(
-        backend.dead_letters(&group).await.is_empty(),
-        "unhandled is not dead-lettered"
-    );
-    let (_s, mut sub) = subscribe(backend, &group, &other).await;
-    assert_quiet(backend, &mut sub, "the unhandled event was not acked").await;
-}
-
-/// Shutdown stops fetching, lets the in-flight handler finish, and acks its event.
-pub async fn shutdown_drains_in_flight_handlers<B: TestBackend>(backend: &B) {
-    let group = unique_group("drain");
-    let started = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
-    let finished = Arc::new(AtomicU32::new(0));
-    let (s, r, f) = (
-        Arc::clone(&started),
-        Arc::clone(&release),
-        Arc::clone(&finished),
-    );
-    let router = Router::new(backend.subscriber().await, &group)
-        .concurrency(1)
-        .shutdown_timeout(backend.patience())
-        .handle(move |_env: Envelope<KitDrain>, _ctx: EventContext| {
-            let (s, r, f) = (Arc::clone(&s), Arc::clone(&r), Arc::clone(&f));
-            async move {
-                s.notify_one();
-                r.notified().await;
-                f.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            }
-        })
-        .start()
-        .await
-        .expect("router starts");
-    let events = EventPublisher::new(backend.publisher().await, "/testkit");
-    events.publish(KitDrain { n: 1 }).await.expect("publish");
-    tokio::time::timeout(backend.patience(), started.notified())
-        .await
-        .expect("handler started");
-    let shutdown = tokio::spawn(router.shutdown());
-    // Published after shutdown began: must stay queued for the next consumer.
-    let later = events.publish(KitDrain { n: 2 }).await.expect("publish");
-    tokio::time::sleep(backend.quiet_period()).await;
-    assert!(
-        !shutdown.is_finished(),
-        "shutdown waits for the in-flight handler"
-    );
-    release.notify_one();
-    tokio::time::timeout(backend.patience(), shutdown)
-        .await
-        .expect("shutdown finishes")
-        .expect("task")
-        .expect("clean shutdown");
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        1,
-        "exactly the in-flight handler ran"
-    );
-
-    let (_s, mut sub) = subscribe(backend, &group, KitDrain::TYPE_NAME).await;
-    let d = next(backend, &mut sub).await;
-    assert_eq!(d.event().id(), later, "only the unfetched event remains");
-    d.ack().await.expect("ack");
-    assert_quiet(backend, &mut sub, "the drained event was not acked").await;
-}
-
 /// Force-closed connections come back and nothing confirmed is lost (when declared).
 pub async fn reconnect_loses_nothing<B: TestBackend>(backend: &B) {
     if !backend.capabilities().reconnect {
@@ -753,11 +405,83 @@ pub async fn reconnect_loses_nothing<B: TestBackend>(backend: &B) {
     }
 }
 
-/// The type name of a kit event, as a `&str` for subscriptions.
-trait TypeName {
-    const TYPE_NAME: &'static str;
-}
+/// Dead letters are listed with an id, the event, the reason and the delivery
+/// count; a replayed one is delivered again to its own group only, counting
+/// from one; a discarded one is gone; ids already gone are skipped.
+pub async fn dead_letters_replay_to_their_group_and_discard<B: TestBackend>(backend: &B) {
+    let (group, other) = (unique_group("dlq"), unique_group("dlq-other"));
+    let ty = kit_type("dead_letter_queue");
+    let (_s, mut sub) = subscribe(backend, &group, &ty).await;
+    let (_o, mut other_sub) = subscribe(backend, &other, &ty).await;
+    let publisher = backend.publisher().await;
+    let (first, second) = (raw_event(&ty, 1, None), raw_event(&ty, 2, None));
+    for event in [&first, &second] {
+        publisher.publish(event.clone()).await.expect("publish");
+    }
+    for _ in 0..2 {
+        let d = next(backend, &mut sub).await;
+        d.dead_letter("cannot process: test")
+            .await
+            .expect("dead_letter");
+        next(backend, &mut other_sub)
+            .await
+            .ack()
+            .await
+            .expect("ack");
+    }
+    let dead = wait_dead_letters(backend, &group, 2).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let listed = |id: &str| {
+        dead.iter()
+            .find(|d| d.event().map(|e| e.id()) == Some(id))
+            .unwrap_or_else(|| panic!("event {id} is listed: {dead:?}"))
+            .clone()
+    };
+    let (d1, d2) = (listed(first.id()), listed(second.id()));
+    assert_eq!(d1.reason, "cannot process: test");
+    assert_eq!(d1.event().expect("an event").data, first.data);
+    assert!(d1.deliveries >= 1, "delivered before: {}", d1.deliveries);
+    assert_ne!(d1.id, d2.id, "every dead letter has its own id");
 
-impl<E: crate::Event> TypeName for E {
-    const TYPE_NAME: &'static str = E::TYPE;
+    let queue = backend.dead_letter_queue(&group);
+    let got = queue.get(&d1.id).await.expect("get");
+    assert_eq!(
+        got.map(|d| d.reason),
+        Some("cannot process: test".to_owned())
+    );
+    assert_eq!(
+        queue
+            .replay(std::slice::from_ref(&d1.id))
+            .await
+            .expect("replay"),
+        1
+    );
+    let again = next(backend, &mut sub).await;
+    assert_eq!(again.event().id(), first.id());
+    assert_eq!(again.event().data, first.data);
+    assert_eq!(again.attempt(), 1, "a replayed event counts from one again");
+    again.ack().await.expect("ack");
+    assert_quiet(
+        backend,
+        &mut other_sub,
+        "a replay reached a group that had handled it",
+    )
+    .await;
+
+    let gone = [d2.id.clone(), d1.id.clone()];
+    assert_eq!(
+        queue.discard(&gone).await.expect("discard"),
+        1,
+        "only d2 was left"
+    );
+    assert!(dead_letters(backend, &group).await.is_empty());
+    assert_eq!(
+        queue
+            .replay(std::slice::from_ref(&d2.id))
+            .await
+            .expect("replay"),
+        0
+    );
+    assert!(queue.get(&d2.id).await.expect("get").is_none());
+    assert_quiet(backend, &mut sub, "a discarded dead letter came back").await;
 }

@@ -1,0 +1,107 @@
+//! [`MemoryPublisher`]: publishing into every bound group's queue.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use async_trait::async_trait;
+
+use super::{
+    state::{Entry, Group, Inner, lock},
+    topic::topic_matches,
+};
+use crate::{Health, Publisher, RawEvent, error::BusError};
+
+/// The [`Publisher`] of a [`MemoryBus`](super::MemoryBus).
+#[derive(Debug)]
+pub struct MemoryPublisher {
+    pub(super) inner: Arc<Inner>,
+    pub(super) closed: AtomicBool,
+}
+
+#[async_trait]
+impl Publisher for MemoryPublisher {
+    /// Enqueues the event in every bound group at once; waits while any of
+    /// them is full. `Ok` means every group holds it.
+    async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
+        event.attributes.validate()?;
+        let event = Arc::new(event);
+        let capacity = self.inner.config.queue_capacity;
+        // Registered as a waiter only once a queue was found full.
+        let mut waiting = None;
+        loop {
+            let space = self.inner.space.notify.notified();
+            tokio::pin!(space);
+            if waiting.is_some() {
+                space.as_mut().enable();
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Err(BusError::Closed);
+            }
+            let wake = {
+                let mut state = lock(&self.inner.state);
+                let ty = event.event_type();
+                let bound = |g: &Group| g.bindings.iter().any(|b| topic_matches(b, ty));
+                // Two passes instead of collecting the targets: no allocation.
+                let (mut targets, mut full) = (0, false);
+                for group in state.groups.iter().filter(|g| bound(g)) {
+                    targets += 1;
+                    full |= group.is_full(capacity);
+                }
+                if targets == 0 {
+                    if self.inner.config.drop_unroutable {
+                        return Ok(());
+                    }
+                    return Err(BusError::Unroutable(ty.to_owned()));
+                }
+                if full {
+                    None
+                } else {
+                    // Only groups with a member waiting need a ring (read under
+                    // the lock, after the push: see `Signal`); the first such
+                    // group costs no allocation here.
+                    let mut wake = (None, Vec::new());
+                    for group in state.groups.iter_mut().filter(|g| bound(g)) {
+                        group.ready.push_back(Entry {
+                            event: Arc::clone(&event),
+                            deliveries: 0,
+                        });
+                        if group.available.has_waiters() {
+                            let signal = Arc::clone(&group.available);
+                            match wake.0 {
+                                None => wake.0 = Some(signal),
+                                Some(_) => wake.1.push(signal),
+                            }
+                        }
+                    }
+                    Some(wake)
+                }
+            };
+            match wake {
+                Some((first, more)) => {
+                    first.iter().chain(&more).for_each(|signal| signal.ring());
+                    return Ok(());
+                }
+                // Look again, now registered, before sleeping.
+                None if waiting.is_none() => waiting = Some(self.inner.space.register()),
+                None => space.await,
+            }
+        }
+    }
+
+    async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::Release);
+        // Wake this publisher's calls waiting for room so they see the close.
+        self.inner.space.notify.notify_waiters();
+        Ok(())
+    }
+
+    fn health(&self) -> Health {
+        if self.closed.load(Ordering::Acquire) {
+            Health::down("publisher closed")
+        } else {
+            Health::up()
+        }
+    }
+}
