@@ -24,7 +24,7 @@ use lapin::{
 };
 use tokio::sync::watch;
 
-use super::{RabbitConfig, tls, topology};
+use super::{config::RabbitConfig, tls, topology};
 use crate::{Health, error::BusError};
 
 /// A live connection and its confirm channel.

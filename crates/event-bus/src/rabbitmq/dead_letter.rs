@@ -34,8 +34,8 @@ const PARKING_HEADERS: [&str; 8] = [
 
 /// The dead letters of one consumer group on RabbitMQ: the messages in the
 /// group's parking-lot queue (`<group>.parking-lot`, under the configured
-/// [queue prefix](super::RabbitConfig::queue_prefix)), from
-/// [`RabbitBus::dead_letter_queue`](super::RabbitBus::dead_letter_queue).
+/// [queue prefix](crate::rabbitmq::RabbitConfig::queue_prefix)), from
+/// [`RabbitBus::dead_letter_queue`](crate::rabbitmq::RabbitBus::dead_letter_queue).
 ///
 /// - **Ids** are the event ids (`ce-id`); a message that is no valid event
 ///   has its AMQP `message-id`, or `sha256:<hex of its body>` without one.

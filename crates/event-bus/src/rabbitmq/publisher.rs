@@ -11,7 +11,7 @@ use futures_util::future::try_join_all;
 use super::{amqp, connection::Connector};
 use crate::{Health, Publisher, RawEvent, error::BusError};
 
-/// The [`Publisher`] of a [`RabbitBus`](super::RabbitBus).
+/// The [`Publisher`] of a [`RabbitBus`](crate::rabbitmq::RabbitBus).
 ///
 /// Each publish is persistent and mandatory on a confirm channel; it returns
 /// `Ok` once the broker confirmed it, [`BusError::Unroutable`] when no queue

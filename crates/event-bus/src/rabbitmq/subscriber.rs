@@ -38,7 +38,7 @@ fn lapin_error(e: lapin::Error) -> BusError {
     BusError::Connection(Box::new(e))
 }
 
-/// The [`Subscriber`] of a [`RabbitBus`](super::RabbitBus).
+/// The [`Subscriber`] of a [`RabbitBus`](crate::rabbitmq::RabbitBus).
 ///
 /// Each subscription has its own channel with manual acks and the options'
 /// prefetch. When the connection drops, subscriptions reconnect with backoff,

@@ -37,7 +37,7 @@ use tokio::sync::watch;
 
 use crate::error::BusError;
 
-/// The TLS settings of a [`RabbitConfig`](super::RabbitConfig): extra CA
+/// The TLS settings of a [`RabbitConfig`](crate::rabbitmq::RabbitConfig): extra CA
 /// certificates to trust and a client certificate, both PEM. Its `Debug`
 /// shows neither the certificates nor the key.
 #[derive(Clone, Default)]

@@ -7,7 +7,10 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
-use super::{QueueType, RabbitConfig, amqp::short};
+use super::{
+    amqp::short,
+    config::{QueueType, RabbitConfig},
+};
 use crate::error::BusError;
 
 /// The queues of one consumer group.

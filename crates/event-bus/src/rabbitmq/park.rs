@@ -1,0 +1,84 @@
+//! The parking lot of a consumer group: [`ParkedMessage`], and
+//! [`RabbitBus::parked`], which peeks at what is parked there.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use lapin::{
+    options::BasicGetOptions,
+    types::{AMQPValue, ShortString},
+};
+
+use super::{amqp, bus::RabbitBus, topology};
+use crate::{RawEvent, error::BusError};
+
+/// The header that carries why a message is in a parking lot.
+pub const DEAD_LETTER_REASON_HEADER: &str = amqp::REASON_HEADER;
+
+/// A message in a group's parking lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParkedMessage {
+    /// The event, or why the message is not a valid CloudEvent.
+    pub event: Result<RawEvent, String>,
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// How many times it had been delivered.
+    pub deliveries: u32,
+    /// The message body as it is.
+    pub body: Bytes,
+}
+
+impl RabbitBus {
+    /// The messages in a group's parking lot, without removing them (they
+    /// are fetched unacked, then handed back). `group` is the group's name
+    /// as subscribed; the configured
+    /// [queue prefix](crate::rabbitmq::RabbitConfig::queue_prefix) is added here.
+    pub async fn parked(&self, group: &str) -> Result<Vec<ParkedMessage>, BusError> {
+        let queue = topology::GroupQueues::new(&self.consuming.config, group)?.parking_lot;
+        let deadline = Instant::now() + self.consuming.config.publish_timeout;
+        let live = self.consuming.get(Some(deadline)).await?;
+        let err = |e: lapin::Error| BusError::Connection(Box::new(e));
+        let channel = live.connection.create_channel().await.map_err(err)?;
+        let mut parked = Vec::new();
+        loop {
+            let got = match channel
+                .basic_get(queue.clone(), BasicGetOptions { no_ack: false })
+                .await
+            {
+                Ok(Some(got)) => got,
+                Ok(None) => break,
+                // No parking lot yet (404 closes the channel): nothing parked.
+                Err(_) if parked.is_empty() && !channel.status().connected() => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(err(e)),
+            };
+            let d = got.delivery;
+            let headers = d.properties.headers().clone().unwrap_or_default();
+            let text = |name: &str| match headers.inner().get(name) {
+                Some(AMQPValue::LongString(s)) => {
+                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                }
+                Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+                _ => None,
+            };
+            let reason = text(amqp::REASON_HEADER)
+                .or_else(|| {
+                    text("x-first-death-reason")
+                        .map(|r| format!("dead-lettered by the broker: {r}"))
+                })
+                .unwrap_or_default();
+            let body = Bytes::from(d.data);
+            parked.push(ParkedMessage {
+                event: amqp::from_amqp(&d.properties, body.clone()),
+                reason,
+                deliveries: amqp::parked_deliveries(&d.properties),
+                body,
+            });
+        }
+        // Closing the channel hands every fetched message back to the queue.
+        let _ = channel.close(200, ShortString::from("peeked")).await;
+        Ok(parked)
+    }
+}
