@@ -118,6 +118,33 @@ pub(crate) fn parked_deliveries(props: &BasicProperties) -> u32 {
     header_u32(props.headers().as_ref(), DELIVERIES_HEADER)
 }
 
+/// A copy of a delivered message with extra headers, for a retry queue or the parking lot.
+pub(crate) fn copy_with(
+    properties: &BasicProperties,
+    routing_key: &ShortString,
+    attempt: u32,
+    extra: Option<(&str, &str)>,
+) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        DELIVERIES_HEADER.into(),
+        AMQPValue::LongLongInt(i64::from(attempt)),
+    );
+    if !headers.contains_key(ROUTING_KEY_HEADER) {
+        headers.insert(
+            ROUTING_KEY_HEADER.into(),
+            AMQPValue::LongString(LongString::from(routing_key.as_str())),
+        );
+    }
+    if let Some((name, value)) = extra {
+        headers.insert(name.into(), AMQPValue::LongString(LongString::from(value)));
+    }
+    properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(PERSISTENT)
+}
+
 /// Reads a delivered message; the error is the reason it is parked.
 pub(crate) fn from_amqp(props: &BasicProperties, body: Bytes) -> Result<RawEvent, String> {
     let mut headers: Vec<(&str, String)> = Vec::new();

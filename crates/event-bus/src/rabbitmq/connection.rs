@@ -56,7 +56,7 @@ pub(crate) struct Connector {
     me: Weak<Connector>,
 }
 
-fn connection_error(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
+pub(super) fn connection_error(e: impl std::error::Error + Send + Sync + 'static) -> BusError {
     BusError::Connection(Box::new(e))
 }
 

@@ -70,6 +70,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ack;
 mod amqp;
 mod bus;
 mod config;
@@ -77,6 +78,7 @@ mod connection;
 mod dead_letter;
 mod park;
 mod publisher;
+mod settle;
 mod subscriber;
 mod tls;
 mod topology;

@@ -1,15 +1,17 @@
-//! The parking lot of a consumer group: [`ParkedMessage`], and
-//! [`RabbitBus::parked`], which peeks at what is parked there.
+//! A consumer group's parking lot (`<group>.parking-lot`): putting a copy of
+//! a message there with the reason ([`DEAD_LETTER_REASON_HEADER`]), and
+//! reading back what is parked ([`RabbitBus::parked`], [`ParkedMessage`]).
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use lapin::{
+    BasicProperties,
     options::BasicGetOptions,
     types::{AMQPValue, ShortString},
 };
 
-use super::{amqp, bus::RabbitBus, topology};
+use super::{amqp, bus::RabbitBus, settle::SettleContext, topology};
 use crate::{RawEvent, error::BusError};
 
 /// The header that carries why a message is in a parking lot.
@@ -81,4 +83,32 @@ impl RabbitBus {
         let _ = channel.close(200, ShortString::from("peeked")).await;
         Ok(parked)
     }
+}
+
+/// Publishes a copy of a delivered message to its group's parking lot,
+/// with `reason` in the [`DEAD_LETTER_REASON_HEADER`].
+pub(super) async fn park(
+    context: &SettleContext,
+    properties: &BasicProperties,
+    body: &[u8],
+    routing_key: &ShortString,
+    attempt: u32,
+    reason: &str,
+) -> Result<(), BusError> {
+    let props = amqp::copy_with(
+        properties,
+        routing_key,
+        attempt,
+        Some((amqp::REASON_HEADER, reason)),
+    );
+    context
+        .connector
+        .publish(
+            &ShortString::from(""),
+            &context.queues.parking_lot,
+            true,
+            body,
+            &props,
+        )
+        .await
 }
