@@ -3,7 +3,7 @@
 //! Each test works in a schema of its own.
 #![cfg(feature = "postgres")]
 
-mod outbox_support;
+mod common;
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use outbox_support::*;
+use common::outbox::*;
 use tessera_event_bus::{
     Attributes, Envelope, RawEvent,
     memory::MemoryBus,

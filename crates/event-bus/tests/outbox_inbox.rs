@@ -2,7 +2,7 @@
 //! (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 #![cfg(feature = "postgres")]
 
-mod outbox_support;
+mod common;
 
 use std::{
     sync::{
@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use outbox_support::*;
+use common::outbox::*;
 use tessera_event_bus::{
     Envelope, EventContext, HandlerError, Router,
     inbox::{InboxRouterExt, InboxTransaction},

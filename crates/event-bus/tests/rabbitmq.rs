@@ -2,7 +2,7 @@
 //! the broker, bad input, quorum queues, recovery and health.
 #![cfg(all(feature = "rabbitmq", feature = "testkit"))]
 
-mod rabbitmq_support;
+mod common;
 
 use std::{
     collections::HashSet,
@@ -10,13 +10,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::rabbitmq::{
+    PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
+};
 use lapin::{
     BasicProperties,
     options::{BasicGetOptions, BasicPublishOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
-};
-use rabbitmq_support::{
-    PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
 };
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{

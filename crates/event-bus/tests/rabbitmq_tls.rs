@@ -4,7 +4,7 @@
 //! the plain AMQP port of `AMQP_URL`.
 #![cfg(all(feature = "rabbitmq-tls", feature = "testkit"))]
 
-mod rabbitmq_support;
+mod common;
 
 use std::{
     collections::HashSet,
@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use rabbitmq_support::{
+use common::rabbitmq::{
     PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
 };
 use rcgen::{

@@ -1,7 +1,6 @@
 //! Shared helpers of the RabbitMQ tests: names, events, a bus config, and a
 //! TCP proxy in front of the broker (optionally terminating TLS) that can
 //! cut its connections or black-hole new ones.
-#![allow(dead_code, unreachable_pub)]
 
 use std::{
     sync::{

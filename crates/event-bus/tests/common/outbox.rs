@@ -1,6 +1,5 @@
 //! Shared helpers of the outbox and inbox tests: a schema per test, test
 //! events, publishers that fail on demand, and a collecting subscriber.
-#![allow(dead_code, unreachable_pub)]
 
 use std::{
     collections::HashMap,
