@@ -11,7 +11,8 @@ use std::{
 };
 
 use common::rabbitmq::{
-    PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
+    PATIENCE, Ping, Proxy, assert_connect_gives_up, config, event, member, parked_at_least,
+    ping_router, unique, wait_until_up,
 };
 use lapin::{
     BasicProperties,
@@ -139,12 +140,7 @@ async fn an_unroutable_event_is_an_error() {
 async fn messages_carry_the_amqp_properties_of_the_wire_format() {
     let backend = RabbitTestBackend::new().await;
     let (group, ty) = (unique("props"), "tessera.test.props.v1");
-    let mut binding = backend
-        .bus()
-        .subscriber()
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut binding = member(backend.bus(), &group, ty).await;
     binding.close().await.unwrap();
     let mut e = event(ty, 1);
     e.attributes.subject = Some("u-1".to_owned());
@@ -191,11 +187,7 @@ async fn messages_carry_the_amqp_properties_of_the_wire_format() {
 async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
     let backend = RabbitTestBackend::new().await;
     let (group, ty) = (unique("garbage"), "tessera.test.garbage.v1");
-    let subscriber = backend.bus().subscriber();
-    let mut sub = subscriber
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), &group, ty).await;
 
     let raw = RawSender::new(backend.bus(), ty).await;
     let publish = |props: BasicProperties, body: &'static [u8]| raw.send(props, body);
@@ -237,14 +229,7 @@ async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
 
     // The garbage went out on another connection than the good event, so
     // the broker may have queued the last of it after the good one.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let parked = loop {
-        let parked = backend.bus().parked(&group).await.unwrap();
-        if parked.len() >= 3 || tokio::time::Instant::now() > deadline {
-            break parked;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let parked = parked_at_least(backend.bus(), &group, 3).await;
     assert_eq!(parked.len(), 3, "{parked:?}");
     assert!(parked.iter().all(|p| p.event.is_err()));
     assert!(
@@ -283,11 +268,7 @@ async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
 async fn try_next_hands_over_received_events_and_leaves_garbage_to_next() {
     let backend = RabbitTestBackend::new().await;
     let (group, ty) = (unique("try-next"), "tessera.test.try-next.v1");
-    let subscriber = backend.bus().subscriber();
-    let mut sub = subscriber
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), &group, ty).await;
     assert!(sub.try_next().is_none(), "nothing published yet");
 
     // Good, garbage, good: in this order on one channel, so in the queue.
@@ -335,11 +316,7 @@ async fn quorum_queues_park_a_message_over_the_delivery_limit() {
         RabbitTestBackend::with_config(|c| c.queue_type(QueueType::Quorum { delivery_limit: 2 }))
             .await;
     let (group, ty) = (unique("quorum"), "tessera.test.quorum.v1");
-    let subscriber = backend.bus().subscriber();
-    let mut sub = subscriber
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), &group, ty).await;
     let e = event(ty, 1);
     backend.bus().publisher().publish(e.clone()).await.unwrap();
     for attempt in 1..=3 {
@@ -348,14 +325,7 @@ async fn quorum_queues_park_a_message_over_the_delivery_limit() {
         assert_eq!(d.attempt(), attempt, "x-delivery-count counts the returns");
         d.nack().await.unwrap();
     }
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let parked = loop {
-        let parked = backend.bus().parked(&group).await.unwrap();
-        if !parked.is_empty() || tokio::time::Instant::now() > deadline {
-            break parked;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let parked = parked_at_least(backend.bus(), &group, 1).await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].event.as_ref().unwrap().id(), e.id());
     assert!(
@@ -378,11 +348,7 @@ async fn quorum_queues_park_a_message_over_the_delivery_limit() {
 async fn pipelined_publishes_survive_a_forced_close_and_nothing_confirmed_is_lost() {
     let backend = RabbitTestBackend::new().await;
     let (group, ty) = (unique("pipelined"), "tessera.test.pipelined.v1");
-    let subscriber = backend.bus().subscriber();
-    let mut sub = subscriber
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), &group, ty).await;
     let publisher = Arc::new(backend.bus().publisher());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Publish batches of pipelined publishes until the connections were
@@ -415,36 +381,14 @@ async fn pipelined_publishes_survive_a_forced_close_and_nothing_confirmed_is_los
         expected.remove(d.event().id());
         let _ = d.ack().await;
     }
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !backend.bus().health().is_up() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let health = backend.bus().health();
-    assert_eq!(health.status, HealthStatus::Up, "{health:?}");
+    wait_until_up(backend.bus()).await;
 }
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping {
-    n: u32,
-}
-tessera_event_bus::event!(Ping => "tessera.test.router_ping.v1");
 
 #[tokio::test]
 #[ignore = "needs RabbitMQ"]
 async fn a_router_keeps_consuming_after_a_forced_close() {
     let backend = RabbitTestBackend::new().await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let router = Router::new(Arc::new(backend.bus().subscriber()), unique("router"))
-        .handle(move |env: Envelope<Ping>, _ctx: EventContext| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(env.data().n);
-                Ok(())
-            }
-        })
-        .start()
-        .await
-        .unwrap();
+    let (router, mut rx) = ping_router(backend.bus(), unique("router")).await;
     let events = EventPublisher::new(Arc::new(backend.bus().publisher()), "/tests");
     events.publish(Ping { n: 1 }).await.unwrap();
     assert_eq!(
@@ -530,10 +474,7 @@ async fn grouped_acks_never_cover_a_nacked_delivery_nor_stall_the_prefetch_windo
     sub.close().await.unwrap();
 
     // Everything acked was acked on the broker: a new member gets nothing.
-    let mut sub = subscriber
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), &group, ty).await;
     let quiet = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
     assert!(quiet.is_err(), "an acked event came back: {quiet:?}");
 }
@@ -565,15 +506,8 @@ async fn two_queue_prefixes_keep_separate_copies_of_one_group() {
     assert_eq!(a.bus().exchange(), b.bus().exchange(), "one exchange");
     // The same group name on both sides.
     let (group, ty) = (unique("prefixed"), "tessera.test.prefixed.v1");
-    let (sub_a, sub_b) = (a.bus().subscriber(), b.bus().subscriber());
-    let mut in_a = sub_a
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
-    let mut in_b = sub_b
-        .subscribe(SubscribeOptions::new(&group).event_type(ty))
-        .await
-        .unwrap();
+    let mut in_a = member(a.bus(), &group, ty).await;
+    let mut in_b = member(b.bus(), &group, ty).await;
     let (conn, _channel) = raw_channel().await;
     for prefix in ["env-a.", "env-b."] {
         for queue in [
@@ -732,12 +666,7 @@ async fn every_queue_of_a_quorum_group_is_a_quorum_queue_that_dead_letters_at_le
     let prefix = format!("{}.", unique("quorum-topology"));
     let backend = quorum_backend(&prefix, 3).await;
     let ty = "tessera.test.quorum_topology.v1";
-    let mut sub = backend
-        .bus()
-        .subscriber()
-        .subscribe(SubscribeOptions::new("g").event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), "g", ty).await;
     // A retry declares the retry queue.
     backend
         .bus()
@@ -829,12 +758,7 @@ async fn a_transient_failure_on_a_quorum_group_waits_in_the_quorum_retry_queue_a
     let prefix = format!("{}.", unique("quorum-retry"));
     let backend = quorum_backend(&prefix, 5).await;
     let ty = "tessera.test.quorum_retry.v1";
-    let mut sub = backend
-        .bus()
-        .subscriber()
-        .subscribe(SubscribeOptions::new("g").event_type(ty))
-        .await
-        .unwrap();
+    let mut sub = member(backend.bus(), "g", ty).await;
     let e = event(ty, 1);
     backend.bus().publisher().publish(e.clone()).await.unwrap();
 
@@ -896,14 +820,7 @@ async fn a_permanent_failure_on_a_quorum_group_lands_in_the_quorum_parking_lot_w
     let events = EventPublisher::new(Arc::new(backend.bus().publisher()), "/tests");
     events.publish(QuorumJob { n: 7 }).await.unwrap();
 
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let parked = loop {
-        let parked = backend.bus().parked("g").await.unwrap();
-        if !parked.is_empty() || tokio::time::Instant::now() > deadline {
-            break parked;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let parked = parked_at_least(backend.bus(), "g", 1).await;
     router.shutdown().await.unwrap();
     assert_eq!(parked.len(), 1, "{parked:?}");
     let event = parked[0].event.as_ref().expect("a valid event");

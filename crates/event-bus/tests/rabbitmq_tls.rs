@@ -16,15 +16,15 @@ use std::{
 };
 
 use common::rabbitmq::{
-    PATIENCE, Proxy, assert_connect_gives_up, config, event, member, unique, wait_until_up,
+    PATIENCE, Ping, Proxy, assert_connect_gives_up, config, event, member, ping_router, unique,
+    wait_until_up,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    BusError, Envelope, EventContext, EventPublisher, Publisher, Router,
+    BusError, EventPublisher, Publisher,
     rabbitmq::{RabbitBus, RabbitConfig},
     testkit::{amqp_url, force_close_connections},
 };
@@ -109,12 +109,6 @@ impl TestPki {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Ping {
-    n: u32,
-}
-tessera_event_bus::event!(Ping => "tessera.test.tls_ping.v1");
-
 #[tokio::test]
 #[ignore = "needs RabbitMQ"]
 async fn a_router_handles_an_event_over_tls_with_a_private_ca() {
@@ -129,18 +123,7 @@ async fn a_router_handles_an_event_over_tls_with_a_private_ca() {
     // Both connections (publishing and consuming) went through the proxy's TLS.
     assert_eq!(proxy.handshakes(), 2);
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let router = Router::new(Arc::new(bus.subscriber()), unique("tls-router"))
-        .handle(move |env: Envelope<Ping>, _ctx: EventContext| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(env.data().n);
-                Ok(())
-            }
-        })
-        .start()
-        .await
-        .unwrap();
+    let (router, mut rx) = ping_router(&bus, unique("tls-router")).await;
     let events = EventPublisher::new(Arc::new(bus.publisher()), "/tests");
     events
         .publish(Ping { n: 7 })

@@ -1,6 +1,7 @@
-//! Shared helpers of the RabbitMQ tests: names, events, a bus config, and a
-//! TCP proxy in front of the broker (optionally terminating TLS) that can
-//! cut its connections or black-hole new ones.
+//! Shared helpers of the RabbitMQ tests: names, events, a bus config, group
+//! members, a router of pings, waiting for the parking lot, and a TCP proxy
+//! in front of the broker (optionally terminating TLS) that can cut its
+//! connections or black-hole new ones.
 
 use std::{
     sync::{
@@ -11,15 +12,18 @@ use std::{
 };
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    Attributes, BusError, HealthStatus, RawEvent, SubscribeOptions, Subscriber, Subscription,
-    rabbitmq::{RabbitBus, RabbitConfig},
+    Attributes, BusError, Envelope, EventContext, HealthStatus, RawEvent, Router, SubscribeOptions,
+    Subscriber, Subscription,
+    rabbitmq::{ParkedMessage, RabbitBus, RabbitConfig},
+    router::RouterHandle,
     testkit::amqp_url,
 };
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite},
     net::TcpListener,
-    sync::watch,
+    sync::{mpsc, watch},
     task::JoinHandle,
 };
 use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
@@ -276,4 +280,45 @@ pub async fn member(bus: &RabbitBus, group: &str, ty: &str) -> Box<dyn Subscript
         .subscribe(SubscribeOptions::new(group).event_type(ty))
         .await
         .unwrap()
+}
+
+/// What is in `group`'s parking lot once it holds at least `count`
+/// messages, or after [`PATIENCE`] (the caller checks the count).
+pub async fn parked_at_least(bus: &RabbitBus, group: &str, count: usize) -> Vec<ParkedMessage> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let parked = bus.parked(group).await.unwrap();
+        if parked.len() >= count || tokio::time::Instant::now() > deadline {
+            return parked;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The event of the router tests.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ping {
+    pub n: u32,
+}
+tessera_event_bus::event!(Ping => "tessera.test.router_ping.v1");
+
+/// A started router of `group` on `bus` whose handler sends the `n` of
+/// every [`Ping`] it gets to the receiver.
+pub async fn ping_router(
+    bus: &RabbitBus,
+    group: String,
+) -> (RouterHandle, mpsc::UnboundedReceiver<u32>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let router = Router::new(Arc::new(bus.subscriber()), group)
+        .handle(move |env: Envelope<Ping>, _ctx: EventContext| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(env.data().n);
+                Ok(())
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    (router, rx)
 }
