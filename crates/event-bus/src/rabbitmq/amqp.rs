@@ -118,6 +118,21 @@ pub(crate) fn parked_deliveries(props: &BasicProperties) -> u32 {
     header_u32(props.headers().as_ref(), DELIVERIES_HEADER)
 }
 
+/// Why a message is in a parking lot: the reason its copy carries, else the
+/// broker's own (a message it dead-lettered), else nothing.
+pub(crate) fn parked_reason(props: &BasicProperties) -> String {
+    let text = |name: &str| match props.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    text(REASON_HEADER)
+        .or_else(|| {
+            text("x-first-death-reason").map(|r| format!("dead-lettered by the broker: {r}"))
+        })
+        .unwrap_or_default()
+}
+
 /// A copy of a delivered message with extra headers, for a retry queue or the parking lot.
 pub(crate) fn copy_with(
     properties: &BasicProperties,

@@ -12,7 +12,11 @@ use lapin::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{amqp, connection::Connector, topology::GroupQueues};
+use super::{
+    amqp,
+    connection::{Connector, connection_error},
+    topology::GroupQueues,
+};
 use crate::{
     dead_letter::{DeadLetter, DeadLetterId, DeadLetterQueue, UnreadableMessage},
     error::BusError,
@@ -82,7 +86,11 @@ impl RabbitDeadLetters {
         let queues = GroupQueues::new(&self.connector.config, &self.group)?;
         let deadline = Instant::now() + self.connector.config.publish_timeout;
         let live = self.connector.get(Some(deadline)).await?;
-        let channel = live.connection.create_channel().await.map_err(connection)?;
+        let channel = live
+            .connection
+            .create_channel()
+            .await
+            .map_err(connection_error)?;
         Ok((queues, channel))
     }
 
@@ -99,7 +107,7 @@ impl RabbitDeadLetters {
         {
             Ok(got) => Ok(got),
             Err(_) if fetched == 0 && !channel.status().connected() => Ok(None),
-            Err(e) => Err(connection(e)),
+            Err(e) => Err(connection_error(e)),
         }
     }
 
@@ -130,7 +138,7 @@ impl RabbitDeadLetters {
                 channel
                     .basic_ack(d.delivery_tag, BasicAckOptions::default())
                     .await
-                    .map_err(connection)?;
+                    .map_err(connection_error)?;
                 done += 1;
             }
             Ok::<_, BusError>(())
@@ -174,22 +182,9 @@ impl DeadLetterQueue for RabbitDeadLetters {
     }
 }
 
-fn connection(e: lapin::Error) -> BusError {
-    BusError::Connection(Box::new(e))
-}
-
 /// A parked message as a [`DeadLetter`].
 pub(super) fn dead_letter(properties: &BasicProperties, body: Bytes) -> DeadLetter {
-    let text = |name: &str| match properties.headers().as_ref()?.inner().get(name)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    };
-    let reason = text(amqp::REASON_HEADER)
-        .or_else(|| {
-            text("x-first-death-reason").map(|r| format!("dead-lettered by the broker: {r}"))
-        })
-        .unwrap_or_default();
+    let reason = amqp::parked_reason(properties);
     let event = amqp::from_amqp(properties, body.clone());
     let id = match &event {
         Ok(event) => DeadLetterId::new(event.attributes.id.as_str()),

@@ -5,13 +5,9 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use lapin::{
-    BasicProperties,
-    options::BasicGetOptions,
-    types::{AMQPValue, ShortString},
-};
+use lapin::{BasicProperties, options::BasicGetOptions, types::ShortString};
 
-use super::{amqp, bus::RabbitBus, settle::SettleContext, topology};
+use super::{amqp, bus::RabbitBus, connection::connection_error, settle::SettleContext, topology};
 use crate::{RawEvent, error::BusError};
 
 /// The header that carries why a message is in a parking lot.
@@ -40,8 +36,11 @@ impl RabbitBus {
         let queue = topology::GroupQueues::new(&self.consuming.config, group)?.parking_lot;
         let deadline = Instant::now() + self.consuming.config.publish_timeout;
         let live = self.consuming.get(Some(deadline)).await?;
-        let err = |e: lapin::Error| BusError::Connection(Box::new(e));
-        let channel = live.connection.create_channel().await.map_err(err)?;
+        let channel = live
+            .connection
+            .create_channel()
+            .await
+            .map_err(connection_error)?;
         let mut parked = Vec::new();
         loop {
             let got = match channel
@@ -54,27 +53,13 @@ impl RabbitBus {
                 Err(_) if parked.is_empty() && !channel.status().connected() => {
                     return Ok(Vec::new());
                 }
-                Err(e) => return Err(err(e)),
+                Err(e) => return Err(connection_error(e)),
             };
             let d = got.delivery;
-            let headers = d.properties.headers().clone().unwrap_or_default();
-            let text = |name: &str| match headers.inner().get(name) {
-                Some(AMQPValue::LongString(s)) => {
-                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
-                }
-                Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
-                _ => None,
-            };
-            let reason = text(amqp::REASON_HEADER)
-                .or_else(|| {
-                    text("x-first-death-reason")
-                        .map(|r| format!("dead-lettered by the broker: {r}"))
-                })
-                .unwrap_or_default();
             let body = Bytes::from(d.data);
             parked.push(ParkedMessage {
                 event: amqp::from_amqp(&d.properties, body.clone()),
-                reason,
+                reason: amqp::parked_reason(&d.properties),
                 deliveries: amqp::parked_deliveries(&d.properties),
                 body,
             });
