@@ -650,6 +650,13 @@ async fn queue_depth(channel: &lapin::Channel, queue: &str) -> u32 {
         .message_count()
 }
 
+/// Publishes one event of type `ty` and retries it after `delay` when it
+/// arrives on `sub`, which declares the group's retry queue for that delay.
+async fn retry_one(bus: &RabbitBus, sub: &mut Box<dyn Subscription>, ty: &str, delay: Duration) {
+    bus.publisher().publish(event(ty, 1)).await.unwrap();
+    next(sub).await.retry_after(delay).await.unwrap();
+}
+
 fn quorum_backend(
     prefix: &str,
     delivery_limit: u32,
@@ -668,17 +675,7 @@ async fn every_queue_of_a_quorum_group_is_a_quorum_queue_that_dead_letters_at_le
     let ty = "tessera.test.quorum_topology.v1";
     let mut sub = member(backend.bus(), "g", ty).await;
     // A retry declares the retry queue.
-    backend
-        .bus()
-        .publisher()
-        .publish(event(ty, 1))
-        .await
-        .unwrap();
-    next(&mut sub)
-        .await
-        .retry_after(Duration::from_millis(250))
-        .await
-        .unwrap();
+    retry_one(backend.bus(), &mut sub, ty, Duration::from_millis(250)).await;
 
     let queues = broker_queues(&prefix).await;
     let (group, parking_lot, retry) = (
@@ -890,17 +887,7 @@ async fn switching_a_groups_queue_type_against_existing_queues_is_a_clear_error(
 
     // A migration that forgot a classic retry queue: the retry says so.
     let mut sub = subscribe(&classic, "c").await.unwrap();
-    classic
-        .bus()
-        .publisher()
-        .publish(event(ty, 1))
-        .await
-        .unwrap();
-    next(&mut sub)
-        .await
-        .retry_after(Duration::from_millis(60_000))
-        .await
-        .unwrap();
+    retry_one(classic.bus(), &mut sub, ty, Duration::from_millis(60_000)).await;
     sub.close().await.unwrap();
     let (_conn, channel) = raw_channel().await;
     for q in [format!("{prefix}c"), format!("{prefix}c.parking-lot")] {
