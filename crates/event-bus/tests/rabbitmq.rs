@@ -12,7 +12,7 @@ use std::{
 
 use common::rabbitmq::{
     PATIENCE, Ping, Proxy, assert_connect_gives_up, config, event, member, parked_at_least,
-    ping_router, unique, wait_until_up,
+    parking_lot, ping_router, unique, wait_until_up,
 };
 use lapin::{
     BasicProperties,
@@ -21,8 +21,8 @@ use lapin::{
 };
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    BusError, Envelope, EventContext, EventPublisher, HealthStatus, Publisher, RawEvent, Router,
-    SubscribeOptions, Subscriber, Subscription,
+    BusError, DeadLetterQueue, Envelope, EventContext, EventPublisher, HealthStatus, Publisher,
+    RawEvent, Router, SubscribeOptions, Subscriber, Subscription,
     rabbitmq::{QueueType, RabbitBus, RabbitConfig},
     testkit::{RabbitTestBackend, amqp_url},
 };
@@ -255,12 +255,12 @@ async fn garbage_messages_are_parked_with_the_reason_and_consumption_goes_on() {
         parked[2].reason
     );
     assert_eq!(
-        &parked[0].body[..],
+        &parked[0].event.as_ref().unwrap_err().body[..],
         b"\x00\xffnot an event",
         "the body is kept as it was"
     );
     // Peeking left them there.
-    assert_eq!(backend.bus().parked(&group).await.unwrap().len(), 3);
+    assert_eq!(parking_lot(backend.bus(), &group).await.len(), 3);
 }
 
 #[tokio::test]
@@ -302,9 +302,22 @@ async fn try_next_hands_over_received_events_and_leaves_garbage_to_next() {
     let d = next(&mut sub).await;
     assert_eq!(d.event(), &last, "garbage never reaches the caller");
     d.ack().await.unwrap();
-    let parked = backend.bus().parked(&group).await.unwrap();
+    let parked = parking_lot(backend.bus(), &group).await;
     assert_eq!(parked.len(), 1, "{parked:?}");
-    assert_eq!(&parked[0].body[..], b"\x00not an event");
+    assert_eq!(
+        &parked[0].event.as_ref().unwrap_err().body[..],
+        b"\x00not an event"
+    );
+    // No event id: the dead letter is named by a digest of its body, and
+    // can be discarded by it.
+    assert!(
+        parked[0].id.as_str().starts_with("sha256:"),
+        "{}",
+        parked[0].id
+    );
+    let queue = backend.bus().dead_letter_queue(&group);
+    assert_eq!(queue.discard(&[parked[0].id.clone()]).await.unwrap(), 1);
+    assert!(queue.list(10).await.unwrap().is_empty());
     sub.close().await.unwrap();
     assert!(sub.try_next().is_none(), "closed");
 }
@@ -572,7 +585,7 @@ async fn two_queue_prefixes_keep_separate_copies_of_one_group() {
     assert!(quiet.is_err(), "expected nothing more on side b: {quiet:?}");
 
     // parked() adds the prefix: side a's parking lot has the event, b's is empty.
-    let parked = a.bus().parked(&group).await.unwrap();
+    let parked = parking_lot(a.bus(), &group).await;
     assert_eq!(
         parked.len(),
         1,
@@ -581,7 +594,7 @@ async fn two_queue_prefixes_keep_separate_copies_of_one_group() {
     assert_eq!(parked[0].event.as_ref().unwrap().id(), events[1].id());
     assert_eq!(parked[0].reason, "parked on side a");
     assert!(
-        b.bus().parked(&group).await.unwrap().is_empty(),
+        parking_lot(b.bus(), &group).await.is_empty(),
         "expected nothing parked on side b"
     );
     in_a.close().await.unwrap();
@@ -786,7 +799,7 @@ async fn a_transient_failure_on_a_quorum_group_waits_in_the_quorum_retry_queue_a
     assert_eq!(queue_depth(&channel, &retry_queue).await, 0);
     let quiet = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
     assert!(quiet.is_err(), "expected nothing more: {quiet:?}");
-    assert!(backend.bus().parked("g").await.unwrap().is_empty());
+    assert!(parking_lot(backend.bus(), "g").await.is_empty());
     assert_eq!(
         broker_queues(&retry_queue).await[&retry_queue].kind,
         "quorum"
@@ -828,7 +841,7 @@ async fn a_permanent_failure_on_a_quorum_group_lands_in_the_quorum_parking_lot_w
     );
     assert_eq!(parked[0].deliveries, 1);
     // Peeking hands the message back: it stays, with the same count.
-    let again = backend.bus().parked("g").await.unwrap();
+    let again = parking_lot(backend.bus(), "g").await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].event, parked[0].event);
     assert_eq!(again[0].deliveries, 1, "peeking is no delivery");

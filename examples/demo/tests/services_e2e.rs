@@ -639,7 +639,8 @@ impl System {
         let parked = self
             .comment_service()
             .bus
-            .parked(GROUP)
+            .dead_letter_queue(GROUP)
+            .list(usize::MAX)
             .await
             .expect("the parking lot is readable");
         assert!(

@@ -36,7 +36,7 @@ impl MemoryConfig {
     }
 
     /// Accepts events no group is bound to and drops them, instead of failing
-    /// with [`BusError::Unroutable`] as the brokers' mandatory publishing does.
+    /// with [`BusError::Unroutable`](crate::BusError::Unroutable) as the brokers' mandatory publishing does.
     pub fn drop_unroutable_events_silently(mut self) -> Self {
         self.drop_unroutable = true;
         self

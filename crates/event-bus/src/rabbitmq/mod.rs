@@ -87,7 +87,7 @@ pub use self::{
     bus::RabbitBus,
     config::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXCHANGE, QueueType, RabbitConfig},
     dead_letter::RabbitDeadLetters,
-    park::{DEAD_LETTER_REASON_HEADER, ParkedMessage},
+    park::DEAD_LETTER_REASON_HEADER,
     publisher::RabbitPublisher,
     subscriber::RabbitSubscriber,
 };

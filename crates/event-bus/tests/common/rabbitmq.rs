@@ -14,9 +14,9 @@ use std::{
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
-    Attributes, BusError, Envelope, EventContext, HandlerError, HealthStatus, RawEvent, Router,
-    SubscribeOptions, Subscriber, Subscription,
-    rabbitmq::{ParkedMessage, RabbitBus, RabbitConfig},
+    Attributes, BusError, DeadLetter, DeadLetterQueue, Envelope, EventContext, HandlerError,
+    HealthStatus, RawEvent, Router, SubscribeOptions, Subscriber, Subscription,
+    rabbitmq::{RabbitBus, RabbitConfig},
     router::RouterHandle,
     testkit::amqp_url,
 };
@@ -282,12 +282,17 @@ pub async fn member(bus: &RabbitBus, group: &str, ty: &str) -> Box<dyn Subscript
         .unwrap()
 }
 
+/// What is in `group`'s parking lot now, oldest first.
+pub async fn parking_lot(bus: &RabbitBus, group: &str) -> Vec<DeadLetter> {
+    bus.dead_letter_queue(group).list(usize::MAX).await.unwrap()
+}
+
 /// What is in `group`'s parking lot once it holds at least `count`
 /// messages, or after [`PATIENCE`] (the caller checks the count).
-pub async fn parked_at_least(bus: &RabbitBus, group: &str, count: usize) -> Vec<ParkedMessage> {
+pub async fn parked_at_least(bus: &RabbitBus, group: &str, count: usize) -> Vec<DeadLetter> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let parked = bus.parked(group).await.unwrap();
+        let parked = parking_lot(bus, group).await;
         if parked.len() >= count || tokio::time::Instant::now() > deadline {
             return parked;
         }
