@@ -78,7 +78,7 @@ use tower_service::Service;
 
 use crate::{
     Attributes, Codec, Envelope, Event, EventContext, HandlerError, Router,
-    outbox::{OutboxError, TableName, run_migration},
+    outbox::{OutboxError, TableName, migrate::run_migration},
     router::{BoxFuture, EventRequest, RouteOptions},
 };
 
