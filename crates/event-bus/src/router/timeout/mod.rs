@@ -1,5 +1,5 @@
 //! A per-handler timeout as a tower layer: a handler running longer than its
-//! limit fails with [`HandlerError::Timeout`], which is transient (retried).
+//! limit fails with [`HandlerError::Timeout`](crate::HandlerError::Timeout), which is transient (retried).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
