@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use super::store::Inbox;
+use crate::task::BackgroundTask;
 
 impl Inbox {
     /// Prunes records older than `retention` every `interval`, in a
     /// background task, until the returned handle is shut down or dropped.
     pub fn spawn_pruner(&self, retention: Duration, interval: Duration) -> InboxPrunerHandle {
         let inbox = self.clone();
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        let task = BackgroundTask::spawn(|mut stopped| async move {
             loop {
                 match inbox.prune(retention).await {
                     Ok(n) => {
@@ -24,31 +22,24 @@ impl Inbox {
                     }
                 }
                 tokio::select! {
-                    _ = &mut stopped => break,
+                    () = &mut stopped => break,
                     () = tokio::time::sleep(interval) => {}
                 }
             }
         });
-        InboxPrunerHandle {
-            stop: Some(stop),
-            task,
-        }
+        InboxPrunerHandle { task }
     }
 }
 
 /// Stops an inbox pruner started with [`Inbox::spawn_pruner`].
 #[derive(Debug)]
 pub struct InboxPrunerHandle {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: BackgroundTask<()>,
 }
 
 impl InboxPrunerHandle {
     /// Stops the pruner and waits for it.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
+    pub async fn shutdown(self) {
+        let _ = self.task.stop().await;
     }
 }

@@ -5,10 +5,8 @@ use std::sync::{
     atomic::{AtomicU8, Ordering},
 };
 
-use tokio::sync::oneshot;
-
 use super::{error::RouterError, run::Running};
-use crate::Health;
+use crate::{Health, task::BackgroundTask};
 
 const RUNNING: u8 = 0;
 const STOPPED: u8 = 1;
@@ -18,8 +16,7 @@ const STOPPED: u8 = 1;
 /// Dropping the handle shuts the router down too, without waiting.
 #[derive(Debug)]
 pub struct RouterHandle {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), RouterError>>,
+    task: BackgroundTask<Result<(), RouterError>>,
     state: Arc<AtomicU8>,
 }
 
@@ -27,33 +24,22 @@ impl RouterHandle {
     /// Runs `running` in a background task until the handle's shutdown (or
     /// its drop).
     pub(super) fn spawn(running: Running) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
         let state = Arc::new(AtomicU8::new(RUNNING));
         let task_state = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            let result = running
-                .run(async {
-                    // A dropped handle also stops the router.
-                    let _ = stopped.await;
-                })
-                .await;
+        // A dropped handle also stops the router.
+        let task = BackgroundTask::spawn(|stopped| async move {
+            let result = running.run(stopped).await;
             task_state.store(STOPPED, Ordering::Release);
             result
         });
-        Self {
-            stop: Some(stop),
-            task,
-            state,
-        }
+        Self { task, state }
     }
 
     /// Stops fetching, waits for in-flight handlers (up to the shutdown
     /// timeout), closes the subscription, and returns how the router ended.
-    pub async fn shutdown(mut self) -> Result<(), RouterError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task)
+    pub async fn shutdown(self) -> Result<(), RouterError> {
+        self.task
+            .stop()
             .await
             .map_err(|e| RouterError::Task(e.to_string()))?
     }

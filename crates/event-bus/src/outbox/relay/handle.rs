@@ -1,34 +1,26 @@
 //! [`OutboxRelayHandle`]: controls a running relay.
 
-use tokio::sync::oneshot;
-
-use crate::outbox::error::OutboxError;
+use crate::{outbox::error::OutboxError, task::BackgroundTask};
 
 /// Controls a relay started with [`OutboxRelay::start`](crate::outbox::OutboxRelay::start).
 ///
 /// Dropping the handle stops the relay too, without waiting.
 #[derive(Debug)]
 pub struct OutboxRelayHandle {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    task: BackgroundTask<()>,
 }
 
 impl OutboxRelayHandle {
-    /// The handle of the relay `task`, which stops when `stop` fires or is dropped.
-    pub(super) fn new(stop: oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) -> Self {
-        Self {
-            stop: Some(stop),
-            task,
-        }
+    /// The handle of the relay `task`.
+    pub(super) fn new(task: BackgroundTask<()>) -> Self {
+        Self { task }
     }
 
     /// Stops claiming, finishes the round in flight (publish and mark), and
     /// waits for the relay to end.
-    pub async fn shutdown(mut self) -> Result<(), OutboxError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task)
+    pub async fn shutdown(self) -> Result<(), OutboxError> {
+        self.task
+            .stop()
             .await
             .map_err(|e| OutboxError::Task(e.to_string()))
     }

@@ -6,11 +6,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::postgres::PgListener;
-use tokio::sync::oneshot;
-
 use super::{config::OutboxRelay, handle::OutboxRelayHandle};
-use crate::outbox::error::OutboxError;
+use crate::{outbox::error::OutboxError, task::BackgroundTask};
+use sqlx::postgres::PgListener;
 
 impl OutboxRelay {
     /// Starts the relay in a background task; stop it with
@@ -21,15 +19,9 @@ impl OutboxRelay {
     pub async fn start(self) -> Result<OutboxRelayHandle, OutboxError> {
         self.validate()?;
         let listener = self.connect_listener().await?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            self.run_with(listener, async {
-                // A dropped handle also stops the relay.
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Ok(OutboxRelayHandle::new(stop, task))
+        // A dropped handle also stops the relay.
+        let task = BackgroundTask::spawn(|stopped| self.run_with(listener, stopped));
+        Ok(OutboxRelayHandle::new(task))
     }
 
     /// Runs until `shutdown` completes, then finishes the round in flight and
