@@ -8,24 +8,24 @@
 //! cost (claim, publish, mark) from a broker's.
 #![allow(clippy::print_stdout, missing_docs)]
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+#[path = "support/outbox.rs"]
+mod support;
+
+use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, postgres::PgPoolOptions};
 use tessera_event_bus::{
     Attributes, Envelope, Publisher, RawEvent, SubscribeOptions, Subscriber,
     memory::{MemoryBus, MemoryConfig},
-    outbox::{Outbox, OutboxRelay, TableName},
+    outbox::{Outbox, TableName},
 };
 use tokio::runtime::Runtime;
 
+use self::support::{BATCH, bench_relay_round, commit_to_delivery, print_latency};
+
 const TYPE: &str = "com.example.bench.v1";
-const BATCH: usize = 100;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Bench {
@@ -62,24 +62,10 @@ async fn draining_bus() -> (MemoryBus, tokio::sync::mpsc::UnboundedReceiver<Inst
     (bus, rx)
 }
 
-async fn enqueue(pool: &PgPool, outbox: &Outbox, n: usize) {
-    let envs: Vec<_> = (0..n).map(envelope).collect();
-    let mut tx = pool.begin().await.unwrap();
-    outbox.enqueue_all(&mut tx, &envs).await.unwrap();
-    tx.commit().await.unwrap();
-}
-
 fn main() {
     let rt = Runtime::new().unwrap();
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let pool = rt.block_on(async {
-        PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(&url)
-            .await
-    });
+    let url = support::database_url();
+    let pool = rt.block_on(support::connect(&url));
     let Ok(pool) = pool else {
         println!("outbox bench skipped: no PostgreSQL at {url}");
         return;
@@ -107,58 +93,31 @@ fn main() {
     });
 
     // Relay: one round over 100 committed rows (claim, publish_all, mark sent).
-    group.bench_function("relay_round_100", |b| {
-        let (bus, _rx) = rt.block_on(draining_bus());
-        let relay = OutboxRelay::new(&outbox, pool.clone(), Arc::new(bus.publisher()))
-            .batch_size(BATCH as u32);
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    enqueue(&pool, &outbox, BATCH).await;
-                    let started = Instant::now();
-                    let report = relay.publish_pending().await.unwrap();
-                    total += started.elapsed();
-                    assert_eq!(report.published, BATCH);
-                }
-                total
-            })
-        });
-    });
+    let (bus, _rx) = rt.block_on(draining_bus());
+    bench_relay_round(
+        &mut group,
+        &rt,
+        &pool,
+        &outbox,
+        Arc::new(bus.publisher()),
+        envelope,
+    );
     group.finish();
 
     // Latency: commit returns → the consumer receives, relay woken by NOTIFY only.
     let latencies = rt.block_on(async {
         let (bus, mut rx) = draining_bus().await;
-        let relay = OutboxRelay::new(&outbox, pool.clone(), Arc::new(bus.publisher()))
-            .poll_interval(Duration::from_secs(3600))
-            .start()
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut latencies = Vec::new();
-        for n in 0..500 {
-            let mut tx = pool.begin().await.unwrap();
-            outbox.enqueue(&mut tx, &envelope(n)).await.unwrap();
-            let committed = Instant::now();
-            tx.commit().await.unwrap();
-            let delivered = rx.recv().await.unwrap();
-            if n >= 20 {
-                latencies.push(delivered.saturating_duration_since(committed));
-            }
-        }
-        relay.shutdown().await.unwrap();
-        latencies
+        commit_to_delivery(
+            &pool,
+            &outbox,
+            Arc::new(bus.publisher()),
+            &mut rx,
+            500,
+            envelope,
+        )
+        .await
     });
-    let mut sorted = latencies;
-    sorted.sort();
-    let pct = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "outbox commit->delivery latency over {} events (LISTEN/NOTIFY, in-memory bus): p50 {:.2} ms, p99 {:.2} ms",
-        sorted.len(),
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-    );
+    print_latency("LISTEN/NOTIFY, in-memory bus", latencies);
 
     rt.block_on(async {
         sqlx::query(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))

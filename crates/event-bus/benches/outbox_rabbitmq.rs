@@ -8,6 +8,9 @@
 //! either the bench says so and exits 0).
 #![allow(clippy::print_stdout, missing_docs)]
 
+#[path = "support/outbox.rs"]
+mod support;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -15,16 +18,16 @@ use std::{
 
 use criterion::{Criterion, Throughput};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, postgres::PgPoolOptions};
 use tessera_event_bus::{
     Envelope, Publisher, RawEvent, SubscribeOptions, Subscriber,
-    outbox::{Outbox, OutboxRelay, TableName},
+    outbox::{Outbox, TableName},
     rabbitmq::{RabbitBus, RabbitConfig},
 };
 use tokio::runtime::Runtime;
 
+use self::support::{BATCH, bench_relay_round, commit_to_delivery, print_latency};
+
 const TYPE: &str = "com.example.outbox_bench.v1";
-const BATCH: usize = 100;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Bench {
@@ -67,25 +70,12 @@ async fn drain(bus: &RabbitBus) -> tokio::sync::mpsc::UnboundedReceiver<Instant>
     rx
 }
 
-async fn enqueue(pool: &PgPool, outbox: &Outbox, n: usize) {
-    let envs: Vec<_> = (0..n).map(envelope).collect();
-    let mut tx = pool.begin().await.expect("begin");
-    outbox.enqueue_all(&mut tx, &envs).await.expect("enqueue");
-    tx.commit().await.expect("commit");
-}
-
 fn main() {
     let rt = Runtime::new().expect("runtime");
-    let db_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let db_url = support::database_url();
     let amqp_url = std::env::var("AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-    let pool = rt.block_on(
-        PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(&db_url),
-    );
+    let pool = rt.block_on(support::connect(&db_url));
     let Ok(pool) = pool else {
         println!("outbox_rabbitmq bench skipped: no PostgreSQL at {db_url}");
         return;
@@ -127,23 +117,14 @@ fn main() {
     });
 
     // Relay: one round over 100 committed rows: claim, publish with confirms, mark sent.
-    group.bench_function("relay_round_100", |b| {
-        let relay = OutboxRelay::new(&outbox, pool.clone(), Arc::clone(&publisher))
-            .batch_size(BATCH as u32);
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    enqueue(&pool, &outbox, BATCH).await;
-                    let started = Instant::now();
-                    let report = relay.publish_pending().await.expect("relay round");
-                    total += started.elapsed();
-                    assert_eq!(report.published, BATCH);
-                }
-                total
-            })
-        });
-    });
+    bench_relay_round(
+        &mut group,
+        &rt,
+        &pool,
+        &outbox,
+        Arc::clone(&publisher),
+        envelope,
+    );
     group.finish();
 
     // Latency: commit → the consumer receives it from RabbitMQ, relay woken by NOTIFY.
@@ -151,38 +132,17 @@ fn main() {
         while arrivals.try_recv().is_ok() {}
         tokio::time::sleep(Duration::from_millis(500)).await;
         while arrivals.try_recv().is_ok() {}
-        let relay = OutboxRelay::new(&outbox, pool.clone(), Arc::clone(&publisher))
-            .poll_interval(Duration::from_secs(3600))
-            .start()
-            .await
-            .expect("relay");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut latencies = Vec::new();
-        for n in 0..300 {
-            let mut tx = pool.begin().await.expect("begin");
-            outbox
-                .enqueue(&mut tx, &envelope(n))
-                .await
-                .expect("enqueue");
-            let committed = Instant::now();
-            tx.commit().await.expect("commit");
-            let delivered = arrivals.recv().await.expect("delivery");
-            if n >= 20 {
-                latencies.push(delivered.saturating_duration_since(committed));
-            }
-        }
-        relay.shutdown().await.expect("shutdown");
-        latencies
+        commit_to_delivery(
+            &pool,
+            &outbox,
+            Arc::clone(&publisher),
+            &mut arrivals,
+            300,
+            envelope,
+        )
+        .await
     });
-    let mut sorted = latencies;
-    sorted.sort();
-    let pct = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "outbox commit->delivery latency over {} events (LISTEN/NOTIFY, RabbitMQ with confirms): p50 {:.2} ms, p99 {:.2} ms",
-        sorted.len(),
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-    );
+    print_latency("LISTEN/NOTIFY, RabbitMQ with confirms", latencies);
 
     rt.block_on(async {
         let _ = sqlx::query(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))

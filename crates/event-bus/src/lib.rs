@@ -22,6 +22,7 @@ pub mod publisher;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 pub mod router;
+mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod trace_context;

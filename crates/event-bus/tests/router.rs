@@ -31,6 +31,33 @@ struct CommentsAnonymised {
 }
 tessera_event_bus::event!(CommentsAnonymised => "com.example.comments.anonymised.v1", subject = user_id);
 
+/// Publishes a `UserDeleted` for each of `users`, in order.
+async fn publish_deleted(bus: &MemoryBus, users: impl IntoIterator<Item = impl Into<String>>) {
+    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
+    for user in users {
+        events
+            .publish(UserDeleted {
+                user_id: user.into(),
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// The next `n` messages of `rx`, each within [`PATIENCE`].
+async fn receive<T>(rx: &mut mpsc::UnboundedReceiver<T>, n: usize) -> Vec<T> {
+    let mut received = Vec::with_capacity(n);
+    for _ in 0..n {
+        received.push(
+            tokio::time::timeout(PATIENCE, rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    received
+}
+
 fn fast_retry(attempts: u32) -> RetryPolicy {
     RetryPolicy::exponential()
         .max_attempts(attempts)
@@ -158,12 +185,7 @@ async fn a_slow_handler_times_out_is_retried_then_dead_lettered() {
         .start()
         .await
         .unwrap();
-    EventPublisher::new(Arc::new(bus.publisher()), "/users")
-        .publish(UserDeleted {
-            user_id: "u1".into(),
-        })
-        .await
-        .unwrap();
+    publish_deleted(&bus, ["u1"]).await;
     let dead = wait_for_dead_letters(&bus, "g").await;
     router.shutdown().await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -221,21 +243,8 @@ async fn a_tower_service_handler_respects_its_concurrency_limit() {
         .start()
         .await
         .unwrap();
-    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
-    for n in 0..20 {
-        events
-            .publish(UserDeleted {
-                user_id: format!("u{n}"),
-            })
-            .await
-            .unwrap();
-    }
-    for _ in 0..20 {
-        tokio::time::timeout(PATIENCE, finished.recv())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    publish_deleted(&bus, (0..20).map(|n| format!("u{n}"))).await;
+    receive(&mut finished, 20).await;
     router.shutdown().await.unwrap();
     let peak = peak.load(Ordering::SeqCst);
     assert!(
@@ -274,26 +283,10 @@ async fn tasks_calling_the_handler(spawn: bool) -> std::collections::HashSet<tok
         .start()
         .await
         .unwrap();
-    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
-    for user in ["u1", "u2", "u3"] {
-        events
-            .publish(UserDeleted {
-                user_id: user.into(),
-            })
-            .await
-            .unwrap();
-    }
-    let mut tasks = std::collections::HashSet::new();
-    for _ in 0..3 {
-        tasks.insert(
-            tokio::time::timeout(PATIENCE, rx.recv())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    publish_deleted(&bus, ["u1", "u2", "u3"]).await;
+    let tasks = receive(&mut rx, 3).await;
     router.shutdown().await.unwrap();
-    tasks
+    tasks.into_iter().collect()
 }
 
 #[tokio::test]
@@ -328,21 +321,8 @@ async fn processes_no_more_than_its_concurrency(spawn: bool) {
         .start()
         .await
         .unwrap();
-    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
-    for n in 0..30 {
-        events
-            .publish(UserDeleted {
-                user_id: format!("u{n}"),
-            })
-            .await
-            .unwrap();
-    }
-    for _ in 0..30 {
-        tokio::time::timeout(PATIENCE, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    publish_deleted(&bus, (0..30).map(|n| format!("u{n}"))).await;
+    receive(&mut rx, 30).await;
     router.shutdown().await.unwrap();
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= 3, "{peak} handlers ran at once, the limit is 3");
@@ -387,15 +367,7 @@ async fn panicking_handler(spawn: bool, in_call: bool) {
         .start()
         .await
         .unwrap();
-    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
-    for user in ["boom", "u1"] {
-        events
-            .publish(UserDeleted {
-                user_id: user.into(),
-            })
-            .await
-            .unwrap();
-    }
+    publish_deleted(&bus, ["boom", "u1"]).await;
     let handled = tokio::time::timeout(PATIENCE, rx.recv()).await.unwrap();
     assert_eq!(handled.as_deref(), Some("u1"));
     let dead = wait_for_dead_letters(&bus, "g").await;
@@ -498,12 +470,7 @@ async fn a_poison_event_that_crashes_consumers_ends_in_dead_letters() {
         .subscribe(SubscribeOptions::new("g").event_type(UserDeleted::TYPE_NAME))
         .await
         .unwrap();
-    EventPublisher::new(Arc::new(bus.publisher()), "/users")
-        .publish(UserDeleted {
-            user_id: "u1".into(),
-        })
-        .await
-        .unwrap();
+    publish_deleted(&bus, ["u1"]).await;
     for attempt in 1..=3 {
         let d = tokio::time::timeout(PATIENCE, sub.next())
             .await

@@ -1,0 +1,182 @@
+//! [`Outbox`] and its enqueue: events written into the outbox table inside
+//! the caller's transaction.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sqlx::{Postgres, Transaction};
+
+use super::{error::OutboxError, table::TableName};
+use crate::{Codec, Envelope, Event, JsonCodec, RawEvent, error::WireError, wire};
+
+/// Writes events into an outbox table inside the caller's transaction.
+///
+/// Cheap to clone. The codec (JSON by default) encodes typed envelopes.
+#[derive(Debug)]
+pub struct Outbox<C = JsonCodec> {
+    pub(super) inner: Arc<Inner>,
+    codec: Arc<C>,
+}
+
+/// What every clone of an [`Outbox`] shares: the table and its insert statement.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) table: TableName,
+    insert_sql: String,
+}
+
+impl<C> Clone for Outbox<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            codec: Arc::clone(&self.codec),
+        }
+    }
+}
+
+impl Default for Outbox<JsonCodec> {
+    /// The table `tessera.outbox`, JSON data.
+    fn default() -> Self {
+        Self::new(TableName::new("tessera", "outbox").expect("valid default name"))
+    }
+}
+
+impl Outbox<JsonCodec> {
+    /// An outbox in `table`, encoding typed events as JSON.
+    pub fn new(table: TableName) -> Self {
+        Self::with_codec(table, JsonCodec)
+    }
+}
+
+impl<C: Codec> Outbox<C> {
+    /// An outbox in `table`, encoding typed events with `codec`.
+    pub fn with_codec(table: TableName, codec: C) -> Self {
+        Self {
+            inner: Arc::new(Inner::new(table, true)),
+            codec: Arc::new(codec),
+        }
+    }
+
+    /// Whether enqueue serialises the transactions that enqueue events of the
+    /// same subject (default `true`), so that rows of a subject are in commit
+    /// order.
+    ///
+    /// Turn it off only when the application already serialises them (for
+    /// example by locking the user's row first); otherwise two concurrent
+    /// transactions may commit in the opposite order of their rows.
+    #[must_use]
+    pub fn lock_subjects(self, lock: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner::new(self.inner.table.clone(), lock)),
+            codec: self.codec,
+        }
+    }
+
+    /// The outbox table.
+    pub fn table(&self) -> &TableName {
+        &self.inner.table
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// Writes `envelope` into the outbox within `tx`; it is published once
+    /// `tx` commits, and never if it rolls back.
+    pub async fn enqueue<E: Event>(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        envelope: &Envelope<E>,
+    ) -> Result<(), OutboxError> {
+        let raw = envelope.encode(&*self.codec)?;
+        self.enqueue_raw_all(tx, std::slice::from_ref(&raw)).await
+    }
+
+    /// Writes several envelopes in one statement; they keep their order.
+    pub async fn enqueue_all<E: Event>(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        envelopes: &[Envelope<E>],
+    ) -> Result<(), OutboxError> {
+        let raws = envelopes
+            .iter()
+            .map(|e| e.encode(&*self.codec))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.enqueue_raw_all(tx, &raws).await
+    }
+
+    /// Writes an already encoded event.
+    pub async fn enqueue_raw(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        event: &RawEvent,
+    ) -> Result<(), OutboxError> {
+        self.enqueue_raw_all(tx, std::slice::from_ref(event)).await
+    }
+
+    /// Writes already encoded events (of any types) in one statement; they
+    /// keep their order. Every event is validated first: one invalid event
+    /// writes nothing.
+    pub async fn enqueue_raw_all(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[RawEvent],
+    ) -> Result<(), OutboxError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut subjects = Vec::with_capacity(events.len());
+        let mut attributes = Vec::with_capacity(events.len());
+        let mut data = Vec::with_capacity(events.len());
+        for event in events {
+            event.attributes.validate()?;
+            let header = RawEvent::new(event.attributes.clone(), Bytes::new());
+            let json = wire::to_structured(&header)?;
+            // to_structured writes UTF-8 JSON; a failure here would be a bug.
+            let json =
+                String::from_utf8(json).map_err(|e| WireError::NotJsonObject(e.to_string()))?;
+            ids.push(event.attributes.id.clone());
+            types.push(event.attributes.ty.clone());
+            subjects.push(event.attributes.subject.clone());
+            attributes.push(json);
+            data.push(event.data.to_vec());
+        }
+        sqlx::query(&self.inner.insert_sql)
+            .bind(ids)
+            .bind(types)
+            .bind(subjects)
+            .bind(attributes)
+            .bind(data)
+            .bind(self.inner.table.lock_key())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn new(table: TableName, lock_subjects: bool) -> Self {
+        let qualified = table.qualified();
+        // The advisory locks run (sorted, so batches cannot deadlock each
+        // other) before any row gets its seq: the ORDER BY keeps the
+        // subquery from being flattened, so all locks are taken first.
+        let locks = if lock_subjects {
+            "(SELECT count(pg_advisory_xact_lock(k)) FROM \
+               (SELECT DISTINCT hashtextextended(s, $6) AS k FROM unnest($3::text[]) AS s \
+                WHERE s IS NOT NULL ORDER BY 1) AS keys) AS locked, "
+        } else {
+            "(SELECT $6::bigint) AS unused, "
+        };
+        let insert_sql = format!(
+            "INSERT INTO {qualified} (event_id, event_type, subject, attributes, data) \
+             SELECT r.event_id, r.event_type, r.subject, r.attributes::jsonb, r.data FROM \
+             {locks}\
+             unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) \
+               WITH ORDINALITY AS r(event_id, event_type, subject, attributes, data, ord) \
+             ORDER BY r.ord"
+        );
+        Self { table, insert_sql }
+    }
+}
