@@ -41,7 +41,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 mod oauth;
 pub use oauth::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TestClient, TestUser};
@@ -477,7 +477,7 @@ impl TestIssuer {
     /// Starts a token with `iss`, `sub` = `user-1`, `aud`, `iat`, `nbf` and
     /// `exp` in 10 minutes, signed RS256 by the current RS256 key.
     pub fn token(&self) -> TokenBuilder<'_> {
-        let now = unix_now();
+        let now = crate::time::now();
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.state.issuer));
         claims.insert("sub".into(), json!("user-1"));
@@ -600,13 +600,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn jwks_document(keys: &[Arc<TestKey>]) -> Value {
     let keys: Vec<Value> = keys.iter().filter_map(|k| k.jwk()).collect();
     json!({ "keys": keys })
@@ -719,7 +712,7 @@ impl TokenBuilder<'_> {
 
     /// `exp` = now + `secs` (negative for an expired token).
     pub fn expires_in_secs(self, secs: i64) -> Self {
-        self.claim("exp", unix_now() + secs)
+        self.claim("exp", crate::time::now() + secs)
     }
 
     /// Sets a header member (`alg` and `kid` are set at signing unless given here).

@@ -7,7 +7,7 @@ use crate::principal::Principal;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -317,7 +317,10 @@ impl ExchangedToken {
 impl TokenProvider for ExchangedToken {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, ClientError>> {
         Box::pin(async move {
-            if self.subject_exp.is_some_and(|exp| exp <= unix_now()) {
+            if self
+                .subject_exp
+                .is_some_and(|exp| exp <= crate::time::now())
+            {
                 return Err(ClientError::SubjectExpired);
             }
             let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
@@ -330,11 +333,4 @@ impl TokenProvider for ExchangedToken {
     fn invalidate(&self, token: &AccessToken) {
         self.exchange.invalidate(token);
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
