@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response};
 
-/// How [`Authn`](super::Authn) answers a refused request with a `Response<B>`: [`Http`]
-/// or [`Grpc`]. Sealed.
+/// How [`Authn`](super::Authn) answers a refused request with a
+/// `Response<B>`: [`Http`] or [`Grpc`]. Sealed.
 pub trait Refusal<B>: sealed::Sealed + Send + 'static {
     /// The answer to a request refused with `error`; `challenge` is the
     /// RFC 6750 `WWW-Authenticate` value, if the error has one.
@@ -27,8 +27,8 @@ mod sealed {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Http;
 
-/// Refusals the gRPC way ([`AuthnLayer::grpc`](super::AuthnLayer::grpc)): HTTP 200, `grpc-status`,
-/// `grpc-message`, the challenge, an empty body.
+/// Refusals the gRPC way ([`AuthnLayer::grpc`](super::AuthnLayer::grpc)):
+/// HTTP 200, `grpc-status`, `grpc-message`, the challenge, an empty body.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Grpc;
 

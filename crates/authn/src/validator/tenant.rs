@@ -3,7 +3,8 @@
 
 use crate::error::ConfigError;
 
-/// What stands for the tenant in a multi-tenant issuer (see [`Issuer::tenants`](crate::Issuer::tenants)).
+/// What stands for the tenant in a multi-tenant issuer (see
+/// [`Issuer::tenants`](crate::Issuer::tenants)).
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 /// The tenants a multi-tenant issuer accepts.
