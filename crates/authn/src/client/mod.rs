@@ -40,15 +40,18 @@ mod bearer;
 mod credentials;
 mod exchange;
 mod inject;
+mod oauth_http;
+mod policy;
 mod relay;
 mod reqwest;
+mod slot;
+mod token_endpoint;
 
 pub use crate::endpoint::AuthMethod;
-pub use credentials::{
-    ClientCredentials, ClientCredentialsBuilder, RefreshAhead, RetryPolicy, TokenRequest,
-};
+pub use credentials::{ClientCredentials, ClientCredentialsBuilder, TokenRequest};
 pub use exchange::{ExchangedToken, TokenExchange, TokenExchangeBuilder};
 pub use inject::{InjectToken, InjectTokenError, InjectTokenLayer, ReplayBody};
+pub use policy::{RefreshAhead, RetryPolicy};
 pub use relay::TokenRelay;
 pub use reqwest::AuthorizedClient;
 
@@ -184,27 +187,6 @@ impl ClientError {
             PostError::Body(e) => Self::InvalidResponse(e),
         }
     }
-}
-
-/// What every token-endpoint builder checks before building: a client id,
-/// an endpoint (configured or by discovery), and an HTTP client (the
-/// default one unless the caller gave theirs).
-pub(crate) fn checked_parts(
-    auth: &crate::endpoint::ClientAuth,
-    endpoint: Option<Result<crate::endpoint::EndpointSource, String>>,
-    http: Option<::reqwest::Client>,
-) -> Result<(crate::endpoint::EndpointSource, ::reqwest::Client), ClientError> {
-    if auth.id.is_empty() {
-        return Err(ClientError::Config("empty client id".into()));
-    }
-    let endpoint = endpoint
-        .ok_or_else(|| ClientError::Config("no token endpoint or issuer".into()))?
-        .map_err(ClientError::Config)?;
-    let http = match http {
-        Some(client) => client,
-        None => crate::jwks::default_client().map_err(|e| ClientError::Config(e.to_string()))?,
-    };
-    Ok((endpoint, http))
 }
 
 #[cfg(test)]
