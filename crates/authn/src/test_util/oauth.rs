@@ -7,7 +7,7 @@
 //! `error_description`, 400, or 401 with a `WWW-Authenticate: Basic`
 //! challenge for `invalid_client`.
 
-use super::{IssuerState, lock};
+use super::server::{IssuerState, lock};
 use crate::claims::Audience;
 use crate::error::Redacted;
 use axum::body::Bytes;
