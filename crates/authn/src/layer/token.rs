@@ -29,15 +29,7 @@ pub(super) fn extract<'r, B>(
 ) -> Result<&'r str, AuthnError> {
     match location {
         TokenLocation::AuthorizationHeader => {
-            let mut values = req.headers().get_all(AUTHORIZATION).iter();
-            let value = values.next().ok_or(AuthnError::MissingToken)?;
-            if values.next().is_some() {
-                return Err(AuthnError::MalformedRequest);
-            }
-            if value.len() > max_header_len {
-                return Err(AuthnError::TokenTooLarge);
-            }
-            let value = value.to_str().map_err(|_| AuthnError::MalformedRequest)?;
+            let value = single_header(req, &AUTHORIZATION, max_header_len)?;
             let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
             if !scheme.eq_ignore_ascii_case("bearer") {
                 // Other schemes (Basic, DPoP...) are not bearer credentials.
@@ -45,17 +37,7 @@ pub(super) fn extract<'r, B>(
             }
             token68(rest.trim_start_matches(' '))
         }
-        TokenLocation::Header(name) => {
-            let mut values = req.headers().get_all(name).iter();
-            let value = values.next().ok_or(AuthnError::MissingToken)?;
-            if values.next().is_some() {
-                return Err(AuthnError::MalformedRequest);
-            }
-            if value.len() > max_header_len {
-                return Err(AuthnError::TokenTooLarge);
-            }
-            token68(value.to_str().map_err(|_| AuthnError::MalformedRequest)?)
-        }
+        TokenLocation::Header(name) => token68(single_header(req, name, max_header_len)?),
         TokenLocation::Cookie(name) => {
             let mut found = None;
             for header in req.headers().get_all(http::header::COOKIE) {
@@ -79,6 +61,24 @@ pub(super) fn extract<'r, B>(
             token68(found.ok_or(AuthnError::MissingToken)?)
         }
     }
+}
+
+/// The one value of the header `name`: none is no token, two are a
+/// malformed request, and an oversized one is refused before it is read.
+fn single_header<'r, B>(
+    req: &'r Request<B>,
+    name: &HeaderName,
+    max_header_len: usize,
+) -> Result<&'r str, AuthnError> {
+    let mut values = req.headers().get_all(name).iter();
+    let value = values.next().ok_or(AuthnError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(AuthnError::MalformedRequest);
+    }
+    if value.len() > max_header_len {
+        return Err(AuthnError::TokenTooLarge);
+    }
+    value.to_str().map_err(|_| AuthnError::MalformedRequest)
 }
 
 /// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
