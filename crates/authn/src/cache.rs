@@ -38,7 +38,7 @@ impl<E> moka::Expiry<u64, Principal<E>> for UntilExp {
         value: &Principal<E>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let left = value.claims().exp.saturating_sub(crate::validator::now());
+        let left = value.claims().exp.saturating_sub(crate::time::now());
         Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 }
@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn hit_returns_the_same_principal_and_misses_other_tokens() {
         let cache = TokenCache::new(10);
-        let now = crate::validator::now();
+        let now = crate::time::now();
         cache.insert("a.b.c", &principal("a.b.c", now + 100), now);
         assert_eq!(cache.get("a.b.c", now).unwrap().bearer_token(), "a.b.c");
         assert!(cache.get("a.b.d", now).is_none());
@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn entries_never_outlive_exp() {
         let cache = TokenCache::new(10);
-        let now = crate::validator::now();
+        let now = crate::time::now();
         cache.insert("t", &principal("t", now + 5), now);
         assert!(cache.get("t", now + 5).is_none());
         assert!(cache.get("t", now).is_none(), "an expired hit is evicted");

@@ -2,6 +2,10 @@
 //! credentials caching, refresh ahead, single flight, outages, the inject
 //! layer and reqwest wrapper with their 401 retry, relay and exchange.
 
+mod common;
+
+use common::{trusted, validator_for};
+
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -428,14 +432,7 @@ async fn tower_layer_surfaces_token_errors_without_calling_the_service() {
 async fn relay_forwards_the_validated_callers_token() {
     let idp = issuer().await;
     let caller = idp.token().subject("alice").sign();
-    let principal = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .build()
-        .unwrap()
+    let principal = validator_for(trusted(&idp).discovery())
         .validate(&caller)
         .await
         .unwrap();
@@ -530,14 +527,7 @@ async fn exchange_trades_the_callers_token_and_caches_per_subject_and_audience()
     assert_eq!(error.oauth_error(), Some("invalid_target"));
 
     // As a provider for a principal.
-    let validated = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .build()
-        .unwrap()
+    let validated = validator_for(trusted(&idp).discovery())
         .validate(&alice)
         .await
         .unwrap();

@@ -1,6 +1,10 @@
 //! RFC 7662 introspection over real HTTP against the test issuer: the
 //! decision, the cache, and opaque tokens through `AuthnLayer`.
 
+mod common;
+
+use common::{trusted, validator_for};
+
 use axum::Router;
 use axum::routing::get;
 use std::time::Duration;
@@ -163,14 +167,8 @@ async fn endpoint_failures_are_503_and_not_cached() {
     idp.fail_token_endpoint(None);
     assert!(validator.validate(&token).await.is_ok());
 
-    let wrong_secret = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .introspection(Introspection::new("orders-api", "wrong")),
-        )
-        .build()
-        .unwrap();
+    let wrong_secret =
+        validator_for(trusted(&idp).introspection(Introspection::new("orders-api", "wrong")));
     assert_eq!(
         wrong_secret.validate(&token).await.unwrap_err(),
         AuthnError::IntrospectionUnavailable
@@ -180,15 +178,11 @@ async fn endpoint_failures_are_503_and_not_cached() {
 #[tokio::test]
 async fn jwt_fast_path_is_kept_when_the_issuer_has_keys() {
     let idp = partner().await;
-    let validator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery()
-                .introspection(Introspection::new("orders-api", "s3cret")),
-        )
-        .build()
-        .unwrap();
+    let validator = validator_for(
+        trusted(&idp)
+            .discovery()
+            .introspection(Introspection::new("orders-api", "s3cret")),
+    );
     let jwt = idp.token().sign();
     assert!(validator.validate(&jwt).await.is_ok());
     assert_eq!(idp.introspection_requests(), 0);
@@ -217,14 +211,7 @@ async fn issuers_without_keys_have_their_jwts_introspected() {
 #[tokio::test]
 async fn opaque_tokens_are_rejected_without_introspection() {
     let idp = partner().await;
-    let validator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .build()
-        .unwrap();
+    let validator = validator_for(trusted(&idp).discovery());
     let opaque = idp.token().opaque();
     assert_eq!(
         validator.validate(&opaque).await.unwrap_err(),

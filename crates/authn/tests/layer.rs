@@ -1,11 +1,14 @@
 //! `AuthnLayer` in front of a real axum server, called over HTTP.
 
+mod common;
+
+use common::discovery_validator;
+
 use axum::Router;
 use axum::routing::get;
 use serde_json::Value;
-use std::time::Duration;
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{AuthnLayer, Claims, Issuer, JwksOptions, JwtValidator, Principal};
+use tessera_authn::{AuthnLayer, Claims, Principal};
 
 async fn me(principal: Principal) -> String {
     principal.subject().unwrap_or_default().to_owned()
@@ -20,6 +23,11 @@ async fn maybe(principal: Option<Principal>) -> String {
 
 async fn claims(claims: Claims) -> axum::Json<Value> {
     axum::Json(serde_json::to_value(claims).unwrap())
+}
+
+/// The `WWW-Authenticate` challenge of a refusal.
+fn www_authenticate(headers: &http::HeaderMap) -> &str {
+    headers["www-authenticate"].to_str().unwrap()
 }
 
 struct Server {
@@ -41,22 +49,10 @@ async fn serve(layer: AuthnLayer) -> Server {
     Server { base, _task: task }
 }
 
-fn validator(idp: &TestIssuer) -> JwtValidator {
-    JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .jwks_options(JwksOptions::default().refresh_cooldown(Duration::from_millis(100)))
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn valid_token_reaches_the_handler_with_its_principal() {
     let idp = TestIssuer::start().await.unwrap();
-    let server = serve(AuthnLayer::new(validator(&idp))).await;
+    let server = serve(AuthnLayer::new(discovery_validator(&idp))).await;
     let client = reqwest::Client::new();
     let token = idp.token().subject("alice").claim("scope", "read").sign();
     // The first request waits for discovery + JWKS; later ones are served from memory.
@@ -84,7 +80,7 @@ async fn valid_token_reaches_the_handler_with_its_principal() {
 #[tokio::test]
 async fn missing_token_gets_a_challenge_without_error_code() {
     let idp = TestIssuer::start().await.unwrap();
-    let server = serve(AuthnLayer::new(validator(&idp)).realm("orders")).await;
+    let server = serve(AuthnLayer::new(discovery_validator(&idp)).realm("orders")).await;
     let res = reqwest::get(format!("{}/me", server.base)).await.unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(
@@ -98,7 +94,7 @@ async fn missing_token_gets_a_challenge_without_error_code() {
 #[tokio::test]
 async fn invalid_tokens_get_rfc6750_errors_that_never_echo_the_token() {
     let idp = TestIssuer::start().await.unwrap();
-    let server = serve(AuthnLayer::new(validator(&idp))).await;
+    let server = serve(AuthnLayer::new(discovery_validator(&idp))).await;
     let client = reqwest::Client::new();
     let expired = idp
         .token()
@@ -136,18 +132,13 @@ async fn invalid_tokens_get_rfc6750_errors_that_never_echo_the_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert!(
-        res.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("audience not accepted")
-    );
+    assert!(www_authenticate(res.headers()).contains("audience not accepted"));
 }
 
 #[tokio::test]
 async fn malformed_and_oversized_authorization_headers() {
     let idp = TestIssuer::start().await.unwrap();
-    let server = serve(AuthnLayer::new(validator(&idp))).await;
+    let server = serve(AuthnLayer::new(discovery_validator(&idp))).await;
     let client = reqwest::Client::new();
     let res = client
         .get(format!("{}/me", server.base))
@@ -156,12 +147,7 @@ async fn malformed_and_oversized_authorization_headers() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
-    assert!(
-        res.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains(r#"error="invalid_request""#)
-    );
+    assert!(www_authenticate(res.headers()).contains(r#"error="invalid_request""#));
     let huge = format!("Bearer {}", "a".repeat(20_000));
     let res = client
         .get(format!("{}/me", server.base))
@@ -170,12 +156,7 @@ async fn malformed_and_oversized_authorization_headers() {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert!(
-        res.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("token too large")
-    );
+    assert!(www_authenticate(res.headers()).contains("token too large"));
     let res = client
         .get(format!("{}/me", server.base))
         .header("authorization", "Basic dXNlcjpwYXNz")
@@ -194,7 +175,7 @@ async fn malformed_and_oversized_authorization_headers() {
 #[tokio::test]
 async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
     let idp = TestIssuer::start().await.unwrap();
-    let server = serve(AuthnLayer::optional(validator(&idp))).await;
+    let server = serve(AuthnLayer::optional(discovery_validator(&idp))).await;
     let client = reqwest::Client::new();
     let res = client
         .get(format!("{}/maybe", server.base))
@@ -237,7 +218,8 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
 #[tokio::test]
 async fn token_from_a_cookie() {
     let idp = TestIssuer::start().await.unwrap();
-    let server = serve(AuthnLayer::new(validator(&idp)).token_from_cookie("access_token")).await;
+    let server =
+        serve(AuthnLayer::new(discovery_validator(&idp)).token_from_cookie("access_token")).await;
     let token = idp.token().subject("carol").sign();
     let res = reqwest::Client::new()
         .get(format!("{}/me", server.base))
@@ -253,7 +235,7 @@ async fn token_from_a_cookie() {
 async fn keys_unavailable_is_503_with_retry_after() {
     let idp = TestIssuer::start().await.unwrap();
     idp.fail_jwks(Some(500));
-    let server = serve(AuthnLayer::new(validator(&idp))).await;
+    let server = serve(AuthnLayer::new(discovery_validator(&idp))).await;
     let res = reqwest::Client::new()
         .get(format!("{}/me", server.base))
         .bearer_auth(idp.token().sign())
@@ -272,7 +254,11 @@ async fn grpc_mode_fits_tonic_bodies_and_answers_with_grpc_status() {
 
     let idp = TestIssuer::start().await.unwrap();
     let service = ServiceBuilder::new()
-        .layer(AuthnLayer::new(validator(&idp)).realm("orders").grpc())
+        .layer(
+            AuthnLayer::new(discovery_validator(&idp))
+                .realm("orders")
+                .grpc(),
+        )
         .service_fn(|req: http::Request<tonic::body::Body>| async move {
             let who = req
                 .extensions()
@@ -314,12 +300,7 @@ async fn grpc_mode_fits_tonic_bodies_and_answers_with_grpc_status() {
     assert_eq!(res.headers()["grpc-status"], "16");
     let message = res.headers()["grpc-message"].to_str().unwrap();
     assert!(message.contains("expired"), "{message}");
-    assert!(
-        res.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains(r#"error="invalid_token""#)
-    );
+    assert!(www_authenticate(res.headers()).contains(r#"error="invalid_token""#));
 
     let token = idp.token().subject("alice").sign();
     let res = service.oneshot(request(Some(&token))).await.unwrap();

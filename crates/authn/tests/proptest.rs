@@ -1,11 +1,15 @@
 //! Random bytes and random mutations of a valid token never validate and never panic.
 
+mod common;
+
+use common::{trusted, validator_for};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{Algorithm, Issuer, JwtValidator, KeySet};
+use tessera_authn::{Algorithm, JwtValidator, KeySet};
 
 struct Fixture {
     validator: JwtValidator,
@@ -28,14 +32,7 @@ fn fixture() -> &'static Fixture {
         }
         // Static keys: validation never waits, so it runs synchronously here.
         let keys = KeySet::from_jwks(idp.jwks().to_string().as_bytes()).unwrap();
-        let validator = JwtValidator::builder()
-            .issuer(
-                Issuer::new(idp.issuer())
-                    .audience(idp.audience())
-                    .keys(keys),
-            )
-            .build()
-            .unwrap();
+        let validator = validator_for(trusted(&idp).keys(keys));
         let tokens = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
             .into_iter()
             .map(|alg| idp.token().alg(alg).sign())

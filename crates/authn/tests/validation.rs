@@ -1,11 +1,15 @@
 //! Every validation rule, against a real HTTP issuer with real keys.
 
+mod common;
+
+use common::{discovery_validator, trusted, validator_for};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use std::time::Duration;
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{Algorithm, AuthnError, Issuer, JwksOptions, JwtValidator, KeySet, TokenTypes};
+use tessera_authn::{Algorithm, AuthnError, Issuer, JwtValidator, KeySet, TokenTypes};
 
 const ALL_ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::RS256,
@@ -23,18 +27,6 @@ async fn idp() -> TestIssuer {
     TestIssuer::start().await.expect("test issuer")
 }
 
-fn validator(idp: &TestIssuer) -> JwtValidator {
-    JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .jwks_options(JwksOptions::default().refresh_cooldown(Duration::from_millis(100)))
-        .build()
-        .expect("validator")
-}
-
 fn b64(s: &str) -> String {
     URL_SAFE_NO_PAD.encode(s)
 }
@@ -49,7 +41,7 @@ async fn every_asymmetric_algorithm_is_accepted() {
     for alg in ALL_ASYMMETRIC {
         idp.add_key(alg).unwrap();
     }
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     for alg in ALL_ASYMMETRIC {
         let token = idp.token().alg(alg).subject("alice").sign();
         let p = v
@@ -65,7 +57,7 @@ async fn every_asymmetric_algorithm_is_accepted() {
 async fn keys_without_alg_verify_their_family_only() {
     let idp = idp().await;
     let kid = idp.add_key_without_alg(Algorithm::RS256).unwrap();
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::RS512] {
         let token = idp.token().alg(alg).signing_key(&kid).sign();
         assert!(v.validate(&token).await.is_ok(), "{alg:?}");
@@ -86,7 +78,7 @@ async fn keys_without_alg_verify_their_family_only() {
 #[tokio::test]
 async fn alg_none_is_rejected_in_any_case() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let claims = b64(
         &json!({"iss": idp.issuer(), "aud": idp.audience(), "exp": 4_000_000_000_i64, "sub": "x"})
             .to_string(),
@@ -111,7 +103,7 @@ async fn alg_none_is_rejected_in_any_case() {
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_rejected() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let good = idp.token().sign();
     let kid = serde_json::from_slice::<serde_json::Value>(
         &URL_SAFE_NO_PAD.decode(part(&good, 0)).unwrap(),
@@ -145,30 +137,17 @@ async fn hs256_works_only_with_an_explicit_secret() {
     let secret = idp.hmac_secret(&kid).unwrap();
     let token = idp.token().alg(Algorithm::HS256).without_kid().sign();
     assert_eq!(
-        validator(&idp).validate(&token).await.unwrap_err(),
+        discovery_validator(&idp)
+            .validate(&token)
+            .await
+            .unwrap_err(),
         AuthnError::AlgorithmNotAllowed
     );
-    let with_secret: JwtValidator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .hmac_secret(&secret)
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let with_secret: JwtValidator = validator_for(trusted(&idp).hmac_secret(&secret).unwrap());
     assert!(with_secret.validate(&token).await.is_ok());
     let mut wrong = secret.clone();
     wrong[0] ^= 1;
-    let other: JwtValidator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .hmac_secret(&wrong)
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let other: JwtValidator = validator_for(trusted(&idp).hmac_secret(&wrong).unwrap());
     assert_eq!(
         other.validate(&token).await.unwrap_err(),
         AuthnError::InvalidSignature
@@ -182,7 +161,7 @@ async fn hs256_works_only_with_an_explicit_secret() {
 #[tokio::test]
 async fn stripped_or_tampered_signatures_are_rejected() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let token = idp.token().sign();
     let (message, _) = token.rsplit_once('.').unwrap();
     assert_eq!(
@@ -218,7 +197,7 @@ async fn wrong_key_under_a_known_kid_is_rejected() {
         .unwrap()
         .to_owned();
     let other = idp.add_key(Algorithm::RS256).unwrap();
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let token = idp.token().signing_key(&other).kid(&first_kid).sign();
     assert_eq!(
         v.validate(&token).await.unwrap_err(),
@@ -229,7 +208,7 @@ async fn wrong_key_under_a_known_kid_is_rejected() {
 #[tokio::test]
 async fn unknown_kid_is_rejected() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let token = idp.token().kid("no-such-key").sign();
     assert_eq!(
         v.validate(&token).await.unwrap_err(),
@@ -240,7 +219,7 @@ async fn unknown_kid_is_rejected() {
 #[tokio::test]
 async fn key_bearing_headers_are_never_followed() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let jwk = idp.jwks()["keys"][0].clone();
     for (name, value) in [
         ("jwk", jwk),
@@ -262,7 +241,7 @@ async fn keys_are_bound_to_their_declared_alg_and_use() {
     let es256 = idp.add_key(Algorithm::ES256).unwrap();
     let rs = idp.add_key(Algorithm::RS256).unwrap();
     let enc = idp.add_encryption_key().unwrap();
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     // The RSA key is published with alg RS256: a PS256 signature by the same key is refused.
     let ps = idp.token().alg(Algorithm::PS256).signing_key(&rs).sign();
     assert_eq!(v.validate(&ps).await.unwrap_err(), AuthnError::KeyMismatch);
@@ -287,7 +266,7 @@ async fn ecdsa_signatures_in_der_form_or_all_zeros_are_rejected() {
     let idp = idp().await;
     idp.add_key(Algorithm::ES256).unwrap();
     idp.add_key(Algorithm::ES384).unwrap();
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     for alg in [Algorithm::ES256, Algorithm::ES384] {
         let der = idp.token().alg(alg).der_ecdsa_signature().sign();
         assert_eq!(
@@ -313,7 +292,7 @@ async fn ecdsa_signatures_in_der_form_or_all_zeros_are_rejected() {
 #[tokio::test]
 async fn time_claims_are_checked_with_leeway() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let now = tessera_now();
     let expired = idp.token().claim("exp", now - 61).sign();
     assert_eq!(v.validate(&expired).await.unwrap_err(), AuthnError::Expired);
@@ -356,7 +335,7 @@ fn tessera_now() -> i64 {
 #[tokio::test]
 async fn issuer_audience_and_exp_are_required() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let cases = [
         (
             idp.token().claim("iss", "https://evil.example").sign(),
@@ -407,7 +386,7 @@ async fn issuer_audience_and_exp_are_required() {
 #[tokio::test]
 async fn claims_of_the_wrong_json_type_are_rejected() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let cases = [
         (
             idp.token().claim("exp", "4000000000").sign(),
@@ -458,7 +437,7 @@ async fn claims_of_the_wrong_json_type_are_rejected() {
 #[tokio::test]
 async fn unknown_crit_is_rejected() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let token = idp
         .token()
         .header("crit", json!(["exp"]))
@@ -482,7 +461,7 @@ async fn unknown_crit_is_rejected() {
 #[tokio::test]
 async fn token_types_are_configurable() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     for typ in ["JWT", "jwt", "at+jwt", "application/at+jwt", "AT+JWT"] {
         assert!(
             v.validate(&idp.token().header("typ", typ).sign())
@@ -536,7 +515,7 @@ async fn token_types_are_configurable() {
 #[tokio::test]
 async fn garbage_and_oversized_tokens_are_rejected() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     for garbage in [
         "",
         ".",
@@ -560,7 +539,7 @@ async fn garbage_and_oversized_tokens_are_rejected() {
 #[tokio::test]
 async fn unknown_issuer_is_rejected_without_any_network_call() {
     let idp = idp().await;
-    let v = validator(&idp);
+    let v = discovery_validator(&idp);
     let token = idp.token().claim("iss", "http://127.0.0.1:1/other").sign();
     assert_eq!(
         v.validate(&token).await.unwrap_err(),
@@ -624,14 +603,7 @@ async fn static_keys_from_pem_jwk_and_jwks() {
         KeySet::from_jwk(&jwk).unwrap(),
         KeySet::from_jwks(jwks.as_bytes()).unwrap(),
     ] {
-        let v: JwtValidator = JwtValidator::builder()
-            .issuer(
-                Issuer::new(idp.issuer())
-                    .audience(idp.audience())
-                    .keys(keys),
-            )
-            .build()
-            .unwrap();
+        let v: JwtValidator = validator_for(trusted(&idp).keys(keys));
         assert!(v.validate(&token).await.is_ok());
     }
     assert!(

@@ -1,13 +1,14 @@
 //! [`TokenExchange`]: RFC 8693 token exchange, cached per subject token.
 
-use super::credentials::{Fetched, RefreshAhead, RetryPolicy, Slot};
+use super::slot::{Fetched, Slot};
+use super::token_endpoint::{TokenEndpoint, TokenEndpointConfig, token_endpoint_setters};
 use super::{AccessToken, BoxFuture, ClientError, TokenProvider};
-use crate::endpoint::{AuthMethod, ClientAuth, EndpointSource, Which, post_form};
+use crate::endpoint::post_form;
 use crate::principal::Principal;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -22,12 +23,7 @@ struct Key {
 }
 
 struct Shared {
-    auth: ClientAuth,
-    endpoint: EndpointSource,
-    http: reqwest::Client,
-    timeout: Duration,
-    refresh: RefreshAhead,
-    retry: RetryPolicy,
+    endpoint: TokenEndpoint,
     slots: moka::sync::Cache<Key, Arc<Slot>>,
 }
 
@@ -61,8 +57,8 @@ pub struct TokenExchange {
 impl fmt::Debug for TokenExchange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenExchange")
-            .field("auth", &self.shared.auth)
-            .field("endpoint", &self.shared.endpoint)
+            .field("auth", &self.shared.endpoint.auth)
+            .field("endpoint", &self.shared.endpoint.source)
             .finish_non_exhaustive()
     }
 }
@@ -70,65 +66,20 @@ impl fmt::Debug for TokenExchange {
 /// Builds a [`TokenExchange`].
 #[must_use]
 pub struct TokenExchangeBuilder {
-    auth: ClientAuth,
-    endpoint: Option<Result<EndpointSource, String>>,
-    http: Option<reqwest::Client>,
-    timeout: Duration,
-    refresh: RefreshAhead,
-    retry: RetryPolicy,
+    endpoint: TokenEndpointConfig,
     capacity: u64,
 }
 
 impl fmt::Debug for TokenExchangeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenExchangeBuilder")
-            .field("auth", &self.auth)
+            .field("auth", &self.endpoint.auth)
             .finish_non_exhaustive()
     }
 }
 
 impl TokenExchangeBuilder {
-    /// The token endpoint URL.
-    pub fn token_endpoint(mut self, url: &str) -> Self {
-        self.endpoint = Some(EndpointSource::url(url));
-        self
-    }
-
-    /// Finds the token endpoint by OIDC discovery from the issuer URL.
-    pub fn discovery(mut self, issuer: &str) -> Self {
-        self.endpoint = Some(EndpointSource::discovery(issuer));
-        self
-    }
-
-    /// `client_secret_basic` (default) or `client_secret_post`.
-    pub fn auth_method(mut self, method: AuthMethod) -> Self {
-        self.auth.method = method;
-        self
-    }
-
-    /// When cached tokens are renewed.
-    pub fn refresh_ahead(mut self, policy: RefreshAhead) -> Self {
-        self.refresh = policy;
-        self
-    }
-
-    /// How transient failures are retried.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// Timeout of one request (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The HTTP client (custom CA, proxy).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
-        self
-    }
+    token_endpoint_setters!();
 
     /// Most exchanged tokens cached (default 10 000).
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
@@ -138,15 +89,9 @@ impl TokenExchangeBuilder {
 
     /// Checks the configuration. Performs no I/O.
     pub fn build(self) -> Result<TokenExchange, ClientError> {
-        let (endpoint, http) = super::checked_parts(&self.auth, self.endpoint, self.http)?;
         Ok(TokenExchange {
             shared: Arc::new(Shared {
-                auth: self.auth,
-                endpoint,
-                http,
-                timeout: self.timeout,
-                refresh: self.refresh,
-                retry: self.retry,
+                endpoint: self.endpoint.check()?,
                 // Idle entries go: a user's exchanged tokens are not kept
                 // after the user stops calling.
                 slots: moka::sync::Cache::builder()
@@ -175,16 +120,7 @@ impl TokenExchange {
         client_secret: impl Into<String>,
     ) -> TokenExchangeBuilder {
         TokenExchangeBuilder {
-            auth: ClientAuth {
-                id: client_id.into(),
-                secret: client_secret.into(),
-                method: AuthMethod::default(),
-            },
-            endpoint: None,
-            http: None,
-            timeout: Duration::from_secs(10),
-            refresh: RefreshAhead::default(),
-            retry: RetryPolicy::default(),
+            endpoint: TokenEndpointConfig::new(client_id.into(), client_secret.into()),
             capacity: 10_000,
         }
     }
@@ -210,8 +146,9 @@ impl TokenExchange {
             .shared
             .slots
             .get_with_by_ref(&key, || Arc::new(Slot::new()));
-        slot.get(self.shared.refresh, || async {
+        slot.get(self.shared.endpoint.refresh, || async {
             self.shared
+                .endpoint
                 .retry
                 .run(|| self.fetch(subject_token, audience, &scope))
                 .await
@@ -243,12 +180,8 @@ impl TokenExchange {
         audience: &str,
         scope: &str,
     ) -> Result<Fetched, ClientError> {
-        let shared = &*self.shared;
-        let url = shared
-            .endpoint
-            .resolve(&shared.http, Which::Token, shared.timeout)
-            .await
-            .map_err(ClientError::Discovery)?;
+        let endpoint = &self.shared.endpoint;
+        let url = endpoint.url().await?;
         let mut params = vec![
             ("grant_type", GRANT.to_owned()),
             ("subject_token", subject_token.to_owned()),
@@ -259,9 +192,15 @@ impl TokenExchange {
         if !scope.is_empty() {
             params.push(("scope", scope.to_owned()));
         }
-        let body = post_form(&shared.http, &url, &shared.auth, params, shared.timeout)
-            .await
-            .map_err(ClientError::from_post)?;
+        let body = post_form(
+            &endpoint.http,
+            &url,
+            &endpoint.auth,
+            params,
+            endpoint.timeout,
+        )
+        .await
+        .map_err(ClientError::from_post)?;
         let response: ExchangeResponse = serde_json::from_slice(&body)
             .map_err(|e| ClientError::InvalidResponse(format!("token exchange: {e}")))?;
         if !response.token_type.eq_ignore_ascii_case("bearer") {
@@ -317,7 +256,10 @@ impl ExchangedToken {
 impl TokenProvider for ExchangedToken {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, ClientError>> {
         Box::pin(async move {
-            if self.subject_exp.is_some_and(|exp| exp <= unix_now()) {
+            if self
+                .subject_exp
+                .is_some_and(|exp| exp <= crate::time::now())
+            {
                 return Err(ClientError::SubjectExpired);
             }
             let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
@@ -330,11 +272,4 @@ impl TokenProvider for ExchangedToken {
     fn invalidate(&self, token: &AccessToken) {
         self.exchange.invalidate(token);
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -36,18 +36,22 @@
 //! # Ok(()) }
 //! ```
 
+mod bearer;
 mod credentials;
 mod exchange;
-mod layer;
+mod inject;
+mod oauth_http;
+mod policy;
 mod relay;
 mod reqwest;
+mod slot;
+mod token_endpoint;
 
 pub use crate::endpoint::AuthMethod;
-pub use credentials::{
-    ClientCredentials, ClientCredentialsBuilder, RefreshAhead, RetryPolicy, TokenRequest,
-};
+pub use credentials::{ClientCredentials, ClientCredentialsBuilder, TokenRequest};
 pub use exchange::{ExchangedToken, TokenExchange, TokenExchangeBuilder};
-pub use layer::{InjectToken, InjectTokenError, InjectTokenLayer, ReplayBody};
+pub use inject::{InjectToken, InjectTokenError, InjectTokenLayer, ReplayBody};
+pub use policy::{RefreshAhead, RetryPolicy};
 pub use relay::TokenRelay;
 pub use reqwest::AuthorizedClient;
 
@@ -185,92 +189,9 @@ impl ClientError {
     }
 }
 
-/// Whether a response's `WWW-Authenticate` says the token was refused
-/// (RFC 6750 `error="invalid_token"`).
-pub(crate) fn is_invalid_token(status: http::StatusCode, headers: &http::HeaderMap) -> bool {
-    status == http::StatusCode::UNAUTHORIZED
-        && headers
-            .get_all(http::header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                let v = v.trim_start();
-                v.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
-                    && v.split(',').any(|param| {
-                        let param = param.trim();
-                        let param = param
-                            .get(..6)
-                            .filter(|p| p.eq_ignore_ascii_case("bearer"))
-                            .map_or(param, |_| param[6..].trim());
-                        param.split_once('=').is_some_and(|(k, v)| {
-                            k.trim().eq_ignore_ascii_case("error")
-                                && v.trim().trim_matches('"') == "invalid_token"
-                        })
-                    })
-            })
-}
-
-/// What every token-endpoint builder checks before building: a client id,
-/// an endpoint (configured or by discovery), and an HTTP client (the
-/// default one unless the caller gave theirs).
-pub(crate) fn checked_parts(
-    auth: &crate::endpoint::ClientAuth,
-    endpoint: Option<Result<crate::endpoint::EndpointSource, String>>,
-    http: Option<::reqwest::Client>,
-) -> Result<(crate::endpoint::EndpointSource, ::reqwest::Client), ClientError> {
-    if auth.id.is_empty() {
-        return Err(ClientError::Config("empty client id".into()));
-    }
-    let endpoint = endpoint
-        .ok_or_else(|| ClientError::Config("no token endpoint or issuer".into()))?
-        .map_err(ClientError::Config)?;
-    let http = match http {
-        Some(client) => client,
-        None => crate::jwks::default_client().map_err(|e| ClientError::Config(e.to_string()))?,
-    };
-    Ok((endpoint, http))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::{HeaderMap, HeaderValue, StatusCode};
-
-    fn challenge(v: &'static str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
-        h
-    }
-
-    #[test]
-    fn invalid_token_challenges_are_recognised() {
-        let yes = [
-            r#"Bearer error="invalid_token""#,
-            r#"Bearer realm="api", error="invalid_token", error_description="token expired""#,
-            r#"bearer error=invalid_token"#,
-        ];
-        for v in yes {
-            assert!(
-                is_invalid_token(StatusCode::UNAUTHORIZED, &challenge(v)),
-                "{v}"
-            );
-        }
-        let no = [
-            r#"Bearer realm="api""#,
-            r#"Bearer error="insufficient_scope""#,
-            r#"Basic realm="x", error="invalid_token""#,
-        ];
-        for v in no {
-            assert!(
-                !is_invalid_token(StatusCode::UNAUTHORIZED, &challenge(v)),
-                "{v}"
-            );
-        }
-        assert!(!is_invalid_token(
-            StatusCode::FORBIDDEN,
-            &challenge(r#"Bearer error="invalid_token""#)
-        ));
-    }
 
     #[test]
     fn errors_expose_codes_and_transience() {

@@ -2,7 +2,6 @@
 
 use super::{AccessToken, BoxFuture, ClientError, TokenProvider};
 use crate::principal::Principal;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A [`TokenProvider`] that sends the caller's own token on, for gateways
 /// whose downstream services trust the same issuer and audience.
@@ -45,11 +44,7 @@ impl TokenRelay {
 
 impl TokenProvider for TokenRelay {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, ClientError>> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let result = if self.exp <= now {
+        let result = if self.exp <= crate::time::now() {
             Err(ClientError::SubjectExpired)
         } else {
             Ok(self.token.clone())

@@ -1,7 +1,7 @@
 //! [`AuthorizedClient`]: a `reqwest::Client` that sends bearer tokens.
 
-use super::layer::bearer_value;
-use super::{ClientError, InjectTokenError, TokenProvider, is_invalid_token};
+use super::bearer::{bearer_value, is_invalid_token};
+use super::{ClientError, InjectTokenError, TokenProvider};
 use std::fmt;
 
 /// A `reqwest::Client` paired with a [`TokenProvider`]: every request gets

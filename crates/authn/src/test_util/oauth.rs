@@ -7,7 +7,7 @@
 //! `error_description`, 400, or 401 with a `WWW-Authenticate: Basic`
 //! challenge for `invalid_client`.
 
-use super::{IssuerState, lock, unix_now};
+use super::server::{IssuerState, lock};
 use crate::claims::Audience;
 use crate::error::Redacted;
 use axum::body::Bytes;
@@ -184,7 +184,7 @@ impl OAuthState {
     pub(super) fn remember(&self, token: &str, claims: Map<String, Value>) {
         let mut issued = lock(&self.issued);
         if issued.len() >= MAX_ISSUED {
-            let now = unix_now();
+            let now = crate::time::now();
             issued.retain(|_, c| {
                 c.get("exp")
                     .and_then(Value::as_i64)
@@ -204,7 +204,7 @@ impl OAuthState {
         }
         let claims = lock(&self.issued).get(token).cloned()?;
         let exp = claims.get("exp").and_then(Value::as_i64)?;
-        (exp > unix_now()).then_some(claims)
+        (exp > crate::time::now()).then_some(claims)
     }
 }
 
@@ -488,7 +488,7 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
     let form = Form::parse(headers, body)?;
     let client = authenticate(state, headers, &form)?;
     let grant = form.require("grant_type")?;
-    let now = unix_now();
+    let now = crate::time::now();
     let lifetime = state.oauth.lifetime();
     let mut claims = Map::new();
     let (scope, issued_token_type) = match grant {

@@ -1,0 +1,69 @@
+//! Our reqwest client as `oauth2`'s HTTP client, for the client
+//! credentials grant.
+
+use super::BoxFuture;
+use crate::endpoint::PostError;
+use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
+use std::fmt;
+use std::time::Duration;
+
+/// Our reqwest client as oauth2's HTTP client: oauth2 5 targets reqwest
+/// 0.12, so we adapt rather than pull in a second reqwest. Only 200 answers
+/// go back to oauth2; errors are classified here, keeping the status.
+pub(super) struct OAuthHttp {
+    pub(super) client: reqwest::Client,
+    pub(super) timeout: Duration,
+}
+
+#[derive(Debug)]
+pub(super) struct HttpError(pub(super) PostError);
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("token request failed")
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl<'c> AsyncHttpClient<'c> for OAuthHttp {
+    type Error = HttpError;
+    type Future = BoxFuture<'c, Result<HttpResponse, HttpError>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let response = self
+                .client
+                .request(parts.method, parts.uri.to_string())
+                .headers(parts.headers)
+                .timeout(self.timeout)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| HttpError(PostError::Unreachable(e.without_url().to_string())))?;
+            let status = response.status();
+            if status.as_u16() >= 500 || status.as_u16() == 429 {
+                return Err(HttpError(PostError::Status(status.as_u16())));
+            }
+            let headers = response.headers().clone();
+            let body = crate::endpoint::read_limited(response)
+                .await
+                .map_err(|e| HttpError(PostError::Body(e)))?;
+            if status != http::StatusCode::OK {
+                return Err(HttpError(match crate::endpoint::oauth_error(&body) {
+                    Some((code, description)) => PostError::OAuth {
+                        status: status.as_u16(),
+                        code,
+                        description,
+                    },
+                    None => PostError::Unexpected(status.as_u16()),
+                }));
+            }
+            let mut out = http::Response::new(body);
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! Where the token is found ([`TokenLocation`]) and how it is read from
+//! the request: one credential, size-limited, RFC 6750 `b64token` syntax.
+
+use crate::error::AuthnError;
+use http::header::AUTHORIZATION;
+use http::{HeaderName, Request};
+
+/// The largest Authorization header (or token cookie/header) we look at.
+pub const DEFAULT_MAX_HEADER_LEN: usize = 8 * 1024 + 16;
+
+/// Where the layer finds the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenLocation {
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1), scheme case-insensitive.
+    AuthorizationHeader,
+    /// A cookie with this name.
+    Cookie(String),
+    /// A custom header carrying the bare token.
+    Header(HeaderName),
+}
+
+/// The token of `req` at `location`; header values longer than
+/// `max_header_len` are refused before any parsing.
+pub(super) fn extract<'r, B>(
+    req: &'r Request<B>,
+    location: &TokenLocation,
+    max_header_len: usize,
+) -> Result<&'r str, AuthnError> {
+    match location {
+        TokenLocation::AuthorizationHeader => {
+            let value = single_header(req, &AUTHORIZATION, max_header_len)?;
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                // Other schemes (Basic, DPoP...) are not bearer credentials.
+                return Err(AuthnError::MissingToken);
+            }
+            token68(rest.trim_start_matches(' '))
+        }
+        TokenLocation::Header(name) => token68(single_header(req, name, max_header_len)?),
+        TokenLocation::Cookie(name) => {
+            let mut found = None;
+            for header in req.headers().get_all(http::header::COOKIE) {
+                if header.len() > max_header_len {
+                    return Err(AuthnError::TokenTooLarge);
+                }
+                let Ok(header) = header.to_str() else {
+                    continue;
+                };
+                for pair in header.split(';') {
+                    if let Some((k, v)) = pair.trim().split_once('=')
+                        && k == name
+                    {
+                        if found.is_some() {
+                            return Err(AuthnError::MalformedRequest);
+                        }
+                        found = Some(v.trim_matches('"'));
+                    }
+                }
+            }
+            token68(found.ok_or(AuthnError::MissingToken)?)
+        }
+    }
+}
+
+/// The one value of the header `name`: none is no token, two are a
+/// malformed request, and an oversized one is refused before it is read.
+fn single_header<'r, B>(
+    req: &'r Request<B>,
+    name: &HeaderName,
+    max_header_len: usize,
+) -> Result<&'r str, AuthnError> {
+    let mut values = req.headers().get_all(name).iter();
+    let value = values.next().ok_or(AuthnError::MissingToken)?;
+    if values.next().is_some() {
+        return Err(AuthnError::MalformedRequest);
+    }
+    if value.len() > max_header_len {
+        return Err(AuthnError::TokenTooLarge);
+    }
+    value.to_str().map_err(|_| AuthnError::MalformedRequest)
+}
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn token68(token: &str) -> Result<&str, AuthnError> {
+    let body = token.trim_end_matches('=');
+    let valid = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if valid {
+        Ok(token)
+    } else {
+        Err(AuthnError::MalformedRequest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    /// Where the layer looks, with a 64-byte header limit.
+    struct Config {
+        location: TokenLocation,
+        max_header_len: usize,
+    }
+
+    fn config() -> Config {
+        Config {
+            location: TokenLocation::AuthorizationHeader,
+            max_header_len: 64,
+        }
+    }
+
+    fn extract<'r>(req: &'r Request<()>, config: &Config) -> Result<&'r str, AuthnError> {
+        super::extract(req, &config.location, config.max_header_len)
+    }
+
+    fn with_auth(values: &[&str]) -> Request<()> {
+        let mut req = Request::new(());
+        for v in values {
+            req.headers_mut()
+                .append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let req = with_auth(&[&format!("{scheme} abc.def.ghi")]);
+            assert_eq!(extract(&req, &config()), Ok("abc.def.ghi"));
+        }
+    }
+
+    #[test]
+    fn malformed_credentials_are_bad_requests() {
+        for value in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            "Bearer a,b",
+            "Bearer ===",
+            "Bearer a=b",
+        ] {
+            assert_eq!(
+                extract(&with_auth(&[value]), &config()),
+                Err(AuthnError::MalformedRequest),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            extract(&with_auth(&["Bearer a", "Bearer b"]), &config()),
+            Err(AuthnError::MalformedRequest)
+        );
+    }
+
+    #[test]
+    fn other_schemes_count_as_no_credentials() {
+        assert_eq!(
+            extract(&with_auth(&["Basic dXNlcjpwYXNz"]), &config()),
+            Err(AuthnError::MissingToken)
+        );
+        assert_eq!(
+            extract(&Request::new(()), &config()),
+            Err(AuthnError::MissingToken)
+        );
+    }
+
+    #[test]
+    fn oversized_headers_are_rejected_before_parsing() {
+        let long = format!("Bearer {}", "a".repeat(100));
+        assert_eq!(
+            extract(&with_auth(&[&long]), &config()),
+            Err(AuthnError::TokenTooLarge)
+        );
+    }
+
+    #[test]
+    fn cookie_and_custom_header_locations() {
+        let mut c = config();
+        c.location = TokenLocation::Cookie("at".into());
+        let mut req = Request::new(());
+        req.headers_mut().insert(
+            http::header::COOKIE,
+            HeaderValue::from_static("x=1; at=tok.en.x; y=2"),
+        );
+        assert_eq!(extract(&req, &c), Ok("tok.en.x"));
+        c.location = TokenLocation::Header(HeaderName::from_static("x-token"));
+        req.headers_mut()
+            .insert("x-token", HeaderValue::from_static("abc"));
+        assert_eq!(extract(&req, &c), Ok("abc"));
+    }
+}
