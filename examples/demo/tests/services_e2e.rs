@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tessera_authn::test_util::{TestClient, TestIssuer};
 use tessera_authn::{Issuer, JwtValidator};
+use tessera_event_bus::DeadLetterQueue;
 use tessera_event_bus::outbox::{Outbox, OutboxRelay, OutboxRelayHandle, TableName};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
 use tessera_event_bus::router::RouterHandle;
