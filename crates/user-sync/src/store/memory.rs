@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    ApplyReport, Change, DeletedUser, Hooks, Outcome, ReplicaStore, ReplicatedUser, UserState,
+    change::{ApplyReport, Change, Outcome},
+    hooks::Hooks,
+    replica_store::ReplicaStore,
+    user::{DeletedUser, ReplicatedUser, UserState},
 };
 use crate::error::{ApplyError, StoreError};
 
