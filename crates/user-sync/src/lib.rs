@@ -9,6 +9,8 @@ pub mod provision;
 pub mod replica;
 pub mod snapshot;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use error::{ApplyError, BackfillError, InvalidEvent, SnapshotError, StoreError};
 pub use events::{Profile, UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
