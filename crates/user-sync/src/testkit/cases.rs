@@ -30,8 +30,8 @@ use crate::{
     replica::{UserReplica, UserReplicaBuilder},
     snapshot::{Backfill, SnapshotUser, StaticSnapshot},
     store::{
-        Change, DeletedUser, Fields, Hooks, MemoryStore, Outcome, ReplicaStore, ReplicatedUser,
-        UserState,
+        ApplyReport, Change, DeletedUser, Fields, Hooks, MemoryStore, Outcome, ReplicaStore,
+        ReplicatedUser, UserState,
     },
 };
 
@@ -355,6 +355,22 @@ pub async fn invalid_events_are_errors_and_change_nothing<T: TestStore>(t: &T) {
     t.clean_up("invalid").await;
 }
 
+/// `(inserted, updated, deleted, ignored)`.
+type Counts = (usize, usize, usize, usize);
+
+/// Checks a batch's report: `one_by_one` from a store counting each change,
+/// `coalesced` from one that coalesces a batch per user.
+fn assert_counts(report: &ApplyReport, coalesces: bool, one_by_one: Counts, coalesced: Counts) {
+    let counts = (
+        report.inserted,
+        report.updated,
+        report.deleted,
+        report.ignored,
+    );
+    let want = if coalesces { coalesced } else { one_by_one };
+    assert_eq!(counts, want, "coalesced batches: {coalesces}");
+}
+
 /// A batch reports what each change did: counted one by one, or, for a
 /// store that coalesces a batch per user, one effect per user and the rest
 /// ignored.
@@ -374,20 +390,7 @@ pub async fn apply_all_reports_what_happened<T: TestStore>(t: &T) {
         ])
         .await
         .unwrap();
-    let counts = (
-        report.inserted,
-        report.updated,
-        report.deleted,
-        report.ignored,
-    );
-    assert_eq!(
-        counts,
-        if coalesces {
-            (1, 0, 1, 3)
-        } else {
-            (2, 1, 1, 1)
-        }
-    );
+    assert_counts(&report, coalesces, (2, 1, 1, 1), (1, 0, 1, 3));
 
     let report = replica
         .apply_all([
@@ -402,20 +405,7 @@ pub async fn apply_all_reports_what_happened<T: TestStore>(t: &T) {
         ])
         .await
         .unwrap();
-    let counts = (
-        report.inserted,
-        report.updated,
-        report.deleted,
-        report.ignored,
-    );
-    assert_eq!(
-        counts,
-        if coalesces {
-            (1, 0, 2, 3)
-        } else {
-            (2, 1, 2, 1)
-        }
-    );
+    assert_counts(&report, coalesces, (2, 1, 2, 1), (1, 0, 2, 3));
     let x = replica.get("x").await.unwrap().unwrap();
     assert_eq!(
         (

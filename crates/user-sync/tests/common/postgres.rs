@@ -3,8 +3,9 @@
 
 use async_trait::async_trait;
 use sqlx::PgPool;
-use tessera_event_bus::outbox::TableName;
+use tessera_event_bus::outbox::{Outbox, TableName};
 use tessera_user_sync::{
+    producer::postgres::PgUserDirectory,
     store::postgres::PgReplicaStore,
     testkit::{Capabilities, TestStore},
 };
@@ -35,6 +36,21 @@ pub async fn fresh_schema(schema: &str) -> PgPool {
     let pool = connect().await;
     drop_schema(&pool, schema).await;
     pool
+}
+
+/// A user service in `schema`: a migrated outbox and users table, the
+/// directory publishing from `/user-service`.
+pub async fn user_directory(pool: &PgPool, schema: &str) -> (PgUserDirectory, Outbox) {
+    let outbox = Outbox::new(TableName::new(schema, "outbox").unwrap());
+    outbox.migrate(pool).await.unwrap();
+    let users = PgUserDirectory::new(
+        pool.clone(),
+        TableName::new(schema, "users").unwrap(),
+        outbox.clone(),
+        "/user-service",
+    );
+    users.migrate().await.unwrap();
+    (users, outbox)
 }
 
 /// A migrated replica table `users` in a fresh `schema` (migrating twice: it is idempotent).
