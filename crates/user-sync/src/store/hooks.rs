@@ -11,10 +11,26 @@ use crate::error::ApplyError;
 /// The future a hook returns.
 pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
 
-type UpdatedHook<T> =
-    Arc<dyn for<'a> Fn(&'a mut T, &'a ReplicatedUser) -> HookFuture<'a> + Send + Sync>;
-type DeletedHook<T> =
-    Arc<dyn for<'a> Fn(&'a mut T, &'a DeletedUser) -> HookFuture<'a> + Send + Sync>;
+/// A hook on users of type `U` (live or deleted).
+type Hook<T, U> = Arc<dyn for<'a> Fn(&'a mut T, &'a U) -> HookFuture<'a> + Send + Sync>;
+type UpdatedHook<T> = Hook<T, ReplicatedUser>;
+type DeletedHook<T> = Hook<T, DeletedUser>;
+
+/// Runs `hooks` in order on `user` (whose id is `user_id`); the first error stops them.
+async fn run_all<T, U>(
+    hooks: &[Hook<T, U>],
+    tx: &mut T,
+    user: &U,
+    user_id: &str,
+) -> Result<(), ApplyError> {
+    for hook in hooks {
+        hook(tx, user).await.map_err(|source| ApplyError::Hook {
+            user_id: user_id.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
 
 /// The replica's hooks, run by the store for changes that took effect.
 ///
@@ -76,23 +92,11 @@ impl<T> Hooks<T> {
 
     /// Runs the `on_updated` hooks in order; the first error stops them.
     pub async fn run_updated(&self, tx: &mut T, user: &ReplicatedUser) -> Result<(), ApplyError> {
-        for hook in &self.on_updated {
-            hook(tx, user).await.map_err(|source| ApplyError::Hook {
-                user_id: user.user_id.clone(),
-                source,
-            })?;
-        }
-        Ok(())
+        run_all(&self.on_updated, tx, user, &user.user_id).await
     }
 
     /// Runs the `on_deleted` hooks in order; the first error stops them.
     pub async fn run_deleted(&self, tx: &mut T, user: &DeletedUser) -> Result<(), ApplyError> {
-        for hook in &self.on_deleted {
-            hook(tx, user).await.map_err(|source| ApplyError::Hook {
-                user_id: user.user_id.clone(),
-                source,
-            })?;
-        }
-        Ok(())
+        run_all(&self.on_deleted, tx, user, &user.user_id).await
     }
 }

@@ -81,21 +81,42 @@ async fn plain<T: TestStore>(t: &T, name: &str) -> UserReplicaBuilder<T::Store> 
     UserReplica::builder(name, t.store(name).await)
 }
 
-/// Store-level hooks whose `on_deleted` fails `failures` times, then succeeds; counts its calls.
-fn failing_on_deleted<Tx: 'static>(failures: usize, calls: &Arc<AtomicUsize>) -> Hooks<Tx> {
+/// A fresh store named `name` holding the live user `user` (version 1), and
+/// store-level hooks whose `on_deleted` fails once, then succeeds; with the
+/// count of its calls.
+async fn with_failing_hook<T: TestStore>(
+    t: &T,
+    name: &str,
+    user: &str,
+) -> (T::Store, Hooks<Tx<T>>, Arc<AtomicUsize>) {
+    let store = t.store(name).await;
+    let calls = Arc::new(AtomicUsize::new(0));
     let mut hooks = Hooks::default();
-    let c = Arc::clone(calls);
-    hooks.on_deleted(move |_: &mut Tx, _: &DeletedUser| {
-        let n = c.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move {
-            if n < failures {
-                Err("comments database down".into())
-            } else {
-                Ok(())
-            }
-        })
+    let c = Arc::clone(&calls);
+    hooks.on_deleted(move |_: &mut Tx<T>, _: &DeletedUser| {
+        let first = c.fetch_add(1, Ordering::SeqCst) == 0;
+        let result = match first {
+            true => Err("comments database down".into()),
+            false => Ok(()),
+        };
+        Box::pin(std::future::ready(result))
     });
-    hooks
+    store
+        .apply(vec![upsert(user, 1, user)], &hooks)
+        .await
+        .unwrap();
+    (store, hooks, calls)
+}
+
+/// Applies the events one by one, checking each one's outcome.
+async fn assert_outcomes<S: ReplicaStore>(
+    replica: &UserReplica<S>,
+    steps: impl IntoIterator<Item = (UserEvent, Outcome)>,
+) {
+    for (step, (event, want)) in steps.into_iter().enumerate() {
+        let got = replica.apply(event.clone()).await.unwrap();
+        assert_eq!(got, want, "step {step}: {event:?}");
+    }
 }
 
 fn upsert(id: &str, v: u64, name: &str) -> Change {
@@ -105,33 +126,26 @@ fn upsert(id: &str, v: u64, name: &str) -> Change {
 /// An upsert of an equal or lower version is a no-op; a higher one replaces the user.
 pub async fn stale_and_duplicate_versions_are_no_ops<T: TestStore>(t: &T) {
     let replica = plain(t, "stale").await.build();
-    replica
-        .apply(UserRegistered::new("u", 1, "A"))
-        .await
-        .unwrap();
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 3, "C"))
-            .await
-            .unwrap(),
-        Outcome::Updated
-    );
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 3, "C again"))
-            .await
-            .unwrap(),
-        Outcome::Ignored,
-        "a duplicate version is a no-op"
-    );
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 2, "B"))
-            .await
-            .unwrap(),
-        Outcome::Ignored,
-        "a stale version is a no-op"
-    );
+    assert_outcomes(
+        &replica,
+        [
+            (UserRegistered::new("u", 1, "A").into(), Outcome::Inserted),
+            (
+                UserProfileUpdated::new("u", 3, "C").into(),
+                Outcome::Updated,
+            ),
+            // A duplicate version, then a stale one.
+            (
+                UserProfileUpdated::new("u", 3, "C again").into(),
+                Outcome::Ignored,
+            ),
+            (
+                UserProfileUpdated::new("u", 2, "B").into(),
+                Outcome::Ignored,
+            ),
+        ],
+    )
+    .await;
     let u = replica.get("u").await.unwrap().unwrap();
     assert_eq!((u.version, u.display_name.as_deref()), (3, Some("C")));
     t.clean_up("stale").await;
@@ -142,39 +156,27 @@ pub async fn stale_and_duplicate_versions_are_no_ops<T: TestStore>(t: &T) {
 pub async fn a_late_update_never_resurrects_a_deleted_user<T: TestStore>(t: &T) {
     let (builder, calls) = counting(t, "late_update").await;
     let replica = builder.build();
-    assert_eq!(
-        replica
-            .apply(UserRegistered::new("u", 1, "A").occurred_at(at(1)))
-            .await
-            .unwrap(),
-        Outcome::Inserted
-    );
-    assert_eq!(
-        replica
-            .apply(UserDeleted::new("u", 3).occurred_at(at(3)))
-            .await
-            .unwrap(),
-        Outcome::Deleted
-    );
-    // The update that was overtaken by the deletion, then duplicates.
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 2, "B"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica.apply(UserDeleted::new("u", 3)).await.unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica
-            .apply(UserRegistered::new("u", 9, "C"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
+    assert_outcomes(
+        &replica,
+        [
+            (
+                UserRegistered::new("u", 1, "A").occurred_at(at(1)).into(),
+                Outcome::Inserted,
+            ),
+            (
+                UserDeleted::new("u", 3).occurred_at(at(3)).into(),
+                Outcome::Deleted,
+            ),
+            // The update that was overtaken by the deletion, then duplicates.
+            (
+                UserProfileUpdated::new("u", 2, "B").into(),
+                Outcome::Ignored,
+            ),
+            (UserDeleted::new("u", 3).into(), Outcome::Ignored),
+            (UserRegistered::new("u", 9, "C").into(), Outcome::Ignored),
+        ],
+    )
+    .await;
     assert_eq!(replica.get("u").await.unwrap(), None);
     assert_eq!(
         replica.state("u").await.unwrap(),
@@ -426,13 +428,7 @@ pub async fn apply_all_reports_what_happened<T: TestStore>(t: &T) {
 /// A failing hook leaves its change unwritten and is a transient error
 /// naming the user; applying the change again succeeds.
 pub async fn a_failing_hook_leaves_the_change_unwritten<T: TestStore>(t: &T) {
-    let store = t.store("hook_fails").await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let hooks = failing_on_deleted::<Tx<T>>(1, &calls);
-    store
-        .apply(vec![upsert("u", 1, "a")], &hooks)
-        .await
-        .unwrap();
+    let (store, hooks, calls) = with_failing_hook(t, "hook_fails", "u").await;
     let delete = Change::Delete(DeletedUser::new("u", 2, at(2)));
     let err = store.apply(vec![delete.clone()], &hooks).await.unwrap_err();
     assert!(
@@ -456,13 +452,7 @@ pub async fn a_failing_hook_leaves_the_change_unwritten<T: TestStore>(t: &T) {
 /// When a hook fails in a batch, the failing change is not written; in a
 /// transactional store, none of the batch is.
 pub async fn a_failing_hook_fails_the_whole_batch_when_transactional<T: TestStore>(t: &T) {
-    let store = t.store("hook_fails_batch").await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let hooks = failing_on_deleted::<Tx<T>>(1, &calls);
-    store
-        .apply(vec![upsert("v", 1, "v")], &hooks)
-        .await
-        .unwrap();
+    let (store, hooks, _calls) = with_failing_hook(t, "hook_fails_batch", "v").await;
     let batch = vec![
         upsert("u", 1, "a"),
         Change::Delete(DeletedUser::new("v", 2, at(2))),
@@ -534,12 +524,9 @@ pub async fn backfill_and_reconciliation_converge<T: TestStore>(t: &T) {
     );
     source.remove("u03");
     source.remove("u17");
-    let report = Backfill::new(source)
-        .page_size(10)
-        .grace(Duration::ZERO)
-        .reconcile(&replica)
-        .await
-        .unwrap();
+    // No grace: every user applied before the run may be removed.
+    let reconciliation = Backfill::new(source).page_size(10).grace(Duration::ZERO);
+    let report = reconciliation.reconcile(&replica).await.unwrap();
     assert_eq!(report.removed, 2);
     assert_eq!(report.applied.ignored, 23, "same versions: no-ops");
     assert!(replica.get("u03").await.unwrap().is_none());
