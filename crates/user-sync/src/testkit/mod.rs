@@ -1,5 +1,5 @@
 //! The conformance kit for [`ReplicaStore`]s (feature `testkit`): one suite
-//! that [`MemoryStore`](crate::store::MemoryStore), `PgReplicaStore` and your
+//! that [`MemoryStore`], `PgReplicaStore` and your
 //! own store all run.
 //!
 //! Modelled on Watermill's universal pub/sub tests, like
