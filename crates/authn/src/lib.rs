@@ -38,3 +38,9 @@ pub mod test_util;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/guides/authn.md")]
 struct GuideAuthn;
+
+// docs/service-to-service.md: mostly this crate's API (validator, client
+// credentials, token exchange), with one tessera-authz guard.
+#[cfg(all(doctest, feature = "client", feature = "introspection"))]
+#[doc = include_str!("../../../docs/service-to-service.md")]
+struct ServiceToServiceDoctests;

@@ -114,8 +114,3 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/guides/authz.md")]
 struct GuideAuthz;
-
-// docs/service-to-service.md (it uses both crates), compiled the same way.
-#[cfg(doctest)]
-#[doc = include_str!("../../../docs/service-to-service.md")]
-struct ServiceToServiceDoctests;

@@ -47,3 +47,9 @@ pub use router::{EventContext, HandlerError, Router};
 #[cfg(all(doctest, feature = "rabbitmq", feature = "postgres"))]
 #[doc = include_str!("../../../docs/guides/event-bus.md")]
 struct GuideEventBus;
+
+// docs/operations.md (RabbitMQ, outbox and replica operations), compiled the
+// same way should it show Rust.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/operations.md")]
+struct OperationsDoctests;

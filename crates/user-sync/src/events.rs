@@ -73,6 +73,37 @@ pub struct Profile {
 pub const SCHEMA_BASE: &str =
     "https://github.com/tessera-rs/tessera/blob/main/crates/user-sync/schemas/";
 
+/// What every user event has: `occurred_at`, `validate` and its [`Event`]
+/// impl (type, schema, the user id as subject).
+macro_rules! event_common {
+    ($name:ident => $ty:literal, $schema:literal, $occurred_at_doc:literal) => {
+        impl $name {
+            #[doc = $occurred_at_doc]
+            #[must_use]
+            pub fn occurred_at(mut self, at: OffsetDateTime) -> Self {
+                self.occurred_at = at;
+                self
+            }
+
+            /// Checks what serde cannot: a non-empty user id and a version in `1..=MAX_VERSION`.
+            pub fn validate(&self) -> Result<(), InvalidEvent> {
+                validate_common(&self.user_id, self.version)
+            }
+        }
+
+        impl Event for $name {
+            const TYPE: &'static str = $ty;
+            const DATASCHEMA: Option<&'static str> = Some(concat!(
+                "https://github.com/tessera-rs/tessera/blob/main/crates/user-sync/schemas/",
+                $schema
+            ));
+            fn subject(&self) -> Option<String> {
+                Some(self.user_id.clone())
+            }
+        }
+    };
+}
+
 macro_rules! profile_event {
     ($(#[$doc:meta])* $name:ident => $ty:literal, $schema:literal) => {
         $(#[$doc])*
@@ -132,30 +163,9 @@ macro_rules! profile_event {
                 self.profile.avatar_url = Some(url.into());
                 self
             }
-
-            /// Sets when the change happened.
-            #[must_use]
-            pub fn occurred_at(mut self, at: OffsetDateTime) -> Self {
-                self.occurred_at = at;
-                self
-            }
-
-            /// Checks what serde cannot: a non-empty user id and a version in `1..=MAX_VERSION`.
-            pub fn validate(&self) -> Result<(), InvalidEvent> {
-                validate_common(&self.user_id, self.version)
-            }
         }
 
-        impl Event for $name {
-            const TYPE: &'static str = $ty;
-            const DATASCHEMA: Option<&'static str> = Some(concat!(
-                "https://github.com/tessera-rs/tessera/blob/main/crates/user-sync/schemas/",
-                $schema
-            ));
-            fn subject(&self) -> Option<String> {
-                Some(self.user_id.clone())
-            }
-        }
+        event_common!($name => $ty, $schema, "Sets when the change happened.");
     };
 }
 
@@ -192,31 +202,12 @@ impl UserDeleted {
             occurred_at: OffsetDateTime::now_utc(),
         }
     }
-
-    /// Sets when the deletion happened.
-    #[must_use]
-    pub fn occurred_at(mut self, at: OffsetDateTime) -> Self {
-        self.occurred_at = at;
-        self
-    }
-
-    /// Checks what serde cannot: a non-empty user id and a version in `1..=MAX_VERSION`.
-    pub fn validate(&self) -> Result<(), InvalidEvent> {
-        validate_common(&self.user_id, self.version)
-    }
 }
 
-impl Event for UserDeleted {
-    const TYPE: &'static str = "tessera.user.deleted.v1";
-    const DATASCHEMA: Option<&'static str> = Some(
-        "https://github.com/tessera-rs/tessera/blob/main/crates/user-sync/schemas/user-deleted.v1.json",
-    );
-    fn subject(&self) -> Option<String> {
-        Some(self.user_id.clone())
-    }
-}
+event_common!(UserDeleted => "tessera.user.deleted.v1", "user-deleted.v1.json", "Sets when the deletion happened.");
 
-fn validate_common(user_id: &str, version: u64) -> Result<(), InvalidEvent> {
+/// What every event's `validate` checks: a non-empty user id and a version in `1..=MAX_VERSION`.
+pub(crate) fn validate_common(user_id: &str, version: u64) -> Result<(), InvalidEvent> {
     if user_id.trim().is_empty() {
         return Err(InvalidEvent::EmptyUserId);
     }

@@ -9,6 +9,8 @@ pub mod provision;
 pub mod replica;
 pub mod snapshot;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use error::{ApplyError, BackfillError, InvalidEvent, SnapshotError, StoreError};
 pub use events::{Profile, UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
@@ -20,8 +22,3 @@ pub use store::{Fields, ReplicaStore, ReplicatedUser};
 #[cfg(all(doctest, feature = "postgres", feature = "authn", feature = "http"))]
 #[doc = include_str!("../../../docs/guides/user-sync.md")]
 struct GuideUserSync;
-
-// docs/operations.md's Rust (tombstone pruning), compiled the same way.
-#[cfg(doctest)]
-#[doc = include_str!("../../../docs/operations.md")]
-struct OperationsDoctests;

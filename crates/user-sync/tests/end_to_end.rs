@@ -10,6 +10,8 @@
 //! after the test), so other suites using the broker are not disturbed.
 #![cfg(feature = "postgres")]
 
+mod common;
+
 use std::{
     sync::{
         Arc,
@@ -18,24 +20,38 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::PgPool;
+use common::postgres::{drop_schema, fresh_schema, user_directory};
 use tessera_event_bus::{
     Router,
-    outbox::{Outbox, OutboxRelay, TableName},
+    outbox::{OutboxRelay, TableName},
     rabbitmq::{RabbitBus, RabbitConfig},
     router::RetryPolicy,
 };
 use tessera_user_sync::{
     Profile, UserReplica,
-    producer::{UserDirectory, postgres::PgUserDirectory},
+    producer::UserDirectory,
     store::{
-        DeletedUser, ReplicatedUser, UserState,
+        DeletedUser, HookFuture, ReplicatedUser, UserState,
         postgres::{PgReplicaStore, PgTransaction},
     },
 };
 
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+/// Runs `sql` (an insert into the audit table) with the user id and version,
+/// in the hook's transaction.
+fn record_applied<'a>(
+    tx: &'a mut PgTransaction,
+    sql: String,
+    user_id: &'a str,
+    version: u64,
+) -> HookFuture<'a> {
+    Box::pin(async move {
+        sqlx::query(&sql)
+            .bind(user_id)
+            .bind(version as i64)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    })
 }
 
 fn profile(name: String) -> Profile {
@@ -51,27 +67,10 @@ fn profile(name: String) -> Profile {
 async fn user_changes_reach_the_replica_through_outbox_and_broker_despite_a_killed_connection() {
     let schema = "us_test_e2e";
     let name = format!("us-test-e2e-{}", std::process::id());
-    let pool = PgPool::connect(&env(
-        "DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-    ))
-    .await
-    .expect("PostgreSQL");
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = fresh_schema(schema).await;
 
     // The user service: users table + outbox.
-    let outbox = Outbox::new(TableName::new(schema, "outbox").unwrap());
-    outbox.migrate(&pool).await.unwrap();
-    let users = PgUserDirectory::new(
-        pool.clone(),
-        TableName::new(schema, "users").unwrap(),
-        outbox.clone(),
-        "/user-service",
-    );
-    users.migrate().await.unwrap();
+    let (users, outbox) = user_directory(&pool, schema).await;
 
     // The comment service: replica + an audit of every applied change, in the replica's transaction.
     let store = PgReplicaStore::new(pool.clone(), TableName::new(schema, "replica").unwrap());
@@ -88,32 +87,16 @@ async fn user_changes_reach_the_replica_through_outbox_and_broker_despite_a_kill
     let d = Arc::clone(&deletions);
     let replica = UserReplica::builder("comments", store)
         .on_updated(move |tx: &mut PgTransaction, user: &ReplicatedUser| {
-            let sql = audit_updated.clone();
-            Box::pin(async move {
-                sqlx::query(&sql)
-                    .bind(&user.user_id)
-                    .bind(user.version as i64)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
-            })
+            record_applied(tx, audit_updated.clone(), &user.user_id, user.version)
         })
         .on_deleted(move |tx: &mut PgTransaction, user: &DeletedUser| {
             d.fetch_add(1, Ordering::SeqCst);
-            let sql = audit_deleted.clone();
-            Box::pin(async move {
-                sqlx::query(&sql)
-                    .bind(&user.user_id)
-                    .bind(user.version as i64)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(())
-            })
+            record_applied(tx, audit_deleted.clone(), &user.user_id, user.version)
         })
         .build();
 
     let bus = RabbitBus::connect(
-        RabbitConfig::new(env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"))
+        RabbitConfig::new(tessera_event_bus::testkit::amqp_url())
             .exchange(format!("{name}.events"))
             .connection_name(name.clone())
             .temporary_topology(Duration::from_secs(60))
@@ -222,8 +205,5 @@ async fn user_changes_reach_the_replica_through_outbox_and_broker_despite_a_kill
     relay.shutdown().await.unwrap();
     router.shutdown().await.unwrap();
     bus.close().await;
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    drop_schema(&pool, schema).await;
 }

@@ -11,51 +11,35 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use common::{at, histories_and_shuffle, user_ids};
+use common::{
+    histories_and_shuffle,
+    postgres::{PgTestStore, drop_schema, fresh_store},
+};
 use proptest::prelude::*;
 use sqlx::PgPool;
 use tessera_user_sync::{
     ApplyError, Fields, UserReplica,
     events::{UserDeleted, UserEvent, UserProfileUpdated, UserRegistered},
-    snapshot::{Backfill, SnapshotUser, StaticSnapshot},
     store::{
-        DeletedUser, MemoryStore, Outcome, ReplicaStore, UserState,
+        DeletedUser, Outcome, ReplicaStore, UserState,
         postgres::{DEFAULT_MIGRATION, PgReplicaStore, PgTransaction, TableName},
     },
+    testkit::cases,
 };
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A fresh schema named after the test, with a migrated replica table.
-async fn fresh(schema: &str) -> (PgPool, PgReplicaStore) {
-    let pool = PgPool::connect(&database_url())
-        .await
-        .expect("PostgreSQL at DATABASE_URL");
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let store = PgReplicaStore::new(pool.clone(), TableName::new(schema, "users").unwrap());
-    store.migrate().await.unwrap();
-    store.migrate().await.expect("migrate is idempotent");
-    (pool, store)
-}
-
-async fn drop_schema(pool: &PgPool, schema: &str) {
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(pool)
-        .await
-        .unwrap();
+// The store contract, on PostgreSQL.
+mod conformance {
+    tessera_user_sync::replica_store_tests!(
+        crate::common::postgres::PgTestStore::connect().await,
+        #[ignore = "needs PostgreSQL"]
+    );
 }
 
 #[tokio::test]
 async fn the_shipped_migration_is_the_default_tables_sql() {
     let sql = DEFAULT_MIGRATION;
     assert!(sql.contains("CREATE TABLE IF NOT EXISTS \"tessera\".\"user_replica\""));
-    let lazy = PgPool::connect_lazy(&database_url()).unwrap();
+    let lazy = PgPool::connect_lazy(&common::postgres::database_url()).unwrap();
     {
         let default = PgReplicaStore::new(lazy.clone(), PgReplicaStore::default_table());
         assert_eq!(default.migration_sql(), sql);
@@ -76,11 +60,15 @@ async fn the_shipped_migration_is_the_default_tables_sql() {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs PostgreSQL"]
-async fn delete_then_late_update_stays_deleted_and_the_hook_ran_once_in_the_same_transaction() {
-    let schema = "us_test_late_update";
-    let (pool, store) = fresh(schema).await;
+/// A replica on a fresh `schema` holding a `comments` table (two comments by
+/// `u`, one by `v`), whose `on_deleted` hook anonymises the user's comments
+/// in the tombstone's transaction, then fails its first `failures` calls;
+/// and the count of its calls.
+async fn anonymising_replica(
+    schema: &str,
+    failures: usize,
+) -> (PgPool, UserReplica<PgReplicaStore>, Arc<AtomicUsize>) {
+    let (pool, store) = fresh_store(schema).await;
     sqlx::raw_sql(&format!(
         "CREATE TABLE \"{schema}\".comments (id INT PRIMARY KEY, author_id TEXT, author_name TEXT);
          INSERT INTO \"{schema}\".comments VALUES (1, 'u', 'Ada'), (2, 'u', 'Ada'), (3, 'v', 'Bob');"
@@ -95,58 +83,49 @@ async fn delete_then_late_update_stays_deleted_and_the_hook_ran_once_in_the_same
     );
     let replica = UserReplica::builder("comments", store)
         .on_deleted(move |tx: &mut PgTransaction, user: &DeletedUser| {
-            c.fetch_add(1, Ordering::SeqCst);
+            let n = c.fetch_add(1, Ordering::SeqCst);
             let sql = anonymise.clone();
             Box::pin(async move {
                 sqlx::query(&sql)
                     .bind(&user.user_id)
                     .execute(&mut **tx)
                     .await?;
+                if n < failures {
+                    return Err("search index unavailable".into());
+                }
                 Ok(())
             })
         })
         .build();
-    replica
-        .apply(UserRegistered::new("u", 1, "Ada").occurred_at(at(1)))
-        .await
-        .unwrap();
+    (pool, replica, calls)
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn the_on_deleted_hook_writes_in_the_tombstones_transaction() {
+    let schema = "us_test_hook_tx";
+    let (pool, replica, calls) = anonymising_replica(schema, 0).await;
+    let mut outcomes = Vec::new();
+    for event in [
+        UserEvent::from(UserRegistered::new("u", 1, "Ada")),
+        UserDeleted::new("u", 3).into(),
+        UserDeleted::new("u", 3).into(),
+    ] {
+        outcomes.push(replica.apply(event).await.unwrap());
+    }
     assert_eq!(
-        replica
-            .apply(UserDeleted::new("u", 3).occurred_at(at(3)))
-            .await
-            .unwrap(),
-        Outcome::Deleted
+        outcomes,
+        [Outcome::Inserted, Outcome::Deleted, Outcome::Ignored]
     );
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 2, "Ada L"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica.apply(UserDeleted::new("u", 3)).await.unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica
-            .apply(UserRegistered::new("u", 7, "Back?"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(replica.get("u").await.unwrap(), None);
-    assert_eq!(
-        replica.state("u").await.unwrap(),
-        Some(UserState::Deleted(DeletedUser::new("u", 3, at(3))))
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let anonymised: i64 = sqlx::query_scalar(&format!(
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the duplicate ran no hook");
+    let anonymised = count(&pool, &format!(
         "SELECT count(*) FROM \"{schema}\".comments WHERE author_name = 'deleted user' AND author_id IS NULL"
     ))
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(anonymised, 2);
     drop_schema(&pool, schema).await;
 }
@@ -155,34 +134,7 @@ async fn delete_then_late_update_stays_deleted_and_the_hook_ran_once_in_the_same
 #[ignore = "needs PostgreSQL"]
 async fn a_failing_hook_rolls_back_the_tombstone_and_the_hooks_own_writes() {
     let schema = "us_test_hook_rollback";
-    let (pool, store) = fresh(schema).await;
-    sqlx::raw_sql(&format!(
-        "CREATE TABLE \"{schema}\".comments (id INT PRIMARY KEY, author_id TEXT);
-         INSERT INTO \"{schema}\".comments VALUES (1, 'u');"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
-    let anonymise =
-        format!("UPDATE \"{schema}\".comments SET author_id = NULL WHERE author_id = $1");
-    let replica = UserReplica::builder("comments", store)
-        .on_deleted(move |tx: &mut PgTransaction, user: &DeletedUser| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            let sql = anonymise.clone();
-            Box::pin(async move {
-                sqlx::query(&sql)
-                    .bind(&user.user_id)
-                    .execute(&mut **tx)
-                    .await?;
-                if n == 0 {
-                    return Err("search index unavailable".into());
-                }
-                Ok(())
-            })
-        })
-        .build();
+    let (pool, replica, _calls) = anonymising_replica(schema, 1).await;
     replica
         .apply(UserRegistered::new("u", 1, "Ada"))
         .await
@@ -196,13 +148,12 @@ async fn a_failing_hook_rolls_back_the_tombstone_and_the_hooks_own_writes() {
         replica.get("u").await.unwrap().is_some(),
         "tombstone rolled back"
     );
-    let still: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM \"{schema}\".comments WHERE author_id = 'u'"
-    ))
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(still, 1, "the hook's update rolled back with it");
+    let still = count(
+        &pool,
+        &format!("SELECT count(*) FROM \"{schema}\".comments WHERE author_id = 'u'"),
+    )
+    .await;
+    assert_eq!(still, 2, "the hook's update rolled back with it");
     assert_eq!(
         replica.apply(UserDeleted::new("u", 2)).await.unwrap(),
         Outcome::Deleted
@@ -213,153 +164,28 @@ async fn a_failing_hook_rolls_back_the_tombstone_and_the_hooks_own_writes() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
-async fn batches_apply_in_one_transaction_and_report() {
-    let schema = "us_test_batches";
-    let (pool, store) = fresh(schema).await;
+async fn undeclared_fields_never_reach_the_table() {
+    let schema = "us_test_minimisation";
+    let (pool, store) = fresh_store(schema).await;
     let replica = UserReplica::builder("t", store)
         .keep(Fields::DISPLAY_NAME | Fields::USERNAME)
         .build();
-    let report = replica
-        .apply_all([
+    replica
+        .apply(
             UserRegistered::new("a", 1, "A")
-                .email("a@example.com")
-                .into(),
-            UserProfileUpdated::new("a", 2, "A2").username("a2").into(),
-            UserProfileUpdated::new("a", 2, "A2").into(),
-            UserRegistered::new("b", 1, "B").into(),
-            UserDeleted::new("b", 2).into(),
-            UserDeleted::new("c", 5).into(),
-        ])
+                .username("a")
+                .email("a@example.com"),
+        )
         .await
         .unwrap();
-    assert_eq!((report.inserted, report.updated, report.deleted), (1, 0, 2));
-    assert_eq!(report.ignored, 3);
-    let a = replica.get("a").await.unwrap().unwrap();
-    assert_eq!(
-        (
-            a.version,
-            a.display_name.as_deref(),
-            a.username.as_deref(),
-            a.email
-        ),
-        (2, Some("A2"), Some("a2"), None)
-    );
-    let email: Option<String> = sqlx::query_scalar(&format!(
-        "SELECT email FROM \"{schema}\".users WHERE user_id = 'a'"
+    let (username, email): (Option<String>, Option<String>) = sqlx::query_as(&format!(
+        "SELECT username, email FROM \"{schema}\".users WHERE user_id = 'a'"
     ))
     .fetch_one(&pool)
     .await
     .unwrap();
+    assert_eq!(username.as_deref(), Some("a"));
     assert_eq!(email, None, "data minimisation: never stored");
-    // An invalid event in a batch: nothing of the batch applies.
-    let err = replica
-        .apply_all([
-            UserProfileUpdated::new("a", 3, "A3").into(),
-            UserProfileUpdated::new("a", 0, "zero").into(),
-        ])
-        .await
-        .unwrap_err();
-    assert!(!err.is_transient());
-    assert_eq!(replica.get("a").await.unwrap().unwrap().version, 2);
-    drop_schema(&pool, schema).await;
-}
-
-#[tokio::test]
-#[ignore = "needs PostgreSQL"]
-async fn get_many_returns_live_users_only() {
-    let schema = "us_test_get_many";
-    let (pool, store) = fresh(schema).await;
-    let replica = UserReplica::builder("t", store).build();
-    replica
-        .apply_all(
-            (0..150)
-                .map(|i| UserEvent::from(UserRegistered::new(format!("u{i}"), 1, format!("n{i}")))),
-        )
-        .await
-        .unwrap();
-    replica.apply(UserDeleted::new("u7", 2)).await.unwrap();
-    let ids: Vec<String> = (0..100)
-        .map(|i| format!("u{i}"))
-        .chain(["ghost".to_owned()])
-        .collect();
-    let found = replica.get_many(ids).await.unwrap();
-    assert_eq!(found.len(), 99);
-    assert!(!found.contains_key("u7"));
-    assert_eq!(found["u42"].display_name.as_deref(), Some("n42"));
-    drop_schema(&pool, schema).await;
-}
-
-#[tokio::test]
-#[ignore = "needs PostgreSQL"]
-async fn concurrent_consumers_racing_on_one_user_delete_it_once() {
-    let schema = "us_test_race";
-    let (pool, store) = fresh(schema).await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let c = Arc::clone(&calls);
-    let replica = UserReplica::builder("t", store)
-        .on_deleted(move |_: &mut PgTransaction, _: &DeletedUser| {
-            c.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Ok(()) })
-        })
-        .build();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..20u64 {
-        let r = replica.clone();
-        tasks.spawn(async move {
-            let event: UserEvent = match i % 4 {
-                0 => UserDeleted::new("u", 11).into(),
-                _ => UserProfileUpdated::new("u", 1 + i % 10, format!("v{i}")).into(),
-            };
-            r.apply(event).await.unwrap();
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.unwrap();
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert!(matches!(
-        replica.state("u").await.unwrap(),
-        Some(UserState::Deleted(_))
-    ));
-    drop_schema(&pool, schema).await;
-}
-
-#[tokio::test]
-#[ignore = "needs PostgreSQL"]
-async fn backfill_and_reconciliation_on_postgres() {
-    let schema = "us_test_backfill";
-    let (pool, store) = fresh(schema).await;
-    let replica = UserReplica::builder("t", store).build();
-    let source = StaticSnapshot::new(
-        (0..25)
-            .map(|i| SnapshotUser::new(format!("u{i:02}"), 2, format!("n{i}")))
-            .collect(),
-    );
-    let report = Backfill::new(source.clone())
-        .page_size(10)
-        .run(&replica)
-        .await
-        .unwrap();
-    assert_eq!(
-        (report.pages, report.users, report.applied.inserted),
-        (3, 25, 25)
-    );
-    source.remove("u03");
-    source.remove("u17");
-    let report = Backfill::new(source)
-        .page_size(10)
-        .grace(std::time::Duration::ZERO)
-        .reconcile(&replica)
-        .await
-        .unwrap();
-    assert_eq!(report.removed, 2);
-    assert_eq!(report.applied.ignored, 23, "same versions: no-ops");
-    assert!(replica.get("u03").await.unwrap().is_none());
-    assert!(matches!(
-        replica.state("u17").await.unwrap(),
-        Some(UserState::Deleted(_))
-    ));
-    assert!(replica.get("u04").await.unwrap().is_some());
     drop_schema(&pool, schema).await;
 }
 
@@ -373,35 +199,11 @@ proptest! {
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let schema = "us_test_prop";
-            let (pool, store) = fresh(schema).await;
-            let deleted = Arc::new(AtomicUsize::new(0));
-            let d = Arc::clone(&deleted);
-            let expected = UserReplica::builder("in-order", MemoryStore::new()).build();
-            let actual = UserReplica::builder("pg", store)
-                .on_deleted(move |_: &mut PgTransaction, _: &DeletedUser| {
-                    d.fetch_add(1, Ordering::SeqCst);
-                    Box::pin(async { Ok(()) })
-                })
-                .build();
-            for e in &in_order {
-                expected.apply(e.clone()).await.unwrap();
-            }
+            let kit = PgTestStore::connect().await;
             // Half one by one, the rest as one batch: both paths go through the gate.
             let (singles, batch) = shuffled.split_at(shuffled.len() / 2);
-            for e in singles {
-                actual.apply(e.clone()).await.unwrap();
-            }
-            actual.apply_all(batch.to_vec()).await.unwrap();
-            for id in user_ids(&in_order) {
-                prop_assert_eq!(actual.state(&id).await.unwrap(), expected.state(&id).await.unwrap());
-            }
-            let deletions = in_order.iter().filter(|e| matches!(e, UserEvent::Deleted(_))).count();
-            prop_assert_eq!(deleted.load(Ordering::SeqCst), deletions);
-            drop_schema(&pool, schema).await;
-            pool.close().await;
-            Ok(())
-        })?;
+            cases::converges_like_in_order(&kit, "converges", &in_order, singles, batch).await;
+        });
     }
 }
 
@@ -432,7 +234,7 @@ async fn an_unreachable_database_is_a_transient_error_not_a_panic() {
 async fn router_deliveries_are_applied_in_batches_and_converge() {
     use tessera_event_bus::{EventPublisher, Router, memory::MemoryBus, router::RetryPolicy};
     let schema = "us_test_router_batches";
-    let (pool, store) = fresh(schema).await;
+    let (pool, store) = fresh_store(schema).await;
     let fail_once = Arc::new(AtomicUsize::new(0));
     let f = Arc::clone(&fail_once);
     let replica = UserReplica::builder("comments", store)
@@ -520,13 +322,4 @@ async fn router_deliveries_are_applied_in_batches_and_converge() {
         "one failure, then each deletion once"
     );
     drop_schema(&pool, schema).await;
-}
-
-#[tokio::test]
-#[ignore = "needs PostgreSQL"]
-async fn old_tombstones_are_pruned_and_newer_ones_kept_on_postgres() {
-    let (pool, store) = fresh("us_prune").await;
-    let replica = UserReplica::builder("prune", store).build();
-    common::check_prune_tombstones(&replica).await;
-    drop_schema(&pool, "us_prune").await;
 }

@@ -122,16 +122,7 @@ async fn a_failed_publish_undoes_the_change() {
 
 #[tokio::test]
 async fn a_new_replica_backfills_from_the_directory() {
-    let bus = MemoryBus::new();
-    let _sub = bus
-        .subscriber()
-        .subscribe(SubscribeOptions::new("x").event_types(ALL_TYPES))
-        .await
-        .unwrap();
-    let users = MemoryUserDirectory::new(EventPublisher::new(
-        Arc::new(bus.publisher()),
-        "/user-service",
-    ));
+    let (_bus, _audit, users) = audited_directory().await;
     for i in 0..12 {
         users
             .register(&format!("u{i:02}"), profile(&format!("n{i}")))
@@ -364,35 +355,13 @@ mod pg {
     use tessera_user_sync::producer::postgres::{DEFAULT_MIGRATION, PgUserDirectory};
 
     use super::*;
+    use crate::common::postgres::{database_url, drop_schema, fresh_schema, user_directory};
 
-    pub(super) fn database_url() -> String {
-        std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
-    pub(super) async fn fresh(schema: &str) -> (PgPool, PgUserDirectory, Outbox) {
-        let pool = PgPool::connect(&database_url())
-            .await
-            .expect("PostgreSQL at DATABASE_URL");
-        drop_schema(&pool, schema).await;
-        let outbox = Outbox::new(TableName::new(schema, "outbox").unwrap());
-        outbox.migrate(&pool).await.unwrap();
-        let users = PgUserDirectory::new(
-            pool.clone(),
-            TableName::new(schema, "users").unwrap(),
-            outbox.clone(),
-            "/user-service",
-        );
-        users.migrate().await.unwrap();
-        users.migrate().await.unwrap();
+    async fn fresh(schema: &str) -> (PgPool, PgUserDirectory, Outbox) {
+        let pool = fresh_schema(schema).await;
+        let (users, outbox) = user_directory(&pool, schema).await;
+        users.migrate().await.expect("migrate is idempotent");
         (pool, users, outbox)
-    }
-
-    pub(super) async fn drop_schema(pool: &PgPool, schema: &str) {
-        sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .execute(pool)
-            .await
-            .unwrap();
     }
 
     async fn outbox_rows(pool: &PgPool, schema: &str) -> Vec<(String, String)> {

@@ -1,5 +1,6 @@
-//! The in-memory replica: version gate, tombstones, minimisation, hooks,
-//! router integration and bad input.
+//! The in-memory replica: the store contract (the conformance kit), then
+//! what is the replica's own: router integration, retries, bad input on the
+//! wire, metrics.
 
 mod common;
 
@@ -12,34 +13,18 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{at, histories_and_shuffle, user_ids};
+use common::histories_and_shuffle;
 use proptest::prelude::*;
 use tessera_event_bus::{
     Attributes, Envelope, EventPublisher, Publisher, RawEvent, Router, memory::MemoryBus,
     router::RetryPolicy,
 };
 use tessera_user_sync::{
-    ApplyError, Fields, InvalidEvent, UserReplica,
-    events::{UserDeleted, UserEvent, UserProfileUpdated, UserRegistered},
-    store::{DeletedUser, MemoryStore, NoTransaction, Outcome, ReplicatedUser, UserState},
+    UserReplica,
+    events::{UserDeleted, UserRegistered},
+    store::{DeletedUser, MemoryStore, NoTransaction},
+    testkit::{MemoryTestStore, cases},
 };
-
-fn counting_replica(
-    deleted: &Arc<AtomicUsize>,
-    updated: &Arc<AtomicUsize>,
-) -> UserReplica<MemoryStore> {
-    let (d, u) = (Arc::clone(deleted), Arc::clone(updated));
-    UserReplica::builder("test", MemoryStore::new())
-        .on_deleted(move |_: &mut NoTransaction, _: &DeletedUser| {
-            d.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Ok(()) })
-        })
-        .on_updated(move |_: &mut NoTransaction, _: &ReplicatedUser| {
-            u.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Ok(()) })
-        })
-        .build()
-}
 
 async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
     for _ in 0..500 {
@@ -51,6 +36,11 @@ async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
     panic!("timed out waiting for {what}");
 }
 
+// The store contract, on the in-memory store.
+mod conformance {
+    tessera_user_sync::replica_store_tests!(tessera_user_sync::testkit::MemoryTestStore::new());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -59,253 +49,14 @@ proptest! {
         (in_order, shuffled) in histories_and_shuffle()
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            let deleted = Arc::new(AtomicUsize::new(0));
-            let updated = Arc::new(AtomicUsize::new(0));
-            let expected = UserReplica::builder("in-order", MemoryStore::new()).keep(Fields::ALL).build();
-            let actual = counting_replica(&deleted, &updated);
-            for e in &in_order {
-                expected.apply(e.clone()).await.unwrap();
-            }
-            for e in &shuffled {
-                actual.apply(e.clone()).await.unwrap();
-            }
-            let deletions = in_order.iter().filter(|e| matches!(e, UserEvent::Deleted(_))).count();
-            for id in user_ids(&in_order) {
-                let want = expected.state(&id).await.unwrap().map(|s| match s {
-                    UserState::Live(u) => UserState::Live(u.minimised(Fields::DISPLAY_NAME)),
-                    other => other,
-                });
-                prop_assert_eq!(actual.state(&id).await.unwrap(), want);
-            }
-            prop_assert_eq!(deleted.load(Ordering::SeqCst), deletions, "on_deleted once per deleted user");
-            Ok(())
-        })?;
+        rt.block_on(cases::converges_like_in_order(
+            &MemoryTestStore::new(),
+            "converges",
+            &in_order,
+            &shuffled,
+            &[],
+        ));
     }
-}
-
-#[tokio::test]
-async fn delete_then_late_update_stays_deleted_and_hooks_ran_once() {
-    let deleted = Arc::new(AtomicUsize::new(0));
-    let updated = Arc::new(AtomicUsize::new(0));
-    let replica = counting_replica(&deleted, &updated);
-    assert_eq!(
-        replica
-            .apply(UserRegistered::new("u", 1, "A").occurred_at(at(1)))
-            .await
-            .unwrap(),
-        Outcome::Inserted
-    );
-    assert_eq!(
-        replica
-            .apply(UserDeleted::new("u", 3).occurred_at(at(3)))
-            .await
-            .unwrap(),
-        Outcome::Deleted
-    );
-    // The update that was overtaken by the deletion, then duplicates.
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 2, "B"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica.apply(UserDeleted::new("u", 3)).await.unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica
-            .apply(UserRegistered::new("u", 9, "C"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(replica.get("u").await.unwrap(), None);
-    assert_eq!(
-        replica.state("u").await.unwrap(),
-        Some(UserState::Deleted(DeletedUser::new("u", 3, at(3))))
-    );
-    assert_eq!(deleted.load(Ordering::SeqCst), 1);
-    assert_eq!(updated.load(Ordering::SeqCst), 1);
-}
-
-#[tokio::test]
-async fn a_deletion_of_an_unknown_user_leaves_a_tombstone_and_runs_the_hook() {
-    let deleted = Arc::new(AtomicUsize::new(0));
-    let replica = counting_replica(&deleted, &Arc::new(AtomicUsize::new(0)));
-    replica.apply(UserDeleted::new("ghost", 2)).await.unwrap();
-    replica
-        .apply(UserRegistered::new("ghost", 1, "Boo"))
-        .await
-        .unwrap();
-    assert_eq!(replica.get("ghost").await.unwrap(), None);
-    assert_eq!(deleted.load(Ordering::SeqCst), 1);
-}
-
-#[tokio::test]
-async fn stale_and_duplicate_versions_are_no_ops() {
-    let replica = UserReplica::in_memory("t");
-    replica
-        .apply(UserRegistered::new("u", 1, "A"))
-        .await
-        .unwrap();
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 3, "C"))
-            .await
-            .unwrap(),
-        Outcome::Updated
-    );
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 3, "C again"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    assert_eq!(
-        replica
-            .apply(UserProfileUpdated::new("u", 2, "B"))
-            .await
-            .unwrap(),
-        Outcome::Ignored
-    );
-    let u = replica.get("u").await.unwrap().unwrap();
-    assert_eq!((u.version, u.display_name.as_deref()), (3, Some("C")));
-}
-
-#[tokio::test]
-async fn only_declared_fields_are_kept() {
-    let full = UserRegistered::new("u", 1, "Ada")
-        .username("ada")
-        .email("ada@example.com")
-        .avatar_url("https://example.com/a.png");
-    let names = UserReplica::in_memory("names");
-    names.apply(full.clone()).await.unwrap();
-    let u = names.get("u").await.unwrap().unwrap();
-    assert_eq!(u.display_name.as_deref(), Some("Ada"));
-    assert_eq!((u.username, u.email, u.avatar_url), (None, None, None));
-
-    let ids = UserReplica::builder("ids", MemoryStore::new())
-        .keep(Fields::NONE)
-        .build();
-    ids.apply(full.clone()).await.unwrap();
-    let u = ids.get("u").await.unwrap().unwrap();
-    assert_eq!((u.version, u.display_name), (1, None));
-
-    let avatars = UserReplica::builder("a", MemoryStore::new())
-        .keep(Fields::DISPLAY_NAME | Fields::AVATAR_URL)
-        .build();
-    avatars.apply(full).await.unwrap();
-    let u = avatars.get("u").await.unwrap().unwrap();
-    assert_eq!(u.avatar_url.as_deref(), Some("https://example.com/a.png"));
-    assert_eq!(u.email, None);
-}
-
-#[tokio::test]
-async fn get_many_returns_live_users_only() {
-    let replica = UserReplica::in_memory("t");
-    for i in 0..10 {
-        replica
-            .apply(UserRegistered::new(format!("u{i}"), 1, format!("n{i}")))
-            .await
-            .unwrap();
-    }
-    replica.apply(UserDeleted::new("u3", 2)).await.unwrap();
-    let found = replica
-        .get_many(["u1", "u3", "u9", "nobody"])
-        .await
-        .unwrap();
-    let mut keys: Vec<_> = found.keys().cloned().collect();
-    keys.sort();
-    assert_eq!(keys, ["u1", "u9"]);
-    assert_eq!(found["u9"].display_name.as_deref(), Some("n9"));
-    assert!(
-        replica
-            .get_many(Vec::<String>::new())
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn invalid_events_are_errors_and_change_nothing() {
-    let replica = UserReplica::in_memory("t");
-    replica
-        .apply(UserRegistered::new("u", 1, "A"))
-        .await
-        .unwrap();
-    let err = replica
-        .apply(UserProfileUpdated::new("u", 0, "zero"))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        ApplyError::Invalid(InvalidEvent::VersionOutOfRange(0))
-    ));
-    assert!(!err.is_transient());
-    let err = replica
-        .apply(UserProfileUpdated::new("u", u64::MAX, "max"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "invalid user event: version {} is out of range (1 to 2^53 - 1)",
-            u64::MAX
-        )
-    );
-    let err = replica.apply(UserDeleted::new("  ", 2)).await.unwrap_err();
-    assert!(matches!(
-        err,
-        ApplyError::Invalid(InvalidEvent::EmptyUserId)
-    ));
-    // A batch with one invalid event applies nothing.
-    let err = replica
-        .apply_all([
-            UserProfileUpdated::new("u", 2, "B").into(),
-            UserDeleted::new("", 3).into(),
-        ])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ApplyError::Invalid(_)));
-    assert_eq!(
-        replica
-            .get("u")
-            .await
-            .unwrap()
-            .unwrap()
-            .display_name
-            .as_deref(),
-        Some("A")
-    );
-}
-
-#[tokio::test]
-async fn apply_all_reports_what_happened() {
-    let replica = UserReplica::in_memory("t");
-    let report = replica
-        .apply_all([
-            UserRegistered::new("a", 1, "A").into(),
-            UserProfileUpdated::new("a", 2, "A2").into(),
-            UserProfileUpdated::new("a", 2, "A2").into(),
-            UserRegistered::new("b", 1, "B").into(),
-            UserDeleted::new("b", 2).into(),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            report.inserted,
-            report.updated,
-            report.deleted,
-            report.ignored
-        ),
-        (2, 1, 1, 1)
-    );
 }
 
 fn raw(ty: &str, subject: Option<&str>, data: &'static [u8]) -> RawEvent {
@@ -514,10 +265,4 @@ async fn the_service_can_be_called_directly() {
         .await
         .unwrap();
     assert!(replica.get("u").await.unwrap().is_some());
-}
-
-#[tokio::test]
-async fn old_tombstones_are_pruned_and_newer_ones_kept() {
-    let replica = UserReplica::builder("prune", MemoryStore::new()).build();
-    common::check_prune_tombstones(&replica).await;
 }

@@ -1,4 +1,4 @@
-//! The response future of [`RequireService`](super::RequireService).
+//! The response future of [`RequireService`](super::service::RequireService).
 
 use http::Response;
 use pin_project_lite::pin_project;
@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pin_project! {
-    /// Response future of [`RequireService`](super::RequireService): the
+    /// Response future of [`RequireService`](super::service::RequireService): the
     /// inner service's future, or the ready rejection response.
     pub struct ResponseFuture<F, B> {
         #[pin]

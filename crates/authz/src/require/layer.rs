@@ -1,7 +1,8 @@
 //! [`RequireLayer`] and the constructors [`Require`], [`RequireScopes`],
 //! [`RequireRoles`].
 
-use super::{EmptyBody, JsonBody, RequireService};
+use super::render::{EmptyBody, JsonBody};
+use super::service::RequireService;
 use crate::permissions::{OAuthScopes, PermissionSource, RolesClaim};
 use crate::policy::{self, Authenticated, Permissions, Policy};
 use std::fmt;

@@ -1,15 +1,15 @@
 //! How a guard turns a [`Rejection`] into a response: [`RenderRejection`].
 
-use crate::Rejection;
+use crate::rejection::Rejection;
 use http::Response;
 
 /// Builds the response for a [`Rejection`], in the body type of the
 /// protected service.
 ///
 /// Guards use [`JsonBody`] by default, [`EmptyBody`] after
-/// [`RequireLayer::empty_body`](super::RequireLayer::empty_body), or any
+/// [`RequireLayer::empty_body`](super::layer::RequireLayer::empty_body), or any
 /// closure `Fn(Rejection) -> Response<B>` given to
-/// [`RequireLayer::render_with`](super::RequireLayer::render_with).
+/// [`RequireLayer::render_with`](super::layer::RequireLayer::render_with).
 pub trait RenderRejection<B> {
     /// The response for `rejection`.
     fn render(&self, rejection: Rejection) -> Response<B>;

@@ -1,6 +1,8 @@
 //! [`RequireService`]: the middleware.
 
-use super::{JsonBody, RenderRejection, RequireLayer, ResponseFuture};
+use super::future::ResponseFuture;
+use super::layer::RequireLayer;
+use super::render::{JsonBody, RenderRejection};
 use crate::policy::Policy;
 use crate::rejection::{Rejection, trace_forbidden, trace_unauthenticated};
 use http::{Request, Response};

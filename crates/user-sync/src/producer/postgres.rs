@@ -31,17 +31,24 @@
 //! ```
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Postgres, Row as _, Transaction, postgres::PgRow};
+use sqlx::{
+    PgPool, Postgres, Row as _, Transaction,
+    postgres::{PgArguments, PgRow},
+    query::Query,
+};
 use tessera_event_bus::{
-    Envelope,
+    Envelope, Event,
     outbox::{Outbox, TableName},
 };
 use time::OffsetDateTime;
 
-use super::{ProducerError, Registration, UserDirectory, UserRecord, check_id};
+use super::{
+    directory::{Registration, UserDirectory, UserRecord, check_id},
+    error::ProducerError,
+};
 use crate::{
     error::SnapshotError,
-    events::{Profile, UserDeleted, UserProfileUpdated, UserRegistered},
+    events::{Profile, UserDeleted, UserProfileUpdated, UserRegistered, validate_common},
     snapshot::{SnapshotPage, SnapshotSource},
 };
 
@@ -102,7 +109,7 @@ impl PgUserDirectory {
         Ok(())
     }
 
-    async fn enqueue<E: tessera_event_bus::Event>(
+    async fn enqueue<E: Event>(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         event: E,
@@ -127,12 +134,7 @@ impl PgUserDirectory {
              VALUES ($1, 1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO NOTHING RETURNING {COLUMNS}",
             self.table.qualified()
         );
-        let inserted = sqlx::query(&sql)
-            .bind(user_id)
-            .bind(&profile.display_name)
-            .bind(&profile.username)
-            .bind(&profile.email)
-            .bind(&profile.avatar_url)
+        let inserted = bind_profile(sqlx::query(&sql).bind(user_id), &profile)
             .bind(now)
             .fetch_optional(&mut **tx)
             .await
@@ -171,25 +173,15 @@ impl PgUserDirectory {
              avatar_url = $5, updated_at = $6 WHERE user_id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}",
             self.table.qualified()
         );
-        let row = sqlx::query(&sql)
-            .bind(user_id)
-            .bind(&profile.display_name)
-            .bind(&profile.username)
-            .bind(&profile.email)
-            .bind(&profile.avatar_url)
+        let row = bind_profile(sqlx::query(&sql).bind(user_id), &profile)
             .bind(now)
             .fetch_optional(&mut **tx)
             .await
             .map_err(db)?;
-        let Some(row) = row else {
-            return Err(self.why_unchanged(tx, user_id).await);
-        };
-        let record = record_of(&row)?;
-        let event =
-            UserProfileUpdated::from_profile(user_id, record.version, profile).occurred_at(now);
-        event.validate()?;
-        self.enqueue(tx, event).await?;
-        Ok(record)
+        self.changed(tx, user_id, row, |version| {
+            UserProfileUpdated::from_profile(user_id, version, profile).occurred_at(now)
+        })
+        .await
     }
 
     /// [`UserDirectory::delete`] inside `tx`.
@@ -211,14 +203,10 @@ impl PgUserDirectory {
             .fetch_optional(&mut **tx)
             .await
             .map_err(db)?;
-        let Some(row) = row else {
-            return Err(self.why_unchanged(tx, user_id).await);
-        };
-        let record = record_of(&row)?;
-        let event = UserDeleted::new(user_id, record.version).occurred_at(now);
-        event.validate()?;
-        self.enqueue(tx, event).await?;
-        Ok(record)
+        self.changed(tx, user_id, row, |version| {
+            UserDeleted::new(user_id, version).occurred_at(now)
+        })
+        .await
     }
 
     /// A user (deleted ones included) read inside `tx`.
@@ -239,6 +227,26 @@ impl PgUserDirectory {
         row.as_ref().map(record_of).transpose()
     }
 
+    /// The record an `UPDATE ... RETURNING` row describes, once the event
+    /// `event(version)` for it is validated and enqueued; without a row, why
+    /// nothing changed.
+    async fn changed<E: Event>(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        user_id: &str,
+        row: Option<PgRow>,
+        event: impl FnOnce(u64) -> E,
+    ) -> Result<UserRecord, ProducerError> {
+        let Some(row) = row else {
+            return Err(self.why_unchanged(tx, user_id).await);
+        };
+        let record = record_of(&row)?;
+        // What the event's own `validate` checks: its user id and version.
+        validate_common(user_id, record.version)?;
+        self.enqueue(tx, event(record.version)).await?;
+        Ok(record)
+    }
+
     async fn why_unchanged(
         &self,
         tx: &mut Transaction<'_, Postgres>,
@@ -250,6 +258,18 @@ impl PgUserDirectory {
             Err(e) => e,
         }
     }
+}
+
+/// Binds a profile's columns, in the order `display_name, username, email, avatar_url`.
+fn bind_profile<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    profile: &'q Profile,
+) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(&profile.display_name)
+        .bind(&profile.username)
+        .bind(&profile.email)
+        .bind(&profile.avatar_url)
 }
 
 fn record_of(row: &PgRow) -> Result<UserRecord, ProducerError> {

@@ -7,7 +7,7 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Inner, UserReplica};
+use super::user_replica::{Inner, UserReplica};
 use crate::{events::UserEvent, store::ReplicaStore};
 
 /// How deliveries are grouped: at most `max_events` per batch, waiting at

@@ -11,7 +11,7 @@ use tessera_event_bus::{
 };
 use tower_service::Service;
 
-use super::UserReplica;
+use super::user_replica::UserReplica;
 use crate::{
     error::{ApplyError, InvalidEvent},
     events::{UserDeleted, UserEvent, UserProfileUpdated, UserRegistered},

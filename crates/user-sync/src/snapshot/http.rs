@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use tessera_event_bus::BoxError;
 use url::Url;
 
-use super::{SnapshotPage, SnapshotSource};
+use super::source::{SnapshotPage, SnapshotSource};
 use crate::error::SnapshotError;
 
 type TokenFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send>>;

@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    ApplyReport, Change, DeletedUser, Hooks, Outcome, ReplicaStore, ReplicatedUser, UserState,
+    change::{ApplyReport, Change, Outcome},
+    hooks::Hooks,
+    replica_store::ReplicaStore,
+    user::{DeletedUser, ReplicatedUser, UserState},
 };
 use crate::error::{ApplyError, StoreError};
 
@@ -329,84 +332,5 @@ impl ReplicaStore for MemoryStore {
             pruned += (len - shard.len()) as u64;
         }
         Ok(pruned)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    use super::*;
-
-    fn at(secs: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(secs).unwrap()
-    }
-
-    fn upsert(id: &str, v: u64, name: &str) -> Change {
-        Change::Upsert(ReplicatedUser::new(id, v, at(v as i64)).with_display_name(name))
-    }
-
-    #[tokio::test]
-    async fn delete_wins_over_any_version_and_is_final() {
-        let store = MemoryStore::new();
-        let hooks = Hooks::default();
-        store
-            .apply(vec![upsert("u", 5, "a")], &hooks)
-            .await
-            .unwrap();
-        let r = store
-            .apply(
-                vec![Change::Delete(DeletedUser::new("u", 3, at(9)))],
-                &hooks,
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.single(), Outcome::Deleted);
-        let r = store
-            .apply(vec![upsert("u", 9, "b")], &hooks)
-            .await
-            .unwrap();
-        assert_eq!(r.single(), Outcome::Ignored);
-        assert_eq!(
-            store.state("u").await.unwrap(),
-            Some(UserState::Deleted(DeletedUser::new("u", 5, at(9))))
-        );
-        assert_eq!(store.get("u").await.unwrap(), None);
-        assert!(store.get_many(&["u".to_owned()]).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_failing_hook_leaves_the_change_unwritten() {
-        let store = MemoryStore::new();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let mut hooks = Hooks::default();
-        let c = Arc::clone(&calls);
-        hooks.on_deleted(move |_: &mut NoTransaction, _: &DeletedUser| {
-            let n = c.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move {
-                if n == 0 {
-                    Err("comments database down".into())
-                } else {
-                    Ok(())
-                }
-            })
-        });
-        store
-            .apply(vec![upsert("u", 1, "a")], &hooks)
-            .await
-            .unwrap();
-        let delete = Change::Delete(DeletedUser::new("u", 2, at(2)));
-        let err = store.apply(vec![delete.clone()], &hooks).await.unwrap_err();
-        assert!(err.is_transient());
-        assert_eq!(
-            err.to_string(),
-            "replica hook failed for user `u`: comments database down"
-        );
-        assert!(store.get("u").await.unwrap().is_some(), "still live");
-        assert_eq!(store.apply(vec![delete], &hooks).await.unwrap().deleted, 1);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 }

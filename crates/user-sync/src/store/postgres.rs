@@ -45,7 +45,10 @@ pub use tessera_event_bus::outbox::TableName;
 use time::OffsetDateTime;
 
 use super::{
-    ApplyReport, Change, DeletedUser, Hooks, Outcome, ReplicaStore, ReplicatedUser, UserState,
+    change::{ApplyReport, Change, Outcome},
+    hooks::Hooks,
+    replica_store::ReplicaStore,
+    user::{DeletedUser, ReplicatedUser, UserState},
 };
 use crate::error::{ApplyError, StoreError};
 

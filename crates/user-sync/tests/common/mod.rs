@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
 use proptest::prelude::*;
 use tessera_user_sync::events::{UserDeleted, UserEvent, UserProfileUpdated, UserRegistered};
 use time::OffsetDateTime;
@@ -66,53 +69,4 @@ pub fn user_ids(events: &[UserEvent]) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-/// Pruning on any store: tombstones older than the retention go, newer
-/// tombstones and live users stay, and (why the retention must be long) a
-/// late update of a pruned user brings it back.
-pub async fn check_prune_tombstones<S: tessera_user_sync::store::ReplicaStore>(
-    replica: &tessera_user_sync::UserReplica<S>,
-) {
-    use std::time::Duration;
-
-    use tessera_user_sync::store::UserState;
-
-    let apply = |events: Vec<UserEvent>| async move {
-        for event in events {
-            replica.apply(event).await.unwrap();
-        }
-    };
-    apply(history("old", &[], true)).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    apply(history("new", &[], true)).await;
-    apply(history("live", &["Ada".to_owned()], false)).await;
-
-    let pruned = replica
-        .prune_tombstones(Duration::from_millis(200))
-        .await
-        .unwrap();
-    assert_eq!(pruned, 1, "only the tombstone older than the retention");
-    assert_eq!(replica.state("old").await.unwrap(), None);
-    assert!(matches!(
-        replica.state("new").await.unwrap(),
-        Some(UserState::Deleted(_))
-    ));
-    assert_eq!(
-        replica.get("live").await.unwrap().map(|u| u.version),
-        Some(2)
-    );
-    assert_eq!(
-        replica
-            .prune_tombstones(Duration::from_secs(u64::MAX))
-            .await
-            .unwrap(),
-        0,
-        "a retention beyond the calendar prunes nothing"
-    );
-
-    // The documented risk: nothing guards the pruned user any more.
-    let late = UserProfileUpdated::new("old", 1, "resurrected").occurred_at(at(1));
-    replica.apply(late).await.unwrap();
-    assert!(replica.get("old").await.unwrap().is_some());
 }
