@@ -132,6 +132,10 @@ pub enum BusError {
     /// The connection to the broker failed.
     #[error("broker connection failed: {0}")]
     Connection(#[source] BoxError),
+    /// The database that keeps events (the outbox's table) refused or could
+    /// not be reached.
+    #[error("event store failed: {0}")]
+    Store(#[source] BoxError),
     /// A queue already exists on the broker with other arguments than the
     /// configuration declares (for example classic where quorum is
     /// configured), so the broker refused to declare it (RabbitMQ's

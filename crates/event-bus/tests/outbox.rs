@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use common::outbox::*;
 use tessera_event_bus::{
-    Attributes, Envelope, RawEvent,
+    Attributes, DeadLetterQueue, Envelope, RawEvent,
     memory::MemoryBus,
     outbox::{OutboxError, OutboxRelay, OutboxRelayHandle},
 };
@@ -392,32 +392,50 @@ async fn bad_rows_are_parked_with_a_reason_and_do_not_block_the_relay() {
     .await;
     assert_eq!(got.by_subject()["u1"], [1, 2]);
 
-    let parked = outbox.parked(&db.pool, 10).await.unwrap();
-    let reasons: Vec<(&str, &str)> = parked
+    let dead = outbox.dead_letter_queue(db.pool.clone());
+    let parked = dead.list(10).await.unwrap();
+    let reasons: Vec<(Option<&str>, &str)> = parked
         .iter()
-        .map(|p| (p.event_id.as_str(), p.reason.as_str()))
+        .map(|p| (p.event().map(|e| e.id()), p.reason.as_str()))
         .collect();
     assert!(
         reasons[0].1.contains("not a valid cloudevent"),
         "{reasons:?}"
     );
+    assert!(
+        parked[0].event.is_err(),
+        "attributes without specversion are no event"
+    );
     assert!(reasons[1].1.contains("not valid json"), "{reasons:?}");
     assert!(reasons[2].1.contains("disagrees"), "{reasons:?}");
-    assert_eq!(reasons[3].0, "nobody-1");
+    assert_eq!(reasons[3].0, Some("nobody-1"));
     assert!(reasons[3].1.contains("unroutable"), "{reasons:?}");
     assert_eq!(outbox.backlog(&db.pool).await.unwrap().parked, 4);
-
-    // Once someone listens for the unknown type, requeueing publishes it.
-    let late = collect(&bus, "late", &["com.example.nobody.v1"]).await;
-    let requeued = outbox
-        .requeue_parked(&db.pool, &[parked[3].seq])
+    let got_one = dead
+        .get(&parked[2].id)
         .await
-        .unwrap();
-    assert_eq!(requeued, 1);
+        .unwrap()
+        .expect("still parked");
+    assert_eq!(got_one, parked[2]);
+
+    // Once someone listens for the unknown type, replaying publishes it.
+    let late = collect(&bus, "late", &["com.example.nobody.v1"]).await;
+    let replayed = dead.replay(&[parked[3].id.clone()]).await.unwrap();
+    assert_eq!(replayed, 1);
     late.wait_for(1).await;
     relay.shutdown().await.unwrap();
     assert_eq!(late.ids(), ["nobody-1"]);
     assert_eq!(db.count("parked_at IS NOT NULL").await, 3);
+    // A row that can never be an event is discarded; ids gone or foreign are skipped.
+    let gone = [
+        parked[0].id.clone(),
+        parked[3].id.clone(),
+        "not-a-seq".into(),
+    ];
+    assert_eq!(dead.discard(&gone).await.unwrap(), 1);
+    assert_eq!(dead.list(10).await.unwrap().len(), 2);
+    assert!(dead.get(&parked[0].id).await.unwrap().is_none());
+    assert_eq!(db.count("parked_at IS NOT NULL").await, 2);
     db.cleanup().await;
 }
 

@@ -27,7 +27,7 @@
 //!   that can never be published (attributes that are not a valid
 //!   CloudEvent, data that is not the JSON its content type says, an event
 //!   type nobody is bound to) are **parked** with the reason; see
-//!   [`Outbox::parked`] and [`Outbox::requeue_parked`].
+//!   [`Outbox::dead_letter_queue`].
 //!
 //! # Tables
 //!
@@ -111,7 +111,7 @@ pub use self::{
         METRIC_BATCH_DURATION, METRIC_OLDEST_PENDING_AGE, METRIC_PARKED, METRIC_PARKED_TOTAL,
         METRIC_PENDING, METRIC_PRUNED, METRIC_PUBLISH_FAILURES, METRIC_PUBLISHED,
     },
-    park::ParkedEvent,
+    park::OutboxDeadLetters,
     relay::{BatchReport, OutboxRelay, OutboxRelayHandle},
     table::{MAX_IDENTIFIER_LEN, TableName, TableNameError},
 };

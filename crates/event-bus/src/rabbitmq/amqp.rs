@@ -113,7 +113,7 @@ pub(crate) fn attempt(props: &BasicProperties, redelivered: bool) -> u32 {
 /// How often a parked message had been delivered to its group: the count
 /// its copy carries (0 when the broker itself dead-lettered it). A quorum
 /// parking lot's own `x-delivery-count` is left out: it counts the returns of
-/// [`RabbitBus::parked`](crate::rabbitmq::RabbitBus::parked)'s peeks, not deliveries.
+/// the [dead-letter queue](crate::rabbitmq::RabbitDeadLetters)'s peeks, not deliveries.
 pub(crate) fn parked_deliveries(props: &BasicProperties) -> u32 {
     header_u32(props.headers().as_ref(), DELIVERIES_HEADER)
 }

@@ -1,9 +1,8 @@
 //! [`RabbitBus`]: the publishing and the consuming connection, and the
 //! publishers and subscribers made on them.
 //!
-//! Peeking into a group's parking lot ([`RabbitBus::parked`]) lives with the
-//! rest of the parking lot, in `park.rs`; the lot as a dead-letter queue
-//! ([`RabbitBus::dead_letter_queue`]) in `dead_letter.rs`.
+//! A group's parking lot as a dead-letter queue
+//! ([`RabbitBus::dead_letter_queue`]) lives in `dead_letter.rs`.
 
 use std::sync::Arc;
 
