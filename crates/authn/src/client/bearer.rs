@@ -1,7 +1,7 @@
 //! The bearer header of outgoing requests: writing one, and recognising a
 //! downstream's RFC 6750 refusal of the token sent.
 
-use super::{AccessToken, ClientError};
+use super::{error::ClientError, token::AccessToken};
 use http::HeaderValue;
 
 /// `Bearer <token>`, marked sensitive so it is never logged.

@@ -1,9 +1,10 @@
 //! [`ClientCredentials`]: the OAuth 2.0 client credentials grant, cached.
 
+use super::error::ClientError;
 use super::oauth_http::{HttpError, OAuthHttp};
 use super::slot::{Fetched, Slot};
+use super::token::{AccessToken, BoxFuture, TokenProvider};
 use super::token_endpoint::{TokenEndpoint, TokenEndpointConfig, token_endpoint_setters};
-use super::{AccessToken, BoxFuture, ClientError, TokenProvider};
 use crate::endpoint::AuthMethod;
 use crate::error::Redacted;
 use oauth2::TokenResponse as _;

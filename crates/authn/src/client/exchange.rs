@@ -1,8 +1,9 @@
 //! [`TokenExchange`]: RFC 8693 token exchange, cached per subject token.
 
+use super::error::ClientError;
 use super::slot::{Fetched, Slot};
+use super::token::{AccessToken, BoxFuture, TokenProvider};
 use super::token_endpoint::{TokenEndpoint, TokenEndpointConfig, token_endpoint_setters};
-use super::{AccessToken, BoxFuture, ClientError, TokenProvider};
 use crate::endpoint::post_form;
 use crate::principal::Principal;
 use sha2::{Digest as _, Sha256};

@@ -1,7 +1,7 @@
 //! Our reqwest client as `oauth2`'s HTTP client, for the client
 //! credentials grant.
 
-use super::BoxFuture;
+use super::token::BoxFuture;
 use crate::endpoint::PostError;
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
 use std::fmt;

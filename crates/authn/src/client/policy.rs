@@ -1,7 +1,7 @@
 //! When cached tokens are renewed ([`RefreshAhead`]) and how failed token
 //! requests are retried ([`RetryPolicy`]), for every token-endpoint client.
 
-use super::ClientError;
+use super::error::ClientError;
 use backon::{ExponentialBuilder, Retryable as _};
 use std::future::Future;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! [`TokenRelay`]: forwards the caller's validated token downstream.
 
-use super::{AccessToken, BoxFuture, ClientError, TokenProvider};
+use super::error::ClientError;
+use super::token::{AccessToken, BoxFuture, TokenProvider};
 use crate::principal::Principal;
 
 /// A [`TokenProvider`] that sends the caller's own token on, for gateways

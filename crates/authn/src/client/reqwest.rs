@@ -1,7 +1,9 @@
 //! [`AuthorizedClient`]: a `reqwest::Client` that sends bearer tokens.
 
 use super::bearer::{bearer_value, is_invalid_token};
-use super::{ClientError, InjectTokenError, TokenProvider};
+use super::error::ClientError;
+use super::inject::InjectTokenError;
+use super::token::TokenProvider;
 use std::fmt;
 
 /// A `reqwest::Client` paired with a [`TokenProvider`]: every request gets

@@ -1,8 +1,9 @@
 //! [`Slot`]: one cached token and the single flight that renews it, shared
 //! by the client credentials and token exchange caches.
 
+use super::error::ClientError;
 use super::policy::RefreshAhead;
-use super::{AccessToken, ClientError};
+use super::token::AccessToken;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -3,7 +3,7 @@
 //! where the endpoint is, and how requests are sent, retried and renewed;
 //! and the builder setters for it, written once.
 
-use super::ClientError;
+use super::error::ClientError;
 use super::policy::{RefreshAhead, RetryPolicy};
 use crate::endpoint::{AuthMethod, ClientAuth, EndpointSource, Which};
 use std::time::Duration;

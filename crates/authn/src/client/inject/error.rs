@@ -1,6 +1,6 @@
 //! [`InjectTokenError`]: why an outgoing request failed.
 
-use crate::client::ClientError;
+use crate::client::error::ClientError;
 
 /// Why an outgoing request failed: no token, or the inner service's error.
 #[derive(Debug, thiserror::Error)]

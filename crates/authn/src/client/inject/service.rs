@@ -4,7 +4,7 @@
 use super::body::ReplayBody;
 use super::error::InjectTokenError;
 use crate::client::bearer::{bearer_value, is_invalid_token};
-use crate::client::{BoxFuture, TokenProvider};
+use crate::client::token::{BoxFuture, TokenProvider};
 use http::{Request, Response};
 use std::fmt;
 use std::task::{Context, Poll};
