@@ -147,7 +147,7 @@ pub(crate) mod jit {
     use std::{convert::Infallible, time::Duration};
 
     use http::{Request, Response, StatusCode};
-    use tessera_authn::{AuthnLayer, Issuer, JwtValidator, test_util::TestIssuer};
+    use tessera_authn::{AuthnLayer, JwtValidator, test_util::TestIssuer};
     use tessera_user_sync::provision::ProvisionLayer;
     use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -155,14 +155,7 @@ pub(crate) mod jit {
 
     async fn issuer() -> (TestIssuer, JwtValidator) {
         let idp = TestIssuer::start().await.unwrap();
-        let validator = JwtValidator::builder()
-            .issuer(
-                Issuer::new(idp.issuer())
-                    .audience(idp.audience())
-                    .discovery(),
-            )
-            .build()
-            .unwrap();
+        let validator = idp.validator();
         (idp, validator)
     }
 
@@ -247,11 +240,7 @@ pub(crate) mod jit {
         let idp = TestIssuer::start().await.unwrap();
         let validator = JwtValidator::builder()
             .claims::<StaffClaims>()
-            .issuer(
-                Issuer::new(idp.issuer())
-                    .audience(idp.audience())
-                    .discovery(),
-            )
+            .issuer(idp.trusted())
             .build()
             .unwrap();
         let (_bus, _audit, users) = audited_directory().await;

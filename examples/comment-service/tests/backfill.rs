@@ -11,8 +11,8 @@ use axum::routing::get;
 use comment_service::{BackfillClient, SNAPSHOT_SCOPE, Storage};
 use common::{Service, author_of, token};
 use serde_json::{Value, json};
+use tessera_authn::AuthnLayer;
 use tessera_authn::test_util::{TestClient, TestIssuer};
-use tessera_authn::{AuthnLayer, Issuer, JwtValidator};
 use tessera_authz::RequireScopes;
 use tessera_event_bus::memory::MemoryBus;
 use tessera_user_sync::snapshot::{SnapshotPage, SnapshotUser};
@@ -22,14 +22,7 @@ use tessera_user_sync::snapshot::{SnapshotPage, SnapshotUser};
 async fn fake_user_service(idp: &TestIssuer) -> (String, Arc<AtomicUsize>) {
     let served = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&served);
-    let validator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .jwks_url(idp.jwks_url()),
-        )
-        .build()
-        .unwrap();
+    let validator = idp.validator();
     let app = axum::Router::new()
         .route(
             "/users",

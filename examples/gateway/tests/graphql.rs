@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{Issuer, JwtValidator};
 
 #[derive(Default)]
 struct Seen {
@@ -88,14 +87,7 @@ async fn setup() -> Setup {
         .route("/posts/{post}/comments", get(comments))
         .with_state(Arc::clone(&seen));
     let base = serve(downstream).await;
-    let validator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .build()
-        .unwrap();
+    let validator = idp.validator();
     let app = gateway::app(
         validator,
         gateway::Downstream::new(base.parse().unwrap(), base.parse().unwrap()),

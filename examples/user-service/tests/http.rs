@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{Issuer, JwtValidator};
 use tessera_event_bus::memory::MemoryBus;
 use tessera_event_bus::{EventPublisher, SubscribeOptions, Subscriber, Subscription};
 use tessera_user_sync::producer::MemoryUserDirectory;
@@ -34,14 +33,7 @@ async fn setup() -> Setup {
         Arc::new(bus.publisher()),
         "/user-service",
     ));
-    let validator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .build()
-        .unwrap();
+    let validator = idp.validator();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(validator, Users::new(users));

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{Issuer, JwtValidator};
 use tessera_event_bus::memory::MemoryBus;
 use tessera_event_bus::outbox::{Outbox, OutboxRelay, TableName};
 use tessera_event_bus::{Publisher, SubscribeOptions, Subscriber};
@@ -17,14 +16,7 @@ fn database_url() -> String {
 }
 
 async fn serve(idp: &TestIssuer, users: Users) -> String {
-    let validator = JwtValidator::builder()
-        .issuer(
-            Issuer::new(idp.issuer())
-                .audience(idp.audience())
-                .discovery(),
-        )
-        .build()
-        .unwrap();
+    let validator = idp.validator();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = app(validator, users);

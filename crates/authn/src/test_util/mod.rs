@@ -31,6 +31,7 @@ mod key;
 mod oauth;
 mod server;
 mod token;
+mod trust;
 
 pub use issuer::{TestIssuer, TestIssuerError};
 pub use key::alg_name;

@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use super::{
     TestBackend,
     support::{
-        assert_quiet, dead_letters, kit_type, next, raw_event, subscribe, unique_group,
-        wait_dead_letters,
+        assert_quiet, dead_letters, kit_type, next, publish_one, raw_event, subscribe,
+        unique_group, wait_dead_letters,
     },
 };
 use crate::BusError;
@@ -168,13 +168,7 @@ pub async fn competing_consumers_get_each_event_once<B: TestBackend>(backend: &B
 pub async fn nack_redelivers<B: TestBackend>(backend: &B) {
     let (group, ty) = (unique_group("nack"), kit_type("nack_redelivers"));
     let (_s, mut sub) = subscribe(backend, &group, &ty).await;
-    let event = raw_event(&ty, 1, None);
-    backend
-        .publisher()
-        .await
-        .publish(event.clone())
-        .await
-        .expect("publish");
+    let event = publish_one(backend, &ty).await;
     let first = next(backend, &mut sub).await;
     first.nack().await.expect("nack");
     let again = next(backend, &mut sub).await;
@@ -188,13 +182,7 @@ pub async fn nack_redelivers<B: TestBackend>(backend: &B) {
 pub async fn no_ack_redelivers_after_consumer_closes<B: TestBackend>(backend: &B) {
     let (group, ty) = (unique_group("noack"), kit_type("no_ack_redelivers"));
     let (s1, mut m1) = subscribe(backend, &group, &ty).await;
-    let event = raw_event(&ty, 1, None);
-    backend
-        .publisher()
-        .await
-        .publish(event.clone())
-        .await
-        .expect("publish");
+    let event = publish_one(backend, &ty).await;
     let unsettled = next(backend, &mut m1).await;
     assert_eq!(unsettled.event().id(), event.id());
     let (_s2, mut m2) = subscribe(backend, &group, &ty).await;
@@ -210,13 +198,7 @@ pub async fn no_ack_redelivers_after_consumer_closes<B: TestBackend>(backend: &B
 pub async fn delayed_retry_redelivers_later<B: TestBackend>(backend: &B) {
     let (group, ty) = (unique_group("delay"), kit_type("delayed_retry"));
     let (_s, mut sub) = subscribe(backend, &group, &ty).await;
-    let event = raw_event(&ty, 1, None);
-    backend
-        .publisher()
-        .await
-        .publish(event.clone())
-        .await
-        .expect("publish");
+    let event = publish_one(backend, &ty).await;
     next(backend, &mut sub)
         .await
         .retry_after(Duration::from_millis(100))
@@ -232,13 +214,7 @@ pub async fn delayed_retry_redelivers_later<B: TestBackend>(backend: &B) {
 pub async fn dead_letter_keeps_the_reason<B: TestBackend>(backend: &B) {
     let (group, ty) = (unique_group("dead"), kit_type("dead_letter"));
     let (_s, mut sub) = subscribe(backend, &group, &ty).await;
-    let event = raw_event(&ty, 1, None);
-    backend
-        .publisher()
-        .await
-        .publish(event.clone())
-        .await
-        .expect("publish");
+    let event = publish_one(backend, &ty).await;
     next(backend, &mut sub)
         .await
         .dead_letter("cannot process: test")
@@ -254,12 +230,7 @@ pub async fn dead_letter_keeps_the_reason<B: TestBackend>(backend: &B) {
 pub async fn settling_is_idempotent<B: TestBackend>(backend: &B) {
     let (group, ty) = (unique_group("idem"), kit_type("settling_idempotent"));
     let (_s, mut sub) = subscribe(backend, &group, &ty).await;
-    backend
-        .publisher()
-        .await
-        .publish(raw_event(&ty, 1, None))
-        .await
-        .expect("publish");
+    publish_one(backend, &ty).await;
     let d = next(backend, &mut sub).await;
     d.ack().await.expect("ack");
     d.ack().await.expect("second ack is ok");

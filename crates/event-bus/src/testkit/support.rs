@@ -22,6 +22,18 @@ pub(super) fn raw_event(ty: &str, n: u32, subject: Option<&str>) -> RawEvent {
     RawEvent::new(attrs, Bytes::from(format!(r#"{{"n":{n}}}"#)))
 }
 
+/// Publishes one kit event of type `ty` and returns it.
+pub(super) async fn publish_one<B: TestBackend>(backend: &B, ty: &str) -> RawEvent {
+    let event = raw_event(ty, 1, None);
+    backend
+        .publisher()
+        .await
+        .publish(event.clone())
+        .await
+        .expect("publish");
+    event
+}
+
 pub(super) async fn subscribe<B: TestBackend>(
     backend: &B,
     group: &str,

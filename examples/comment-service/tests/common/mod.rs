@@ -8,7 +8,6 @@ use std::time::Duration;
 use comment_service::{Storage, app};
 use serde_json::Value;
 use tessera_authn::test_util::TestIssuer;
-use tessera_authn::{Issuer, JwtValidator};
 use tessera_event_bus::EventPublisher;
 use tessera_event_bus::memory::MemoryBus;
 use tessera_event_bus::router::RouterHandle;
@@ -23,14 +22,7 @@ pub struct Service {
 impl Service {
     /// Starts the service on `storage`, consuming user events from `bus`.
     pub async fn start(idp: &TestIssuer, bus: &MemoryBus, storage: Storage) -> Self {
-        let validator = JwtValidator::builder()
-            .issuer(
-                Issuer::new(idp.issuer())
-                    .audience(idp.audience())
-                    .jwks_url(idp.jwks_url()),
-            )
-            .build()
-            .unwrap();
+        let validator = idp.validator();
         let consumer = storage
             .consumer(Arc::new(bus.subscriber()))
             .start()
