@@ -125,6 +125,11 @@ impl Connector {
                     return;
                 }
                 match event {
+                    // lapin reports a channel closed by the broker (a refused
+                    // declare, a 404) here too: the connection lives on.
+                    lapin::Event::Error(error) if this.is_usable(generation) => {
+                        tracing::debug!(role = this.role, %endpoint, %error, "a channel failed; the connection is fine");
+                    }
                     lapin::Event::Error(error) => {
                         tracing::warn!(role = this.role, %endpoint, %error, "connection lost; reconnecting");
                         let _ = this.reconnect(generation, None).await;
@@ -148,6 +153,15 @@ impl Connector {
             detail: Some(format!("{} connection to {}", self.role, live.endpoint)),
             ..Health::up()
         }
+    }
+
+    /// Whether the connection of `generation` is the current one and usable.
+    fn is_usable(&self, generation: u64) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|live| live.generation == generation && live.is_usable())
     }
 
     fn set_health(&self, health: Health) {
