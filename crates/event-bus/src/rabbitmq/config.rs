@@ -194,7 +194,7 @@ impl RabbitConfig {
     /// `comment-service` would share its queue and compete for its events.
     /// With a prefix `staging.` the group's queue is `staging.comment-service`,
     /// its parking lot `staging.comment-service.parking-lot` and its retry
-    /// queues `staging.comment-service.retry.<ms>ms`; [`RabbitBus::parked`]
+    /// queues `staging.comment-service.retry.<ms>ms`; [`RabbitBus::dead_letter_queue`]
     /// reads the prefixed parking lot. The group name itself (in logs, in
     /// inbox records) stays as it is. The whole name must fit AMQP's 255
     /// bytes, or subscribing fails.
