@@ -23,11 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::outbox::{TestDb, UserChanged, event};
+use common::outbox::{TestDb, UserChanged, effects_table, event, record_effect};
 use tessera_event_bus::{
-    Envelope, EventContext, HandlerError, HealthStatus, Publisher, RawEvent, Router,
-    SubscribeOptions, Subscriber,
-    inbox::{InboxRouterExt, InboxTransaction},
+    HealthStatus, Publisher, RawEvent, Router, SubscribeOptions, Subscriber,
+    inbox::InboxRouterExt,
     outbox::OutboxRelay,
     rabbitmq::{QueueType, RabbitBus, RabbitConfig},
     router::RetryPolicy,
@@ -100,6 +99,20 @@ async fn cluster(args: &[&str]) {
     .unwrap();
 }
 
+/// Starts any stopped node again when dropped, so that a failed test leaves
+/// a full cluster to the next (`start` is idempotent).
+struct RestoreCluster;
+
+impl Drop for RestoreCluster {
+    fn drop(&mut self) {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/rabbitmq-cluster"
+        );
+        let _ = Command::new(script).arg("start").output();
+    }
+}
+
 /// The node (1..=3) that leads `queue`, asked of any running node.
 async fn leader_of(queue: &str) -> u32 {
     let queue = queue.to_owned();
@@ -138,51 +151,21 @@ async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
     }
 }
 
-/// What the test saw: each global sequence number handled (by the inbox
-/// handler, whose transaction may still roll back) and what the wire tap
-/// received, in order.
-#[derive(Default)]
+/// The effects table and what the wire tap received, in order.
 struct Seen {
-    handled: Mutex<HashSet<u32>>,
-    calls: AtomicUsize,
+    pool: sqlx::PgPool,
+    effects: String,
     tap: Mutex<Vec<(String, u32)>>,
 }
 
 impl Seen {
-    fn handled_after(&self, seq: u32) -> bool {
-        self.handled.lock().unwrap().iter().any(|&n| n > seq)
-    }
-}
-
-/// The handler: one row per event in `effects` (its primary key makes a
-/// second effect an error), in the inbox's transaction.
-fn record_effect(
-    effects: String,
-    seen: Arc<Seen>,
-) -> impl for<'t> Fn(
-    &'t mut InboxTransaction,
-    Envelope<UserChanged>,
-    EventContext,
-) -> tessera_event_bus::inbox::TxFuture<'t>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move |tx, env, _ctx| {
-        let (effects, seen) = (effects.clone(), Arc::clone(&seen));
-        Box::pin(async move {
-            seen.calls.fetch_add(1, Ordering::SeqCst);
-            sqlx::query(&format!(
-                "INSERT INTO {effects} (subject, n) VALUES ($1, $2)"
-            ))
-            .bind(&env.data().user_id)
-            .bind(i32::try_from(env.data().n).unwrap())
-            .execute(&mut **tx)
+    /// Whether an event numbered above `seq` has had its effect.
+    async fn handled_after(&self, seq: u32) -> bool {
+        let max: Option<i32> = sqlx::query_scalar(&format!("SELECT max(n) FROM {}", self.effects))
+            .fetch_one(&self.pool)
             .await
-            .map_err(HandlerError::transient)?;
-            seen.handled.lock().unwrap().insert(env.data().n);
-            Ok(())
-        })
+            .unwrap();
+        max.is_some_and(|max| i64::from(max) > i64::from(seq))
     }
 }
 
@@ -212,7 +195,7 @@ async fn recovery(seen: &Seen, committed: &AtomicU32, lost_at: Instant) -> Durat
     let mark = committed.load(Ordering::SeqCst);
     eventually(
         "an event committed after the node loss to be handled",
-        || std::future::ready(seen.handled_after(mark)),
+        || seen.handled_after(mark),
     )
     .await;
     lost_at.elapsed()
@@ -222,26 +205,26 @@ async fn recovery(seen: &Seen, committed: &AtomicU32, lost_at: Instant) -> Durat
 #[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
 async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates() {
     let _nodes = NODES.lock().await;
+    let _restore = RestoreCluster;
     log();
     let name = unique("cluster-leader");
     let db = Arc::new(TestDb::new().await);
     let outbox = db.migrated_outbox().await;
     let inbox = db.inbox();
     inbox.migrate().await.unwrap();
-    let effects = format!(r#""{}"."effects""#, db.schema);
-    sqlx::query(&format!(
-        "CREATE TABLE {effects} (subject text NOT NULL, n int PRIMARY KEY)"
-    ))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let effects = effects_table(&db).await;
 
     let bus = RabbitBus::connect(cluster_config(&name)).await.unwrap();
-    let seen = Arc::new(Seen::default());
+    let seen = Arc::new(Seen {
+        pool: db.pool.clone(),
+        effects: effects.clone(),
+        tap: Mutex::default(),
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
     // The service: a router with the inbox, one effect row per event.
     let router = Router::new(Arc::new(bus.subscriber()), "g")
         .retry(RetryPolicy::exponential().min_delay(Duration::from_millis(20)))
-        .handle_tx(&inbox, record_effect(effects.clone(), Arc::clone(&seen)))
+        .handle_tx(&inbox, record_effect(effects.clone(), Arc::clone(&calls)))
         .start()
         .await
         .unwrap();
@@ -278,10 +261,7 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
         Arc::clone(&stop),
     ));
 
-    eventually("the first 200 events handled", || {
-        std::future::ready(seen.handled.lock().unwrap().len() >= 200)
-    })
-    .await;
+    eventually("the first 200 events handled", || seen.handled_after(200)).await;
     let queue = format!("{name}.g");
     let leader = leader_of(&queue).await;
     println!("{queue} is led by node {leader}; killing it");
@@ -298,7 +278,7 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
     println!("node {leader} back in {:?}", back_at.elapsed());
     let mark = committed.load(Ordering::SeqCst);
     eventually("traffic after the node came back", || {
-        std::future::ready(seen.handled_after(mark + 100))
+        seen.handled_after(mark + 100)
     })
     .await;
 
@@ -312,7 +292,7 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
 
     let mark = committed.load(Ordering::SeqCst);
     eventually("traffic with the full cluster", || {
-        std::future::ready(seen.handled_after(mark + 100))
+        seen.handled_after(mark + 100)
     })
     .await;
     stop.store(true, Ordering::SeqCst);
@@ -340,7 +320,7 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
     relay.shutdown().await.unwrap();
     router.shutdown().await.unwrap();
 
-    // Handled ids == committed ids, each once (the primary key says "once").
+    // Handled ids == committed ids, each once.
     let handled: Vec<i32> = sqlx::query_scalar(&format!("SELECT n FROM {effects} ORDER BY n"))
         .fetch_all(&db.pool)
         .await
@@ -367,7 +347,7 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
             "order of {subject}: {ns:?}"
         );
     }
-    let calls = seen.calls.load(Ordering::SeqCst);
+    let calls = calls.load(Ordering::SeqCst);
     println!(
         "leader loss: {total} events committed and handled once; duplicates on the wire (tap): {}; \
          handler runs beyond one per event (rolled back or redelivered into the inbox): {}; \
@@ -390,6 +370,7 @@ async fn db_cleanup(db: Arc<TestDb>) {
 #[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
 async fn a_killed_node_comes_back_into_the_cluster_and_nothing_confirmed_is_lost() {
     let _nodes = NODES.lock().await;
+    let _restore = RestoreCluster;
     log();
     let name = unique("cluster-back");
     let ty = "tessera.test.cluster_back.v1";
