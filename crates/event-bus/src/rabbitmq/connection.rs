@@ -36,7 +36,8 @@ use crate::{Health, error::BusError};
 #[derive(Debug)]
 pub(crate) struct Live {
     pub(crate) connection: Connection,
-    pub(crate) confirms: Channel,
+    /// Replaced after a negative confirm (see [`Live::replace_confirms`]).
+    confirms: std::sync::RwLock<Channel>,
     pub(crate) generation: u64,
     /// The endpoint it is connected to (`host:port`).
     pub(crate) endpoint: Arc<str>,
@@ -44,7 +45,68 @@ pub(crate) struct Live {
 
 impl Live {
     fn is_usable(&self) -> bool {
-        self.connection.status().connected() && self.confirms.status().connected()
+        self.connection.status().connected() && self.confirms().status().connected()
+    }
+
+    /// The channel publishes go through, with publisher confirms.
+    pub(crate) fn confirms(&self) -> Channel {
+        self.confirms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the confirm channel `nacked` (if it is still the current one)
+    /// with a new one on the same connection.
+    ///
+    /// Why: after a quorum queue's leader is lost, a channel that was
+    /// publishing to it can go on receiving `basic.nack` for every publish
+    /// routed to that queue long after a new leader serves it (measured on
+    /// RabbitMQ 3.10 with `x-overflow: reject-publish`, which at-least-once
+    /// dead-lettering requires: more than 90 s, while a new channel's
+    /// publishes were confirmed at once). A nack is rare otherwise, so a new
+    /// channel after one costs nothing in the normal case. Other publishes
+    /// in flight on the old channel fail with a channel error and are
+    /// retried on the new one (at least once).
+    pub(crate) async fn replace_confirms(&self, nacked: &Channel) {
+        if self.confirms().id() != nacked.id() {
+            return; // Someone else replaced it already.
+        }
+        let fresh = async {
+            let channel = self.connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        match fresh.await {
+            Ok(channel) => {
+                let old = {
+                    let mut current = self
+                        .confirms
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if current.id() != nacked.id() {
+                        None // Replaced meanwhile: keep theirs, drop ours.
+                    } else {
+                        Some(std::mem::replace(&mut *current, channel.clone()))
+                    }
+                };
+                match old {
+                    Some(old) => {
+                        tracing::info!(endpoint = %self.endpoint, "publisher confirm channel replaced after a nack");
+                        let _ = old
+                            .close(200, ShortString::from("replaced after a nack"))
+                            .await;
+                    }
+                    None => {
+                        let _ = channel.close(200, ShortString::from("not needed")).await;
+                    }
+                }
+            }
+            // The connection is going: the watcher reconnects it.
+            Err(error) => tracing::debug!(%error, "could not open a new confirm channel"),
+        }
     }
 }
 
@@ -191,7 +253,7 @@ impl Connector {
                 self.role,
                 live.endpoint,
                 live.connection.status(),
-                live.confirms.status()
+                live.confirms().status()
             )),
             _ => health,
         }
@@ -314,7 +376,7 @@ impl Connector {
         tracing::debug!(role = self.role, generation, endpoint = %endpoint.label, "connected to the broker");
         Ok(Live {
             connection,
-            confirms,
+            confirms: std::sync::RwLock::new(confirms),
             generation,
             endpoint: Arc::from(endpoint.label.as_str()),
         })
@@ -447,8 +509,9 @@ impl Connector {
         let mut delays = self.backoff();
         loop {
             let live = self.get(Some(deadline)).await?;
+            let channel = live.confirms();
             let attempt = async {
-                live.confirms
+                channel
                     .basic_publish(
                         exchange.clone(),
                         routing_key.clone(),
@@ -475,6 +538,7 @@ impl Connector {
                     });
                 }
                 Ok(Confirmation::Nack(_)) => {
+                    live.replace_confirms(&channel).await;
                     return Err(BusError::Rejected(
                         "the broker nacked the message".to_owned(),
                     ));
