@@ -22,57 +22,6 @@ use tessera_event_bus::{
 };
 use tower::ServiceExt as _;
 
-async fn effects_table(db: &TestDb) -> String {
-    let table = format!(r#""{}"."effects""#, db.schema);
-    // No arguments: the simple protocol runs both statements.
-    sqlx::Executor::execute(
-        &db.pool,
-        format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{}\"; CREATE TABLE IF NOT EXISTS {table} (user_id text, n int)",
-            db.schema
-        )
-        .as_str(),
-    )
-    .await
-    .unwrap();
-    table
-}
-
-async fn effects(db: &TestDb, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
-}
-
-fn record_effect(
-    table: String,
-    calls: Arc<AtomicUsize>,
-) -> impl for<'t> Fn(
-    &'t mut InboxTransaction,
-    Envelope<UserChanged>,
-    EventContext,
-) -> tessera_event_bus::inbox::TxFuture<'t>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move |tx, env, _ctx| {
-        let table = table.clone();
-        let calls = Arc::clone(&calls);
-        Box::pin(async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            sqlx::query(&format!("INSERT INTO {table} (user_id, n) VALUES ($1, $2)"))
-                .bind(&env.data().user_id)
-                .bind(i32::try_from(env.data().n).unwrap())
-                .execute(&mut **tx)
-                .await
-                .map_err(HandlerError::transient)?;
-            Ok(())
-        })
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
 async fn concurrent_redeliveries_of_one_event_have_one_effect() {

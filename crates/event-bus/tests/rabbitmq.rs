@@ -730,9 +730,11 @@ async fn every_queue_of_a_quorum_group_is_a_quorum_queue_that_dead_letters_at_le
             pair("x-queue-type", json!("quorum")),
         ]
     );
+    // An explicit delivery limit that never drops a dead letter (RabbitMQ 4.x would apply 20).
     assert_eq!(
         args(&parking_lot),
         [
+            pair("x-delivery-limit", json!(2_147_483_647)),
             pair("x-expires", json!(60_000)),
             pair("x-queue-type", json!("quorum")),
         ]
@@ -760,6 +762,84 @@ async fn every_queue_of_a_quorum_group_is_a_quorum_queue_that_dead_letters_at_le
     back.ack().await.unwrap();
     second.close().await.unwrap();
     sub.close().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn a_quorum_parking_lot_of_an_earlier_version_without_a_delivery_limit_is_kept() {
+    let prefix = format!("{}.", unique("quorum-upgrade"));
+    let ty = "tessera.test.quorum_upgrade.v1";
+    let parking_lot = format!("{prefix}g.parking-lot");
+    // The parking lot as Tessera 0.1 declared it: quorum, no x-delivery-limit.
+    let (_conn, channel) = raw_channel().await;
+    let mut earlier = FieldTable::default();
+    earlier.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    earlier.insert("x-expires".into(), AMQPValue::LongLongInt(60_000));
+    channel
+        .queue_declare(
+            parking_lot.as_str().into(),
+            lapin::options::QueueDeclareOptions::durable(),
+            earlier,
+        )
+        .await
+        .unwrap();
+    let backend = quorum_backend(&prefix, 3).await;
+    let mut sub = member(backend.bus(), "g", ty).await;
+    backend
+        .bus()
+        .publisher()
+        .publish(event(ty, 1))
+        .await
+        .unwrap();
+    next(&mut sub)
+        .await
+        .dead_letter("still parks")
+        .await
+        .unwrap();
+    let parked = parked_at_least(backend.bus(), "g", 1).await;
+    assert_eq!(parked[0].reason, "still parks");
+    let queues = broker_queues(&prefix).await;
+    assert!(
+        !queues[&parking_lot]
+            .arguments
+            .contains_key("x-delivery-limit"),
+        "the earlier lot is kept as it was: {:?}",
+        queues[&parking_lot]
+    );
+    // Anything else that differs is still a mismatch.
+    let classic = format!("{}.", unique("quorum-upgrade-classic"));
+    channel
+        .queue_declare(
+            format!("{classic}g.parking-lot").as_str().into(),
+            lapin::options::QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let other = quorum_backend(&classic, 3).await;
+    let error = other
+        .bus()
+        .subscriber()
+        .subscribe(SubscribeOptions::new("g").event_type(ty))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, BusError::QueueMismatch { queue, .. } if queue.ends_with("g.parking-lot")),
+        "{error:?}"
+    );
+    sub.close().await.unwrap();
+    for queue in [
+        format!("{classic}g.parking-lot"),
+        format!("{prefix}g"),
+        parking_lot,
+    ] {
+        let _ = channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await;
+    }
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@
 //! | --- | --- | --- |
 //! | `AUTHN_ISSUER` | required | the OIDC issuer URL; keys by discovery |
 //! | `AUTHN_AUDIENCE` | required | the audience tokens must name |
-//! | `AMQP_URL` | required | RabbitMQ, where user events arrive |
+//! | `AMQP_URL` | required | RabbitMQ, where user events arrive; a comma-separated list for the nodes of a cluster |
 //! | `AMQP_EXCHANGE` | optional | the topic exchange (default `tessera.events`) |
 //! | `AMQP_QUEUE_PREFIX` | optional | a prefix for the group's queue names (`<prefix>comment-service`, its parking lot and retry queues), so environments or test runs sharing a virtual host keep their own copy; none by default |
 //! | `BIND` | optional | listen address, default `127.0.0.1:3002` |

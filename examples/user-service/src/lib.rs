@@ -386,7 +386,8 @@ pub struct Config {
     pub issuer: String,
     /// `AUTHN_AUDIENCE`.
     pub audience: String,
-    /// `AMQP_URL`: where user events go (required for the standalone process).
+    /// `AMQP_URL`: where user events go (required for the standalone
+    /// process); one URL, or a comma-separated list of a cluster's nodes.
     pub amqp_url: String,
     /// `DATABASE_URL`: optional; profiles in memory without it.
     pub database_url: Option<String>,
@@ -431,10 +432,16 @@ impl Config {
             });
         }
         let amqp_url = required("AMQP_URL")?;
-        if !(amqp_url.starts_with("amqp://") || amqp_url.starts_with("amqps://")) {
+        // One URL, or the nodes of a cluster as a comma-separated list.
+        if !amqp_url
+            .split(',')
+            .map(str::trim)
+            .all(|url| url.starts_with("amqp://") || url.starts_with("amqps://"))
+        {
             return Err(ConfigProblem::Invalid {
                 name: "AMQP_URL",
-                reason: "expected an amqp:// or amqps:// URL".to_owned(),
+                reason: "expected an amqp:// or amqps:// URL, or a comma-separated list of them"
+                    .to_owned(),
             });
         }
         let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:3001".to_owned());
@@ -516,6 +523,28 @@ mod tests {
                 ("AUTHN_ISSUER", "http://x"),
                 ("AUTHN_AUDIENCE", "a"),
                 ("AMQP_URL", "http://x")
+            ])),
+            Err(ConfigProblem::Invalid {
+                name: "AMQP_URL",
+                ..
+            })
+        ));
+        // The nodes of a cluster, as a list; every entry must be an AMQP URL.
+        let cluster = Config::from_lookup(lookup(&[
+            ("AUTHN_ISSUER", "http://x"),
+            ("AUTHN_AUDIENCE", "a"),
+            (
+                "AMQP_URL",
+                "amqp://127.0.0.1:5681/%2f, amqp://127.0.0.1:5682/%2f",
+            ),
+        ]))
+        .unwrap();
+        assert!(cluster.amqp_url.contains("5682"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&[
+                ("AUTHN_ISSUER", "http://x"),
+                ("AUTHN_AUDIENCE", "a"),
+                ("AMQP_URL", "amqp://127.0.0.1:5681/%2f,http://x")
             ])),
             Err(ConfigProblem::Invalid {
                 name: "AMQP_URL",

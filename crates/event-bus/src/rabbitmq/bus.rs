@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{
-    config::RabbitConfig, connection::Connector, dead_letter::RabbitDeadLetters,
+    config::RabbitConfig, connection::Connector, dead_letter::RabbitDeadLetters, endpoint,
     publisher::RabbitPublisher, subscriber::RabbitSubscriber,
 };
 use crate::{Health, HealthStatus, error::BusError};
@@ -20,11 +20,15 @@ pub struct RabbitBus {
 }
 
 impl RabbitBus {
-    /// Connects and declares the exchange; fails if the broker cannot be reached now.
+    /// Checks the [endpoints](RabbitConfig::endpoints), connects and declares
+    /// the exchange; fails if the configuration is invalid or no endpoint can
+    /// be reached now.
     pub async fn connect(config: RabbitConfig) -> Result<Self, BusError> {
+        let endpoints = endpoint::check(&config)?;
         let config = Arc::new(config);
-        let publishing = Connector::connect(Arc::clone(&config), "publish").await?;
-        let consuming = Connector::connect(config, "consume").await?;
+        let publishing =
+            Connector::connect(Arc::clone(&config), endpoints.clone(), 0, "publish").await?;
+        let consuming = Connector::connect(config, endpoints, 0, "consume").await?;
         Ok(Self {
             publishing,
             consuming,
@@ -51,9 +55,19 @@ impl RabbitBus {
         &self.publishing.config.exchange
     }
 
-    /// Up when both connections are, degraded while one reconnects, down once closed.
+    /// Up when both connections are (naming the endpoint each uses:
+    /// `publish connection to rabbit-1:5672, consume connection to
+    /// rabbit-2:5672`), degraded while one reconnects (saying why: the
+    /// endpoints' failures when none can be reached), down once closed.
     pub fn health(&self) -> Health {
         let (p, c) = (self.publishing.health(), self.consuming.health());
+        if p.is_up() && c.is_up() {
+            let details: Vec<String> = [p.detail, c.detail].into_iter().flatten().collect();
+            return Health {
+                detail: (!details.is_empty()).then(|| details.join(", ")),
+                ..Health::up()
+            };
+        }
         let rank = |h: &Health| match h.status {
             HealthStatus::Up => 0,
             HealthStatus::Degraded => 1,

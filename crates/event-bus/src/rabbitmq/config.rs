@@ -1,5 +1,5 @@
 //! [`RabbitConfig`]: everything a user sets for a [`RabbitBus`]
-//! (URL, exchange, queue type and prefix, timeouts, reconnect backoff, TLS),
+//! (broker endpoints, exchange, queue type and prefix, timeouts, reconnect backoff, TLS),
 //! and its `Debug`, which never shows a password or a private key.
 
 use std::{fmt, time::Duration};
@@ -35,7 +35,8 @@ pub enum QueueType {
 #[derive(Clone)]
 #[must_use]
 pub struct RabbitConfig {
-    pub(crate) url: String,
+    /// The broker URLs as given; checked by [`endpoint::check`](super::endpoint::check).
+    pub(crate) endpoints: Vec<String>,
     pub(crate) exchange: String,
     pub(crate) queue_type: QueueType,
     pub(crate) connection_name: Option<String>,
@@ -52,7 +53,14 @@ pub struct RabbitConfig {
 impl fmt::Debug for RabbitConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitConfig")
-            .field("url", &redact(&self.url))
+            .field(
+                "endpoints",
+                &self
+                    .endpoints
+                    .iter()
+                    .map(|url| redact(url))
+                    .collect::<Vec<_>>(),
+            )
             .field("exchange", &self.exchange)
             .field("queue_type", &self.queue_type)
             .field("connection_name", &self.connection_name)
@@ -68,11 +76,15 @@ impl fmt::Debug for RabbitConfig {
     }
 }
 
-/// The URL without its password.
-fn redact(url: &str) -> String {
+/// The URL without its password; nothing of a URL that does not parse
+/// (a list split inside a password, say, leaves pieces of it).
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<unparsable url>".to_owned();
     };
+    if url::Url::parse(url).is_err() {
+        return "<unparsable url>".to_owned();
+    }
     match rest.split_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
@@ -85,10 +97,19 @@ fn redact(url: &str) -> String {
 impl RabbitConfig {
     /// Settings for the broker at `url` (`amqp://user:password@host:5672/vhost`,
     /// or `amqps://user:password@host:5671/vhost` over TLS with the feature
-    /// `rabbitmq-tls`).
+    /// `rabbitmq-tls`), or for the nodes of a cluster: `url` may be a
+    /// comma-separated list of such URLs (`amqp://u:p@rabbit-1:5672/%2f,amqp://u:p@rabbit-2:5672/%2f`),
+    /// as [`endpoints`](Self::endpoints) takes them. A `,` inside a URL (in a
+    /// password, say) must be percent-encoded (`%2C`).
+    ///
+    /// The URLs are checked when the bus connects: an entry that is not a
+    /// valid broker URL fails [`RabbitBus::connect`] with
+    /// [`BusError::Connection`] naming the entry (by position and host, never
+    /// its password).
     pub fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
         Self {
-            url: url.into(),
+            endpoints: url.split(',').map(|u| u.trim().to_owned()).collect(),
             exchange: DEFAULT_EXCHANGE.to_owned(),
             queue_type: QueueType::Classic,
             connection_name: None,
@@ -101,6 +122,51 @@ impl RabbitConfig {
             exchange_auto_delete: false,
             tls: tls::TlsSettings::default(),
         }
+    }
+
+    /// The broker endpoints, one URL each (replacing those given to
+    /// [`new`](Self::new)): the nodes of a RabbitMQ cluster, or the addresses
+    /// of its load balancers.
+    ///
+    /// Connecting, and every reconnect, tries them in turn, each within the
+    /// [`connect_timeout`](Self::connect_timeout), starting after the node
+    /// used last (so that a reconnect after a node's loss goes to another
+    /// node first); an endpoint that fails is skipped with a warning. When all
+    /// of them fail, [`RabbitBus::connect`] fails with an error listing each
+    /// endpoint's failure, and a reconnect backs off
+    /// ([`reconnect_delays`](Self::reconnect_delays)) and goes round again,
+    /// with [`RabbitBus::health`] saying so. The health names the endpoint in
+    /// use while up.
+    ///
+    /// Every endpoint must be a valid URL of the same scheme (all `amqp://`
+    /// or all `amqps://`: a TLS list never falls back to plain text) and the
+    /// same virtual host; users and passwords may differ. The TLS settings,
+    /// queue prefix and everything else apply to each endpoint alike. An
+    /// empty list, or a bad entry, fails [`RabbitBus::connect`] with
+    /// [`BusError::Connection`] naming it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), tessera_event_bus::BusError> {
+    /// use tessera_event_bus::rabbitmq::{QueueType, RabbitBus, RabbitConfig};
+    ///
+    /// let config = RabbitConfig::new("amqp://app:secret@rabbit-1:5672/%2f")
+    ///     .endpoints([
+    ///         "amqp://app:secret@rabbit-1:5672/%2f",
+    ///         "amqp://app:secret@rabbit-2:5672/%2f",
+    ///         "amqp://app:secret@rabbit-3:5672/%2f",
+    ///     ])
+    ///     .queue_type(QueueType::Quorum { delivery_limit: 20 });
+    /// let bus = RabbitBus::connect(config).await?;
+    /// # let _ = bus;
+    /// # Ok(()) }
+    /// ```
+    pub fn endpoints<I>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.endpoints = urls.into_iter().map(Into::into).collect();
+        self
     }
 
     /// The topic exchange (default `tessera.events`).

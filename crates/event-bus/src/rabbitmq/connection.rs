@@ -1,5 +1,6 @@
-//! One recovering broker connection: reconnects with backoff, re-declares the
-//! exchange, and reports its health.
+//! One recovering broker connection: reconnects with backoff (trying the
+//! configured endpoints in turn), re-declares the exchange, and reports its
+//! health, naming the endpoint in use.
 //!
 //! lapin 4's own recovery (`enable_auto_recover`) replays topology inside the
 //! client, but the application still has to notice each failed operation,
@@ -10,7 +11,7 @@
 use std::{
     sync::{
         Arc, Mutex, RwLock, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -24,20 +25,88 @@ use lapin::{
 };
 use tokio::sync::watch;
 
-use super::{config::RabbitConfig, tls, topology};
+use super::{
+    config::RabbitConfig,
+    endpoint::{self, Endpoint},
+    tls, topology,
+};
 use crate::{Health, error::BusError};
 
 /// A live connection and its confirm channel.
 #[derive(Debug)]
 pub(crate) struct Live {
     pub(crate) connection: Connection,
-    pub(crate) confirms: Channel,
+    /// Replaced after a negative confirm (see [`Live::replace_confirms`]).
+    confirms: std::sync::RwLock<Channel>,
     pub(crate) generation: u64,
+    /// The endpoint it is connected to (`host:port`).
+    pub(crate) endpoint: Arc<str>,
 }
 
 impl Live {
     fn is_usable(&self) -> bool {
-        self.connection.status().connected() && self.confirms.status().connected()
+        self.connection.status().connected() && self.confirms().status().connected()
+    }
+
+    /// The channel publishes go through, with publisher confirms.
+    pub(crate) fn confirms(&self) -> Channel {
+        self.confirms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the confirm channel `nacked` (if it is still the current one)
+    /// with a new one on the same connection.
+    ///
+    /// Why: after a quorum queue's leader is lost, a channel that was
+    /// publishing to it can go on receiving `basic.nack` for every publish
+    /// routed to that queue long after a new leader serves it (measured on
+    /// RabbitMQ 3.10 with `x-overflow: reject-publish`, which at-least-once
+    /// dead-lettering requires: more than 90 s, while a new channel's
+    /// publishes were confirmed at once). A nack is rare otherwise, so a new
+    /// channel after one costs nothing in the normal case. Other publishes
+    /// in flight on the old channel fail with a channel error and are
+    /// retried on the new one (at least once).
+    pub(crate) async fn replace_confirms(&self, nacked: &Channel) {
+        if self.confirms().id() != nacked.id() {
+            return; // Someone else replaced it already.
+        }
+        let fresh = async {
+            let channel = self.connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        match fresh.await {
+            Ok(channel) => {
+                let old = {
+                    let mut current = self
+                        .confirms
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if current.id() != nacked.id() {
+                        None // Replaced meanwhile: keep theirs, drop ours.
+                    } else {
+                        Some(std::mem::replace(&mut *current, channel.clone()))
+                    }
+                };
+                match old {
+                    Some(old) => {
+                        tracing::info!(endpoint = %self.endpoint, "publisher confirm channel replaced after a nack");
+                        let _ = old
+                            .close(200, ShortString::from("replaced after a nack"))
+                            .await;
+                    }
+                    None => {
+                        let _ = channel.close(200, ShortString::from("not needed")).await;
+                    }
+                }
+            }
+            // The connection is going: the watcher reconnects it.
+            Err(error) => tracing::debug!(%error, "could not open a new confirm channel"),
+        }
     }
 }
 
@@ -46,6 +115,10 @@ impl Live {
 pub(crate) struct Connector {
     pub(crate) config: Arc<RabbitConfig>,
     role: &'static str,
+    /// The configured endpoints, checked.
+    endpoints: Vec<Endpoint>,
+    /// Where the next connection attempt starts in `endpoints`.
+    next_endpoint: AtomicUsize,
     current: RwLock<Option<Arc<Live>>>,
     /// Single flight: one task reconnects, the others wait for it.
     reconnecting: tokio::sync::Mutex<()>,
@@ -61,14 +134,19 @@ pub(super) fn connection_error(e: impl std::error::Error + Send + Sync + 'static
 }
 
 impl Connector {
-    /// Connects once; fails if the broker cannot be reached now.
+    /// Connects once (trying each endpoint once); fails if no endpoint can
+    /// be reached now. `start` is the endpoint to try first.
     pub(crate) async fn connect(
         config: Arc<RabbitConfig>,
+        endpoints: Vec<Endpoint>,
+        start: usize,
         role: &'static str,
     ) -> Result<Arc<Self>, BusError> {
         let this = Arc::new_cyclic(|me| Self {
             config,
             role,
+            endpoints,
+            next_endpoint: AtomicUsize::new(start),
             current: RwLock::new(None),
             reconnecting: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -88,7 +166,7 @@ impl Connector {
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&live));
-        self.set_health(Health::up());
+        self.set_health(self.up(&live));
         self.watch(&live);
         live
     }
@@ -99,6 +177,8 @@ impl Connector {
         let me = self.me.clone();
         let events = live.connection.events_listener();
         let generation = live.generation;
+        let up = self.up(live);
+        let endpoint = Arc::clone(&live.endpoint);
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
             while let Some(event) = events.next().await {
@@ -107,8 +187,13 @@ impl Connector {
                     return;
                 }
                 match event {
+                    // lapin reports a channel closed by the broker (a refused
+                    // declare, a 404) here too: the connection lives on.
+                    lapin::Event::Error(error) if this.is_usable(generation) => {
+                        tracing::debug!(role = this.role, %endpoint, %error, "a channel failed; the connection is fine");
+                    }
                     lapin::Event::Error(error) => {
-                        tracing::warn!(role = this.role, %error, "connection lost; reconnecting");
+                        tracing::warn!(role = this.role, %endpoint, %error, "connection lost; reconnecting");
                         let _ = this.reconnect(generation, None).await;
                         return;
                     }
@@ -117,11 +202,28 @@ impl Connector {
                             "blocked by the broker: {reason}"
                         )));
                     }
-                    lapin::Event::ConnectionUnblocked => this.set_health(Health::up()),
+                    lapin::Event::ConnectionUnblocked => this.set_health(up.clone()),
                     _ => {}
                 }
             }
         });
+    }
+
+    /// Up, naming the endpoint in use.
+    fn up(&self, live: &Live) -> Health {
+        Health {
+            detail: Some(format!("{} connection to {}", self.role, live.endpoint)),
+            ..Health::up()
+        }
+    }
+
+    /// Whether the connection of `generation` is the current one and usable.
+    fn is_usable(&self, generation: u64) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|live| live.generation == generation && live.is_usable())
     }
 
     fn set_health(&self, health: Health) {
@@ -147,10 +249,11 @@ impl Connector {
             .as_ref()
         {
             Some(live) if !live.is_usable() && health.is_up() => Health::degraded(format!(
-                "{} connection lost (connection {:?}, channel {:?}); reconnecting",
+                "{} connection to {} lost (connection {:?}, channel {:?}); reconnecting",
                 self.role,
+                live.endpoint,
                 live.connection.status(),
-                live.confirms.status()
+                live.confirms().status()
             )),
             _ => health,
         }
@@ -166,9 +269,52 @@ impl Connector {
         let _ = rx.wait_for(|closed| *closed).await;
     }
 
-    /// One connection attempt, bounded by the connect timeout, or by what
-    /// is left until `deadline` if that comes first.
+    /// One connection attempt: each endpoint in turn, from the rotating
+    /// start, until one connects; an endpoint that fails is skipped with a
+    /// warning. Fails when every endpoint failed (or `deadline` passed), with
+    /// the error of each (a single endpoint's error as it is).
     async fn open(&self, deadline: Option<Instant>) -> Result<Live, BusError> {
+        let count = self.endpoints.len();
+        let start = self.next_endpoint.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for index in endpoint::rotation(start, count) {
+            let endpoint = &self.endpoints[index];
+            match self.open_endpoint(endpoint, deadline).await {
+                Ok(live) => {
+                    // The next attempt (after this connection is lost) starts elsewhere.
+                    self.next_endpoint
+                        .store((index + 1) % count, Ordering::Relaxed);
+                    return Ok(live);
+                }
+                Err(error) if count == 1 => return Err(error),
+                Err(error) => {
+                    tracing::warn!(role = self.role, endpoint = %endpoint.label, %error, "broker endpoint failed; trying the next");
+                    failures.push(format!("{}: {error}", endpoint.label));
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.next_endpoint
+            .store((start + 1) % count, Ordering::Relaxed);
+        Err(BusError::Connection(
+            format!(
+                "no broker endpoint reachable ({} of {count} tried): {}",
+                failures.len(),
+                failures.join("; ")
+            )
+            .into(),
+        ))
+    }
+
+    /// One connection attempt to `endpoint`, bounded by the connect timeout,
+    /// or by what is left until `deadline` if that comes first.
+    async fn open_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        deadline: Option<Instant>,
+    ) -> Result<Live, BusError> {
         let mut limit = self.config.connect_timeout;
         let mut cut_short = false;
         if let Some(left) = deadline.map(|d| d.saturating_duration_since(Instant::now()))
@@ -177,7 +323,7 @@ impl Connector {
             (limit, cut_short) = (left, true);
         }
         let attempt = tls::Attempt::new();
-        match tokio::time::timeout(limit, self.open_within(&attempt)).await {
+        match tokio::time::timeout(limit, self.open_within(endpoint, &attempt)).await {
             Ok(Ok(live)) => {
                 attempt.succeed();
                 Ok(live)
@@ -188,15 +334,19 @@ impl Connector {
         }
     }
 
-    async fn open_within(&self, attempt: &tls::Attempt) -> Result<Live, BusError> {
+    async fn open_within(
+        &self,
+        endpoint: &Endpoint,
+        attempt: &tls::Attempt,
+    ) -> Result<Live, BusError> {
         let mut props = ConnectionProperties::default();
         let name = match &self.config.connection_name {
             Some(name) => format!("{name} ({})", self.role),
             None => format!("tessera-event-bus ({})", self.role),
         };
         props = props.with_connection_name(LongString::from(name));
-        // Every (re)connect: the same url and TLS settings.
-        let connection = tls::connect(&self.config.url, &self.config.tls, props, attempt).await?;
+        // Every (re)connect: the same TLS settings, whichever endpoint.
+        let connection = tls::connect(&endpoint.url, &self.config.tls, props, attempt).await?;
         attempt.set_stage(tls::Stage::Setup);
         let setup = async {
             let confirms = connection
@@ -223,11 +373,12 @@ impl Connector {
             }
         };
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        tracing::debug!(role = self.role, generation, "connected to the broker");
+        tracing::debug!(role = self.role, generation, endpoint = %endpoint.label, "connected to the broker");
         Ok(Live {
             connection,
-            confirms,
+            confirms: std::sync::RwLock::new(confirms),
             generation,
+            endpoint: Arc::from(endpoint.label.as_str()),
         })
     }
 
@@ -323,6 +474,7 @@ impl Connector {
                     tracing::info!(
                         role = self.role,
                         generation = live.generation,
+                        endpoint = %live.endpoint,
                         "reconnected to the broker"
                     );
                     return Ok(self.install(live));
@@ -357,8 +509,9 @@ impl Connector {
         let mut delays = self.backoff();
         loop {
             let live = self.get(Some(deadline)).await?;
+            let channel = live.confirms();
             let attempt = async {
-                live.confirms
+                channel
                     .basic_publish(
                         exchange.clone(),
                         routing_key.clone(),
@@ -385,6 +538,7 @@ impl Connector {
                     });
                 }
                 Ok(Confirmation::Nack(_)) => {
+                    live.replace_confirms(&channel).await;
                     return Err(BusError::Rejected(
                         "the broker nacked the message".to_owned(),
                     ));

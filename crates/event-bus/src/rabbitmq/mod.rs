@@ -76,6 +76,7 @@ mod bus;
 mod config;
 mod connection;
 mod dead_letter;
+mod endpoint;
 mod park;
 mod publisher;
 mod settle;

@@ -1,6 +1,15 @@
 //! [`RabbitAcker`]: settles one delivery: an ack through the channel's ack
-//! batcher, a requeue as a nack, a retry as a copy in the retry queue, a
+//! batcher, a requeue as a reject, a retry as a copy in the retry queue, a
 //! dead letter as a copy in the parking lot.
+//!
+//! A requeue is a failed delivery, so it is a `basic.reject` (requeue) of
+//! that one delivery: RabbitMQ 4.3 and later count only `basic.reject`
+//! towards a quorum queue's delivery limit (`basic.nack` with requeue means
+//! "not processed" there and counts nothing), earlier versions count both,
+//! so with a reject a message that keeps failing reaches the limit on every
+//! version. A delivery dropped unsettled was not processed (a handler
+//! cancelled, a shutdown) and goes back with a `basic.nack`, which 4.3 does
+//! not count against it.
 
 use std::{
     fmt,
@@ -13,7 +22,11 @@ use std::{
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use lapin::{BasicProperties, options::BasicNackOptions, types::ShortString};
+use lapin::{
+    BasicProperties,
+    options::{BasicNackOptions, BasicRejectOptions},
+    types::ShortString,
+};
 
 use super::{
     ack::AckBatcher,
@@ -64,12 +77,10 @@ impl RabbitAcker {
         Ok(())
     }
 
+    /// A failed delivery goes back, counted towards the delivery limit.
     async fn requeue(&self) -> Result<(), BusError> {
         self.acker
-            .nack(BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            })
+            .reject(BasicRejectOptions { requeue: true })
             .await
             .map_err(connection_error)?;
         self.acks.untrack(self.tag);

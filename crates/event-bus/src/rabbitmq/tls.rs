@@ -76,10 +76,19 @@ impl fmt::Debug for TlsSettings {
 
 impl TlsSettings {
     #[cfg(feature = "rabbitmq-tls")]
-    fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.ca_certificates.is_some() || self.client_certificate.is_some()
     }
 }
+
+/// Why an `amqps://` URL is refused without the feature `rabbitmq-tls`.
+pub(crate) const TLS_FEATURE_MISSING: &str = "amqps:// urls need the `rabbitmq-tls` feature of \
+     tessera-event-bus (without it the connection would not be encrypted)";
+
+/// Why TLS settings with an `amqp://` URL are refused.
+#[cfg(feature = "rabbitmq-tls")]
+pub(crate) const TLS_SETTINGS_WITH_PLAIN_URL: &str = "TLS settings are configured but the url is \
+     amqp:// (plain text); use amqps:// (port 5671 by default)";
 
 fn invalid(message: impl Into<String>) -> BusError {
     BusError::Connection(message.into().into())
@@ -114,10 +123,7 @@ pub(crate) async fn connect(
         AMQPScheme::AMQP => {
             #[cfg(feature = "rabbitmq-tls")]
             if settings.is_set() {
-                return Err(invalid(
-                    "TLS settings are configured but the url is amqp:// (plain text); \
-                     use amqps:// (port 5671 by default)",
-                ));
+                return Err(invalid(TLS_SETTINGS_WITH_PLAIN_URL));
             }
             open(uri, properties, OwnedTLSConfig::default(), attempt)
                 .await
@@ -283,8 +289,7 @@ impl Attempt {
     /// when the limit was what was left of a caller's deadline.
     pub(crate) fn timed_out(&self, limit: Duration, cut_short: bool) -> BusError {
         let target = match &*lock(&self.state.target) {
-            Some((host, port, _)) if host.contains(':') => format!("[{host}]:{port}"),
-            Some((host, port, _)) => format!("{host}:{port}"),
+            Some((host, port, _)) => super::endpoint::label(host, *port),
             None => "the broker".to_owned(),
         };
         let tls = matches!(&*lock(&self.state.target), Some((_, _, AMQPScheme::AMQPS)));
@@ -326,10 +331,7 @@ async fn connect_tls(
     _properties: ConnectionProperties,
     _attempt: &Attempt,
 ) -> Result<Connection, BusError> {
-    Err(invalid(
-        "amqps:// urls need the `rabbitmq-tls` feature of tessera-event-bus \
-         (without it the connection would not be encrypted)",
-    ))
+    Err(invalid(TLS_FEATURE_MISSING))
 }
 
 #[cfg(feature = "rabbitmq-tls")]

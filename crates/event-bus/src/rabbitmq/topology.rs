@@ -101,17 +101,72 @@ async fn close(channel: Channel) {
 /// Declares a group's queue (bound by each event type) and its parking lot.
 ///
 /// Declaring is idempotent; a queue that exists with other arguments (say,
-/// classic where quorum is configured) is [`BusError::QueueMismatch`].
+/// classic where quorum is configured) is [`BusError::QueueMismatch`], except
+/// a quorum parking lot as Tessera 0.1 declared it (see [`declare_parking_lot`]).
 pub(crate) async fn declare_group(
     connection: &Connection,
     config: &RabbitConfig,
     queues: &GroupQueues,
     event_types: &[String],
 ) -> Result<(), BusError> {
-    let channel = connection.create_channel().await.map_err(err)?;
+    let channel = declare_parking_lot(connection, config, queues).await?;
     let result = declare_group_on(&channel, config, queues, event_types).await;
     close(channel).await;
     result
+}
+
+/// Declares the parking lot; returns the channel to go on with.
+///
+/// A quorum parking lot declared before its delivery limit was explicit
+/// (Tessera 0.1) has no `x-delivery-limit`, and RabbitMQ refuses to declare
+/// it with one. Rather than stop every quorum group at the upgrade, such a lot
+/// is kept as it is, with a warning: declared again with exactly the
+/// arguments it had, which succeeds only if nothing else differs (otherwise
+/// that difference is the error). On RabbitMQ 4.0 to 4.2 its messages then
+/// count returns against the broker's default limit of 20, as before: the
+/// policy in docs/operations.md lifts it, or the lot can be recreated.
+async fn declare_parking_lot(
+    connection: &Connection,
+    config: &RabbitConfig,
+    queues: &GroupQueues,
+) -> Result<Channel, BusError> {
+    let channel = connection.create_channel().await.map_err(err)?;
+    let mismatch =
+        match declare_queue(&channel, &queues.parking_lot, parking_lot_arguments(config)).await {
+            Ok(()) => return Ok(channel),
+            Err(BusError::QueueMismatch { mismatch, .. })
+                if matches!(config.queue_type, QueueType::Quorum { .. })
+                    && is_missing_delivery_limit(&mismatch) =>
+            {
+                mismatch
+            }
+            Err(error) => {
+                close(channel).await;
+                return Err(error);
+            }
+        };
+    // The broker closed the channel with the refusal.
+    let channel = connection.create_channel().await.map_err(err)?;
+    let earlier = parking_lot_arguments_without_limit(config);
+    if let Err(error) = declare_queue(&channel, &queues.parking_lot, earlier).await {
+        close(channel).await;
+        return Err(error);
+    }
+    tracing::warn!(
+        queue = %queues.parking_lot,
+        %mismatch,
+        "parking lot declared by an earlier Tessera without an explicit delivery limit; \
+         kept as it is (on RabbitMQ 4.0 to 4.2 apply the parking-lot policy of \
+         docs/operations.md, or recreate the lot)"
+    );
+    Ok(channel)
+}
+
+/// Whether the broker refused a declare because the existing queue has no
+/// `x-delivery-limit` where one is configured.
+fn is_missing_delivery_limit(mismatch: &str) -> bool {
+    mismatch.starts_with("inequivalent arg 'x-delivery-limit'")
+        && mismatch.ends_with("but current is none")
 }
 
 // The arguments of each queue of a group. Classic groups keep the arguments
@@ -169,14 +224,33 @@ pub(crate) fn group_queue_arguments(config: &RabbitConfig, queues: &GroupQueues)
     args
 }
 
-/// The arguments of a group's parking lot.
+/// The delivery limit of a quorum parking lot: as good as none, and read as
+/// a number by every RabbitMQ version.
 ///
-/// No delivery limit on a quorum parking lot: it dead-letters nowhere, and
-/// RabbitMQ 3.x reads `-1` ("no limit" on 4.x) as "drop on the first return".
-pub(crate) fn parking_lot_arguments(config: &RabbitConfig) -> FieldTable {
+/// A parking lot dead-letters nowhere, so a message over its limit is
+/// dropped. Without an explicit limit RabbitMQ 4.x applies its default of 20,
+/// and 4.0 to 4.2 count every return, such as each time a listing hands the
+/// lot's messages back; `-1` ("no limit" on 4.x) means "drop at the first
+/// return" on 3.x. The largest 32-bit value means "never" on all of them.
+pub(crate) const PARKING_LOT_DELIVERY_LIMIT: i64 = i32::MAX as i64;
+
+/// The arguments of a group's parking lot as Tessera 0.1 declared them.
+fn parking_lot_arguments_without_limit(config: &RabbitConfig) -> FieldTable {
     let mut args = temporary(config);
     if let QueueType::Quorum { .. } = config.queue_type {
         quorum(&mut args, false);
+    }
+    args
+}
+
+/// The arguments of a group's parking lot.
+pub(crate) fn parking_lot_arguments(config: &RabbitConfig) -> FieldTable {
+    let mut args = parking_lot_arguments_without_limit(config);
+    if let QueueType::Quorum { .. } = config.queue_type {
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(PARKING_LOT_DELIVERY_LIMIT),
+        );
     }
     args
 }
@@ -268,7 +342,6 @@ async fn declare_group_on(
     queues: &GroupQueues,
     event_types: &[String],
 ) -> Result<(), BusError> {
-    declare_queue(channel, &queues.parking_lot, parking_lot_arguments(config)).await?;
     declare_queue(
         channel,
         &queues.queue,
@@ -432,10 +505,10 @@ mod tests {
                 "x-queue-type=quorum",
             ]
         );
-        // Nothing to dead-letter from, and no delivery limit (see parking_lot_arguments).
+        // Nothing to dead-letter from, and a delivery limit that never drops (see parking_lot_arguments).
         assert_eq!(
             table(&parking_lot_arguments(&config)),
-            ["x-queue-type=quorum"]
+            ["x-delivery-limit=2147483647", "x-queue-type=quorum"]
         );
         // No x-expires: the broker would not renew it and would delete waiting messages.
         assert_eq!(
@@ -458,7 +531,11 @@ mod tests {
         assert!(table(&group_queue_arguments(&config, &q)).contains(&"x-expires=60000".to_owned()));
         assert_eq!(
             table(&parking_lot_arguments(&config)),
-            ["x-expires=60000", "x-queue-type=quorum"]
+            [
+                "x-delivery-limit=2147483647",
+                "x-expires=60000",
+                "x-queue-type=quorum"
+            ]
         );
         assert!(
             table(&retry_queue_arguments(&config, &q, 100)).contains(&"x-expires=60100".to_owned())
@@ -491,6 +568,19 @@ mod tests {
         assert!(text.starts_with("queue `comments` exists on the broker with other arguments than configured: inequivalent arg 'x-queue-type'"), "{text}");
         assert!(text.contains("received the value 'quorum'"), "{text}");
         assert!(text.contains("docs/operations.md"), "{text}");
+    }
+
+    #[test]
+    fn only_a_missing_delivery_limit_counts_as_an_earlier_parking_lot() {
+        let missing = "inequivalent arg 'x-delivery-limit' for queue 'g.parking-lot' in vhost '/': \
+                       received the value '2147483647' of type 'signedint' but current is none";
+        assert!(is_missing_delivery_limit(missing));
+        let other = "inequivalent arg 'x-delivery-limit' for queue 'g.parking-lot' in vhost '/': \
+                     received the value '2147483647' of type 'signedint' but current is the value '5' of type 'long'";
+        assert!(!is_missing_delivery_limit(other));
+        let ty = "inequivalent arg 'x-queue-type' for queue 'g.parking-lot' in vhost '/': \
+                  received the value 'quorum' of type 'longstr' but current is none";
+        assert!(!is_missing_delivery_limit(ty));
     }
 
     #[test]

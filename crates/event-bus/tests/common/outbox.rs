@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tessera_event_bus::{
-    BusError, Envelope, Health, Publisher, RawEvent, SubscribeOptions, Subscriber,
-    inbox::Inbox,
+    BusError, Envelope, EventContext, HandlerError, Health, Publisher, RawEvent, SubscribeOptions,
+    Subscriber,
+    inbox::{Inbox, InboxTransaction},
     memory::MemoryBus,
     outbox::{Outbox, TableName},
 };
@@ -258,5 +259,58 @@ where
     while !check().await {
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A table `effects (user_id, n)` in the test's schema, for handlers
+/// that record one row per event handled.
+pub async fn effects_table(db: &TestDb) -> String {
+    let table = format!(r#""{}"."effects""#, db.schema);
+    // No arguments: the simple protocol runs both statements.
+    sqlx::Executor::execute(
+        &db.pool,
+        format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{}\"; CREATE TABLE IF NOT EXISTS {table} (user_id text, n int)",
+            db.schema
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    table
+}
+
+pub async fn effects(db: &TestDb, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+pub fn record_effect(
+    table: String,
+    calls: Arc<AtomicUsize>,
+) -> impl for<'t> Fn(
+    &'t mut InboxTransaction,
+    Envelope<UserChanged>,
+    EventContext,
+) -> tessera_event_bus::inbox::TxFuture<'t>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |tx, env, _ctx| {
+        let table = table.clone();
+        let calls = Arc::clone(&calls);
+        Box::pin(async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            sqlx::query(&format!("INSERT INTO {table} (user_id, n) VALUES ($1, $2)"))
+                .bind(&env.data().user_id)
+                .bind(i32::try_from(env.data().n).unwrap())
+                .execute(&mut **tx)
+                .await
+                .map_err(HandlerError::transient)?;
+            Ok(())
+        })
     }
 }

@@ -1,0 +1,483 @@
+//! The RabbitMQ backend on a 3-node cluster (`scripts/rabbitmq-cluster
+//! start`): several endpoints, a quorum group whose leader dies under load,
+//! a node that comes back. The URLs come from `AMQP_CLUSTER_URLS` (default:
+//! the script's `127.0.0.1:5681..5683`), PostgreSQL from `DATABASE_URL`.
+//!
+//! The tests that stop nodes take turns (one lock), and only ever stop nodes
+//! of this cluster, never the default broker; their exchanges, queues and
+//! schemas are their own, so the rest of the suite runs beside them. Each
+//! prints its figures (events, duplicates, recovery times).
+#![cfg(all(feature = "rabbitmq", feature = "postgres", feature = "testkit"))]
+// The figures (events, duplicates, recovery times) are the output.
+#![allow(clippy::print_stdout)]
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    process::Command,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use common::outbox::{TestDb, UserChanged, effects_table, event, record_effect};
+use tessera_event_bus::{
+    HealthStatus, Publisher, RawEvent, Router, SubscribeOptions, Subscriber,
+    inbox::InboxRouterExt,
+    outbox::OutboxRelay,
+    rabbitmq::{QueueType, RabbitBus, RabbitConfig},
+    router::RetryPolicy,
+};
+
+/// How long anything may take to come back before a test fails.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Node-stopping tests run one at a time: two at once could take the
+/// cluster below its majority.
+static NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The backend's warnings and reconnects in the test output (`RUST_LOG` to change).
+fn log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "tessera_event_bus=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+fn cluster_urls() -> String {
+    std::env::var("AMQP_CLUSTER_URLS").unwrap_or_else(|_| {
+        (1..=3)
+            .map(|n| format!("amqp://guest:guest@127.0.0.1:568{n}/%2f"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// A quorum-group bus on the cluster with its own exchange and queue prefix.
+fn cluster_config(name: &str) -> RabbitConfig {
+    RabbitConfig::new(cluster_urls())
+        .exchange(format!("{name}.events"))
+        .queue_prefix(format!("{name}."))
+        .connection_name(name)
+        .queue_type(QueueType::Quorum { delivery_limit: 20 })
+        .temporary_topology(Duration::from_secs(120))
+        .reconnect_delays(Duration::from_millis(50), Duration::from_secs(1))
+        .connect_timeout(Duration::from_secs(5))
+}
+
+/// `scripts/rabbitmq-cluster <args>`; panics when it fails.
+async fn cluster(args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/rabbitmq-cluster"
+        );
+        let out = Command::new(script)
+            .args(&args)
+            .output()
+            .expect("scripts/rabbitmq-cluster runs");
+        assert!(
+            out.status.success(),
+            "rabbitmq-cluster {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Starts any stopped node again when dropped, so that a failed test leaves
+/// a full cluster to the next (`start` is idempotent).
+struct RestoreCluster;
+
+impl Drop for RestoreCluster {
+    fn drop(&mut self) {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/rabbitmq-cluster"
+        );
+        let _ = Command::new(script).arg("start").output();
+    }
+}
+
+/// The node (1..=3) that leads `queue`, asked of any running node.
+async fn leader_of(queue: &str) -> u32 {
+    let queue = queue.to_owned();
+    tokio::task::spawn_blocking(move || {
+        for n in 1..=3 {
+            let out = Command::new("rabbitmqctl")
+                .args(["-q", "-n", &format!("tessera-c{n}@localhost")])
+                .args(["list_queues", "--formatter", "json", "name", "leader"])
+                .output()
+                .expect("rabbitmqctl runs");
+            if !out.status.success() {
+                continue;
+            }
+            let listing: Vec<serde_json::Value> =
+                serde_json::from_slice(&out.stdout).expect("rabbitmqctl prints json");
+            if let Some(q) = listing.iter().find(|q| q["name"] == queue.as_str()) {
+                let leader = q["leader"].as_str().expect("a quorum queue has a leader");
+                return leader
+                    .strip_prefix("tessera-c")
+                    .and_then(|rest| rest.split('@').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected leader {leader}"));
+            }
+        }
+        panic!("no running node lists queue {queue}");
+    })
+    .await
+    .unwrap()
+}
+
+async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The effects table and what the wire tap received, in order.
+struct Seen {
+    pool: sqlx::PgPool,
+    effects: String,
+    tap: Mutex<Vec<(String, u32)>>,
+}
+
+impl Seen {
+    /// Whether an event numbered above `seq` has had its effect.
+    async fn handled_after(&self, seq: u32) -> bool {
+        let max: Option<i32> = sqlx::query_scalar(&format!("SELECT max(n) FROM {}", self.effects))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        max.is_some_and(|max| i64::from(max) > i64::from(seq))
+    }
+}
+
+/// Commits events over `subjects` subjects, one every few milliseconds, each
+/// in its own transaction, numbered globally from 1, until `stop`.
+async fn produce(
+    db: Arc<TestDb>,
+    outbox: tessera_event_bus::outbox::Outbox,
+    subjects: u32,
+    committed: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let env = event(&format!("s{}", n % subjects), n);
+        let mut tx = db.pool.begin().await.unwrap();
+        outbox.enqueue(&mut tx, &env).await.unwrap();
+        tx.commit().await.unwrap();
+        committed.store(n, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+}
+
+/// Time from a node's loss until an event committed after it is handled.
+async fn recovery(seen: &Seen, committed: &AtomicU32, lost_at: Instant) -> Duration {
+    let mark = committed.load(Ordering::SeqCst);
+    eventually(
+        "an event committed after the node loss to be handled",
+        || seen.handled_after(mark),
+    )
+    .await;
+    lost_at.elapsed()
+}
+
+#[tokio::test]
+#[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
+async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates() {
+    let _nodes = NODES.lock().await;
+    let _restore = RestoreCluster;
+    log();
+    let name = unique("cluster-leader");
+    let db = Arc::new(TestDb::new().await);
+    let outbox = db.migrated_outbox().await;
+    let inbox = db.inbox();
+    inbox.migrate().await.unwrap();
+    let effects = effects_table(&db).await;
+
+    let bus = RabbitBus::connect(cluster_config(&name)).await.unwrap();
+    let seen = Arc::new(Seen {
+        pool: db.pool.clone(),
+        effects: effects.clone(),
+        tap: Mutex::default(),
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    // The service: a router with the inbox, one effect row per event.
+    let router = Router::new(Arc::new(bus.subscriber()), "g")
+        .retry(RetryPolicy::exponential().min_delay(Duration::from_millis(20)))
+        .handle_tx(&inbox, record_effect(effects.clone(), Arc::clone(&calls)))
+        .start()
+        .await
+        .unwrap();
+    // A wire tap: a second quorum group that records arrivals in order.
+    let mut tap = bus
+        .subscriber()
+        .subscribe(SubscribeOptions::new("tap").event_type(common::outbox::TYPE))
+        .await
+        .unwrap();
+    let tap_task = tokio::spawn({
+        let seen = Arc::clone(&seen);
+        async move {
+            while let Ok(Some(delivery)) = tap.next().await {
+                let data: UserChanged = serde_json::from_slice(&delivery.event().data).unwrap();
+                seen.tap.lock().unwrap().push((data.user_id, data.n));
+                let _ = delivery.ack().await;
+            }
+        }
+    });
+    let relay = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
+        .poll_interval(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    let (committed, stop) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let producer = tokio::spawn(produce(
+        Arc::clone(&db),
+        db.outbox(),
+        5,
+        Arc::clone(&committed),
+        Arc::clone(&stop),
+    ));
+
+    eventually("the first 200 events handled", || seen.handled_after(200)).await;
+    let queue = format!("{name}.g");
+    let leader = leader_of(&queue).await;
+    println!("{queue} is led by node {leader}; killing it");
+    let killed_at = Instant::now();
+    cluster(&["kill-node", &leader.to_string()]).await;
+    let kill_recovery = recovery(&seen, &committed, killed_at).await;
+    let new_leader = leader_of(&queue).await;
+    println!("recovered {kill_recovery:?} after the kill; node {new_leader} leads now");
+    assert_ne!(new_leader, leader);
+
+    // The killed node comes back and rejoins; traffic goes on.
+    let back_at = Instant::now();
+    cluster(&["start-node", &leader.to_string()]).await;
+    println!("node {leader} back in {:?}", back_at.elapsed());
+    let mark = committed.load(Ordering::SeqCst);
+    eventually("traffic after the node came back", || {
+        seen.handled_after(mark + 100)
+    })
+    .await;
+
+    // Another node (the current leader) leaves gracefully.
+    let stopped = leader_of(&queue).await;
+    let stopped_at = Instant::now();
+    cluster(&["stop-node", &stopped.to_string()]).await;
+    let stop_recovery = recovery(&seen, &committed, stopped_at).await;
+    println!("recovered {stop_recovery:?} after node {stopped} stopped");
+    cluster(&["start-node", &stopped.to_string()]).await;
+
+    let mark = committed.load(Ordering::SeqCst);
+    eventually("traffic with the full cluster", || {
+        seen.handled_after(mark + 100)
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    producer.await.unwrap();
+    let total = committed.load(Ordering::SeqCst);
+    eventually("every committed event handled once", || {
+        let pool = db.pool.clone();
+        let effects = effects.clone();
+        async move {
+            let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {effects}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            rows == i64::from(total)
+        }
+    })
+    .await;
+    eventually("the tap to see every event", || {
+        let tap = seen.tap.lock().unwrap();
+        std::future::ready(
+            tap.iter().map(|(_, n)| *n).collect::<HashSet<_>>().len() == total as usize,
+        )
+    })
+    .await;
+    relay.shutdown().await.unwrap();
+    router.shutdown().await.unwrap();
+
+    // Handled ids == committed ids, each once.
+    let handled: Vec<i32> = sqlx::query_scalar(&format!("SELECT n FROM {effects} ORDER BY n"))
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let expected: Vec<i32> = (1..=i32::try_from(total).unwrap()).collect();
+    assert_eq!(
+        handled, expected,
+        "every committed event has exactly one effect"
+    );
+    let unsent = db.count("sent_at IS NULL").await;
+    assert_eq!(unsent, 0, "every outbox row was published");
+    // Per subject, events first arrive in commit order (a duplicate may come later).
+    let tap = seen.tap.lock().unwrap().clone();
+    let mut first: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut arrived = HashSet::new();
+    for (subject, n) in &tap {
+        if arrived.insert(*n) {
+            first.entry(subject.clone()).or_default().push(*n);
+        }
+    }
+    for (subject, ns) in &first {
+        assert!(
+            ns.windows(2).all(|w| w[0] < w[1]),
+            "order of {subject}: {ns:?}"
+        );
+    }
+    let calls = calls.load(Ordering::SeqCst);
+    println!(
+        "leader loss: {total} events committed and handled once; duplicates on the wire (tap): {}; \
+         handler runs beyond one per event (rolled back or redelivered into the inbox): {}; \
+         recovery after kill-node: {kill_recovery:?}, after stop-node: {stop_recovery:?}",
+        tap.len() - total as usize,
+        calls.saturating_sub(total as usize),
+    );
+    tap_task.abort();
+    bus.close().await;
+    db_cleanup(db).await;
+}
+
+async fn db_cleanup(db: Arc<TestDb>) {
+    if let Ok(db) = Arc::try_unwrap(db) {
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
+async fn a_killed_node_comes_back_into_the_cluster_and_nothing_confirmed_is_lost() {
+    let _nodes = NODES.lock().await;
+    let _restore = RestoreCluster;
+    log();
+    let name = unique("cluster-back");
+    let ty = "tessera.test.cluster_back.v1";
+    let bus = RabbitBus::connect(cluster_config(&name)).await.unwrap();
+    let mut sub = bus
+        .subscriber()
+        .subscribe(SubscribeOptions::new("g").event_type(ty))
+        .await
+        .unwrap();
+    let received = Arc::new(Mutex::new(HashSet::new()));
+    let consumer = tokio::spawn({
+        let received = Arc::clone(&received);
+        async move {
+            while let Ok(Some(d)) = sub.next().await {
+                received.lock().unwrap().insert(d.event().id().to_owned());
+                let _ = d.ack().await;
+            }
+        }
+    });
+    let publisher = bus.publisher();
+    let mut confirmed = Vec::new();
+    let publish = async |count: usize, confirmed: &mut Vec<String>| {
+        for n in 0..count {
+            let e = ping(ty, n);
+            let id = e.id().to_owned();
+            publisher.publish(e).await.expect("a confirmed publish");
+            confirmed.push(id);
+        }
+    };
+    publish(50, &mut confirmed).await;
+    // The node the publishing connection uses dies.
+    let health = bus.health();
+    let node = node_in_use(health.detail.as_deref().unwrap_or_default());
+    println!("health before: {health:?}; killing node {node}");
+    let killed_at = Instant::now();
+    cluster(&["kill-node", &node.to_string()]).await;
+    publish(50, &mut confirmed).await;
+    let publish_recovery = killed_at.elapsed();
+    cluster(&["start-node", &node.to_string()]).await;
+    println!(
+        "node {node} rejoined {:?} after the kill",
+        killed_at.elapsed()
+    );
+    publish(50, &mut confirmed).await;
+    eventually("every confirmed event received", || {
+        let received = received.lock().unwrap();
+        std::future::ready(confirmed.iter().all(|id| received.contains(id)))
+    })
+    .await;
+    let health = bus.health();
+    assert_eq!(health.status, HealthStatus::Up, "{health:?}");
+    println!(
+        "node back: {} events confirmed, all received; 50 published during the outage within {publish_recovery:?}; \
+         health after: {health:?}",
+        confirmed.len()
+    );
+    consumer.abort();
+    bus.close().await;
+}
+
+fn ping(ty: &str, n: usize) -> RawEvent {
+    let attrs =
+        tessera_event_bus::Attributes::new(tessera_event_bus::Attributes::new_id(), "/tests", ty);
+    RawEvent::new(attrs, bytes::Bytes::from(format!(r#"{{"n":{n}}}"#)))
+}
+
+/// The cluster node (1..=3) named first in a health detail
+/// (`publish connection to 127.0.0.1:5682, ...`).
+fn node_in_use(detail: &str) -> u32 {
+    let port = detail
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.get(..4))
+        .unwrap_or_else(|| panic!("no cluster node in {detail:?}"));
+    port.parse::<u32>().unwrap() - 5680
+}
+
+#[tokio::test]
+#[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
+async fn a_list_with_an_unreachable_endpoint_connects_through_the_others() {
+    let name = unique("cluster-skip");
+    // Nothing listens on port 1.
+    let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{}", cluster_urls());
+    let bus = RabbitBus::connect(cluster_config(&name).endpoints(urls.split(',')))
+        .await
+        .expect("the cluster's nodes are reachable");
+    let health = bus.health();
+    assert_eq!(health.status, HealthStatus::Up);
+    let detail = health.detail.unwrap_or_default();
+    assert!(
+        detail.contains("publish connection to 127.0.0.1:568"),
+        "{detail}"
+    );
+    assert!(!detail.contains("guest"), "{detail}");
+    let ty = "tessera.test.cluster_skip.v1";
+    let mut sub = bus
+        .subscriber()
+        .subscribe(SubscribeOptions::new("g").event_type(ty))
+        .await
+        .unwrap();
+    bus.publisher().publish(ping(ty, 1)).await.unwrap();
+    let d = tokio::time::timeout(PATIENCE, sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    d.ack().await.unwrap();
+    sub.close().await.unwrap();
+    bus.close().await;
+}
