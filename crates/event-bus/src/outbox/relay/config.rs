@@ -35,6 +35,7 @@ pub struct OutboxRelay {
     pub(super) publisher: Arc<dyn Publisher>,
     pub(super) owner: String,
     pub(super) batch_size: u32,
+    pub(super) max_in_flight: usize,
     pub(super) poll_interval: Duration,
     pub(super) lease: Duration,
     pub(super) publish_timeout: Duration,
@@ -55,6 +56,7 @@ impl fmt::Debug for OutboxRelay {
             .field("owner", &self.owner)
             .field("publisher", &self.publisher)
             .field("batch_size", &self.batch_size)
+            .field("max_in_flight", &self.max_in_flight)
             .field("poll_interval", &self.poll_interval)
             .field("lease", &self.lease)
             .field("publish_timeout", &self.publish_timeout)
@@ -81,6 +83,7 @@ impl OutboxRelay {
             publisher,
             owner: format!("relay-{}", uuid::Uuid::new_v4()),
             batch_size: 100,
+            max_in_flight: 1_000,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             publish_timeout: Duration::from_secs(20),
@@ -101,9 +104,19 @@ impl OutboxRelay {
         self
     }
 
-    /// Rows per round (default 100, at least 1).
+    /// The most rows one claim takes (default 100, at least 1): a
+    /// [`publish_pending`](OutboxRelay::publish_pending) round's batch.
     pub fn batch_size(mut self, rows: u32) -> Self {
         self.batch_size = rows.max(1);
+        self
+    }
+
+    /// The most rows a [started](OutboxRelay::start) relay holds at once,
+    /// claimed and not yet marked (default 1,000, at least 1): the window of
+    /// publishes awaiting their confirm, which bounds the relay's
+    /// throughput at about `max_in_flight / confirm latency`.
+    pub fn max_in_flight(mut self, rows: usize) -> Self {
+        self.max_in_flight = rows.max(1);
         self
     }
 

@@ -31,6 +31,8 @@ mod config;
 mod handle;
 mod housekeeping;
 mod metrics;
+mod pipeline;
+mod publish;
 mod round;
 mod run;
 mod settle;
