@@ -70,7 +70,7 @@ impl fmt::Debug for OutboxRelay {
 impl OutboxRelay {
     /// A relay for `outbox`, reading with `pool`, publishing with `publisher`.
     ///
-    /// Defaults: batches of 100, poll every second, leases of 60 s, publish
+    /// Defaults: claims of up to 250 rows, 1,000 rows in flight, poll every second, leases of 60 s, publish
     /// timeout 20 s, backoff from 100 ms doubling to 30 s with jitter, sent
     /// rows kept 7 days and pruned hourly, backlog metrics every 10 s,
     /// `LISTEN` on.
@@ -82,7 +82,7 @@ impl OutboxRelay {
             pool,
             publisher,
             owner: format!("relay-{}", uuid::Uuid::new_v4()),
-            batch_size: 100,
+            batch_size: 250,
             max_in_flight: 1_000,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
@@ -104,7 +104,7 @@ impl OutboxRelay {
         self
     }
 
-    /// The most rows one claim takes (default 100, at least 1): a
+    /// The most rows one claim takes (default 250, at least 1): a
     /// [`publish_pending`](OutboxRelay::publish_pending) round's batch.
     pub fn batch_size(mut self, rows: u32) -> Self {
         self.batch_size = rows.max(1);
