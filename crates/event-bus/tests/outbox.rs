@@ -460,6 +460,22 @@ async fn invalid_events_are_refused_and_write_nothing() {
     db.cleanup().await;
 }
 
+/// A started relay that polls once an hour, so only `NOTIFY` wakes it,
+/// once it finished its first (empty) round and waits.
+async fn notify_only_relay(
+    outbox: &tessera_event_bus::outbox::Outbox,
+    db: &TestDb,
+    bus: &MemoryBus,
+) -> OutboxRelayHandle {
+    let relay = OutboxRelay::new(outbox, db.pool.clone(), Arc::new(bus.publisher()))
+        .poll_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
 async fn notify_wakes_the_relay_long_before_the_poll_interval() {
@@ -467,13 +483,7 @@ async fn notify_wakes_the_relay_long_before_the_poll_interval() {
     let outbox = db.migrated_outbox().await;
     let bus = MemoryBus::new();
     let got = collect(&bus, "audit", &[TYPE]).await;
-    let relay = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
-        .poll_interval(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    // Let the relay finish its first (empty) round and wait.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let relay = notify_only_relay(&outbox, &db, &bus).await;
     db.commit_each(&outbox, &[event("u1", 1)]).await;
     got.wait_for(1).await;
     relay.shutdown().await.unwrap();
@@ -562,12 +572,7 @@ async fn rows_committed_out_of_seq_order_are_published_at_the_next_wake_up() {
     let bus = MemoryBus::new();
     let got = collect(&bus, "audit", &[TYPE]).await;
     // NOTIFY only: a row skipped by a claim would wait an hour.
-    let relay = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
-        .poll_interval(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let relay = notify_only_relay(&outbox, &db, &bus).await;
 
     // The first transaction takes the lower seq and commits last: the
     // relay sees a gap, then the gap fills.
