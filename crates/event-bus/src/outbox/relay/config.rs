@@ -98,7 +98,9 @@ impl OutboxRelay {
         }
     }
 
-    /// The name this relay writes into the rows it claims (default `relay-<uuid>`).
+    /// The name this relay writes into the rows it claims (default
+    /// `relay-<uuid>`). Each running relay needs its own: a relay does not
+    /// hold a subject back for rows leased under its own name.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
         self
