@@ -1,14 +1,34 @@
 //! The outbox relay from PostgreSQL to RabbitMQ with publisher confirms,
-//! against raw confirmed publishing of the same batches in the same run, and
-//! commit → delivery latency through the broker.
+//! against raw confirmed publishing in the same run, commit → delivery
+//! latency through the broker, and the application's side (`enqueue_all`).
 //!
 //! Run with:
-//! `cargo bench -p tessera-event-bus --features postgres,rabbitmq --bench outbox_rabbitmq`
+//! `cargo bench -p tessera-event-bus --all-features --bench outbox_rabbitmq`
 //! (needs PostgreSQL at `DATABASE_URL` and RabbitMQ at `AMQP_URL`; without
-//! either the bench says so and exits 0).
+//! either the bench says so and exits 0). A filter picks groups or ids, e.g.
+//! `-- outbox_throughput`.
+//!
+//! - `outbox_rabbitmq/raw_publish_all_100`, `outbox_rabbitmq/relay_round_100`:
+//!   one batch of 100 by hand (`publish_all`; `publish_pending`).
+//! - `outbox_throughput/raw_lapin_confirms_window`: lapin alone, 10,000
+//!   persistent 512-byte messages, a sliding window of 1,000 unconfirmed
+//!   publishes, no database.
+//! - `outbox_throughput/relay_sustained`: 10,000 rows committed beforehand
+//!   (not timed), one started `OutboxRelay` draining them until the consumer
+//!   received all and the relay marked all (shutdown included); the same
+//!   512-byte data. `relay_sustained_3`: three relays on the table.
+//! - `outbox_enqueue/enqueue_all_100`: `enqueue_all` of 100 events in a
+//!   transaction (encode, subject locks, insert, commit);
+//!   `outbox_enqueue/plain_insert_100`: the same 100 rows, already encoded,
+//!   in one `INSERT ... SELECT FROM unnest` into a twin table without the
+//!   trigger, in a transaction.
+//! - Latency (printed after the groups, not a criterion id): 2,000 events
+//!   committed one per transaction at 500 events/s, commit → the consumer
+//!   has it, p50 and p99, the first 100 left out.
 #![allow(clippy::print_stdout, missing_docs)]
 
 #[path = "support/outbox.rs"]
+#[allow(dead_code)] // commit_to_delivery serves the in-memory bench
 mod support;
 
 use std::{
@@ -17,17 +37,31 @@ use std::{
 };
 
 use criterion::{Criterion, Throughput};
-use serde::{Deserialize, Serialize};
-use tessera_event_bus::{
-    Envelope, Publisher, RawEvent, SubscribeOptions, Subscriber,
-    outbox::{Outbox, TableName},
-    rabbitmq::{RabbitBus, RabbitConfig},
+use futures_util::{StreamExt as _, stream::FuturesUnordered};
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable, LongString},
 };
-use tokio::runtime::Runtime;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tessera_event_bus::{
+    Envelope, JsonCodec, Publisher, RawEvent, SubscribeOptions, Subscriber,
+    outbox::{Outbox, OutboxRelay, TableName},
+    rabbitmq::{RabbitBus, RabbitConfig},
+    wire,
+};
+use tokio::{runtime::Runtime, sync::mpsc::UnboundedReceiver};
 
-use self::support::{BATCH, bench_relay_round, commit_to_delivery, print_latency};
+use self::support::{BATCH, bench_relay_round, print_latency};
 
 const TYPE: &str = "com.example.outbox_bench.v1";
+/// Events per `outbox_throughput` iteration.
+const SUSTAINED: usize = 10_000;
+/// Unconfirmed publishes of the raw side.
+const WINDOW: usize = 1_000;
+/// Data bytes of every event.
+const DATA_LEN: usize = 512;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Bench {
@@ -37,20 +71,24 @@ struct Bench {
 }
 tessera_event_bus::event!(Bench => "com.example.outbox_bench.v1", subject = user_id);
 
+/// Event `n` (subject one of ten users); its JSON data is exactly 512 bytes.
 fn envelope(n: usize) -> Envelope<Bench> {
-    Envelope::new(
-        "/bench",
-        Bench {
-            user_id: format!("u{}", n % 10),
-            n,
-            padding: "x".repeat(400),
-        },
-    )
+    let mut bench = Bench {
+        user_id: format!("u{}", n % 10),
+        n,
+        padding: String::new(),
+    };
+    let len = serde_json::to_vec(&bench).expect("json").len();
+    bench.padding = "x".repeat(DATA_LEN.saturating_sub(len));
+    Envelope::new("/bench", bench)
 }
 
+/// Arrival time and `n` of each delivery.
+type Arrivals = UnboundedReceiver<(Instant, usize)>;
+
 /// A consumer group that acks everything, so mandatory publishes route and
-/// the queue never grows; sends the arrival time of each delivery.
-async fn drain(bus: &RabbitBus) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
+/// the queue never grows; sends each delivery's arrival time and `n`.
+async fn drain(bus: &RabbitBus) -> Arrivals {
     let mut sub = bus
         .subscriber()
         .subscribe(
@@ -63,11 +101,156 @@ async fn drain(bus: &RabbitBus) -> tokio::sync::mpsc::UnboundedReceiver<Instant>
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(Some(d)) = sub.next().await {
-            let _ = tx.send(Instant::now());
+            let arrived = Instant::now();
+            let n = serde_json::from_slice::<Bench>(&d.event().data).map_or(usize::MAX, |b| b.n);
+            let _ = tx.send((arrived, n));
             let _ = d.ack().await;
         }
     });
     rx
+}
+
+/// Waits for `n` deliveries (panics after 120 s).
+async fn receive(arrivals: &mut Arrivals, n: usize) {
+    for _ in 0..n {
+        tokio::time::timeout(Duration::from_secs(120), arrivals.recv())
+            .await
+            .expect("deliveries in time")
+            .expect("consumer running");
+    }
+}
+
+/// Empties the table and commits events `0..n` in transactions of 500.
+async fn fill(pool: &PgPool, outbox: &Outbox, n: usize) {
+    let table = outbox.table().qualified();
+    sqlx::query(&format!("TRUNCATE {table}"))
+        .execute(pool)
+        .await
+        .expect("truncate");
+    let envs: Vec<_> = (0..n).map(envelope).collect();
+    for chunk in envs.chunks(500) {
+        let mut tx = pool.begin().await.expect("begin");
+        outbox.enqueue_all(&mut tx, chunk).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+    }
+}
+
+/// `relays` started relays drain `SUSTAINED` committed rows; the time from
+/// start until every row arrived and every relay stopped (all marked).
+async fn drain_with_relays(
+    pool: &PgPool,
+    outbox: &Outbox,
+    publisher: &Arc<dyn Publisher>,
+    arrivals: &mut Arrivals,
+    relays: usize,
+) -> Duration {
+    fill(pool, outbox, SUSTAINED).await;
+    while arrivals.try_recv().is_ok() {}
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..relays {
+        let relay = OutboxRelay::new(outbox, pool.clone(), Arc::clone(publisher))
+            .start()
+            .await
+            .expect("relay");
+        handles.push(relay);
+    }
+    receive(arrivals, SUSTAINED).await;
+    for relay in handles {
+        relay.shutdown().await.expect("shutdown");
+    }
+    started.elapsed()
+}
+
+/// The properties a Tessera publish carries, for the raw side.
+fn raw_properties(event: &RawEvent) -> BasicProperties {
+    let msg = wire::to_binary(event);
+    let mut headers = FieldTable::default();
+    for (k, v) in msg.headers {
+        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// lapin alone: `SUSTAINED` confirmed publishes, a sliding window of `WINDOW`.
+async fn raw_window(channel: &lapin::Channel, exchange: &str, events: &[RawEvent]) {
+    let mut window = FuturesUnordered::new();
+    for event in events {
+        if window.len() >= WINDOW {
+            let confirm: lapin::Result<lapin::Confirmation> = window.next().await.expect("confirm");
+            assert!(confirm.expect("confirm").is_ack());
+        }
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                TYPE.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                &event.data,
+                raw_properties(event),
+            )
+            .await
+            .expect("publish");
+        window.push(confirm);
+    }
+    while let Some(confirm) = window.next().await {
+        assert!(confirm.expect("confirm").is_ack());
+    }
+}
+
+/// Commits 2,000 events one per transaction at 500 events/s with a relay
+/// woken by `NOTIFY` only; commit → delivery of each, the first 100 left out.
+async fn light_load(
+    pool: &PgPool,
+    outbox: &Outbox,
+    publisher: Arc<dyn Publisher>,
+    arrivals: &mut Arrivals,
+) -> Vec<Duration> {
+    const EVENTS: usize = 2_000;
+    let relay = OutboxRelay::new(outbox, pool.clone(), publisher)
+        .poll_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .expect("relay");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while arrivals.try_recv().is_ok() {}
+    let (pool2, outbox2) = (pool.clone(), outbox.clone());
+    let producer = tokio::spawn(async move {
+        let mut committed = Vec::with_capacity(EVENTS);
+        let mut tick = tokio::time::interval(Duration::from_millis(2));
+        for n in 0..EVENTS {
+            tick.tick().await;
+            let env = envelope(1_000_000 + n);
+            let mut tx = pool2.begin().await.expect("begin");
+            outbox2.enqueue(&mut tx, &env).await.expect("enqueue");
+            tx.commit().await.expect("commit");
+            committed.push(Instant::now());
+        }
+        committed
+    });
+    let mut arrived = vec![None; EVENTS];
+    for _ in 0..EVENTS {
+        let (at, n) = tokio::time::timeout(Duration::from_secs(60), arrivals.recv())
+            .await
+            .expect("delivery in time")
+            .expect("consumer running");
+        if let Some(slot) = n.checked_sub(1_000_000).and_then(|i| arrived.get_mut(i)) {
+            *slot = Some(at);
+        }
+    }
+    let committed = producer.await.expect("producer");
+    relay.shutdown().await.expect("shutdown");
+    committed
+        .iter()
+        .zip(&arrived)
+        .skip(100)
+        .filter_map(|(c, a)| a.map(|a| a.saturating_duration_since(*c)))
+        .collect()
 }
 
 fn main() {
@@ -104,11 +287,7 @@ fn main() {
     // Raw: the batch of 100 ready events, published with confirms, no database.
     group.bench_function("raw_publish_all_100", |b| {
         let events: Vec<RawEvent> = (0..BATCH)
-            .map(|n| {
-                envelope(n)
-                    .encode(&tessera_event_bus::JsonCodec)
-                    .expect("encode")
-            })
+            .map(|n| envelope(n).encode(&JsonCodec).expect("encode"))
             .collect();
         b.iter(|| {
             rt.block_on(publisher.publish_all(events.clone()))
@@ -127,22 +306,136 @@ fn main() {
     );
     group.finish();
 
-    // Latency: commit → the consumer receives it from RabbitMQ, relay woken by NOTIFY.
-    let latencies = rt.block_on(async {
-        while arrivals.try_recv().is_ok() {}
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        while arrivals.try_recv().is_ok() {}
-        commit_to_delivery(
-            &pool,
-            &outbox,
-            Arc::clone(&publisher),
-            &mut arrivals,
-            300,
-            envelope,
-        )
-        .await
+    let mut group = c.benchmark_group("outbox_throughput");
+    group.throughput(Throughput::Elements(SUSTAINED as u64));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("raw_lapin_confirms_window", |b| {
+        let (conn, channel) = rt.block_on(async {
+            let conn = Connection::connect(&amqp_url, ConnectionProperties::default())
+                .await
+                .expect("broker");
+            let channel = conn.create_channel().await.expect("channel");
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .expect("confirms");
+            (conn, channel)
+        });
+        let events: Vec<RawEvent> = (0..SUSTAINED)
+            .map(|n| envelope(n).encode(&JsonCodec).expect("encode"))
+            .collect();
+        assert_eq!(events[0].data.len(), DATA_LEN);
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    while arrivals.try_recv().is_ok() {}
+                    let started = Instant::now();
+                    raw_window(&channel, bus.exchange(), &events).await;
+                    total += started.elapsed();
+                    receive(&mut arrivals, SUSTAINED).await;
+                }
+                total
+            })
+        });
+        drop(conn);
     });
-    print_latency("LISTEN/NOTIFY, RabbitMQ with confirms", latencies);
+    for (id, relays) in [("relay_sustained", 1), ("relay_sustained_3", 3)] {
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total +=
+                            drain_with_relays(&pool, &outbox, &publisher, &mut arrivals, relays)
+                                .await;
+                    }
+                    total
+                })
+            });
+        });
+    }
+    group.finish();
+
+    let plain = format!(r#""{schema}"."plain""#);
+    rt.block_on(
+        sqlx::query(&format!(
+            "CREATE TABLE {plain} (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)",
+            outbox.table().qualified()
+        ))
+        .execute(&pool),
+    )
+    .expect("twin table");
+    let mut group = c.benchmark_group("outbox_enqueue");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let envs: Vec<_> = (0..BATCH).map(envelope).collect();
+    group.bench_function("enqueue_all_100", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut tx = pool.begin().await.expect("begin");
+                outbox.enqueue_all(&mut tx, &envs).await.expect("enqueue");
+                tx.commit().await.expect("commit");
+            });
+        });
+    });
+    group.bench_function("plain_insert_100", |b| {
+        let raws: Vec<RawEvent> = envs
+            .iter()
+            .map(|e| e.encode(&JsonCodec).expect("encode"))
+            .collect();
+        let ids: Vec<String> = raws.iter().map(|r| r.id().to_owned()).collect();
+        let types: Vec<String> = raws.iter().map(|r| r.event_type().to_owned()).collect();
+        let subjects: Vec<Option<String>> = raws
+            .iter()
+            .map(|r| r.subject().map(str::to_owned))
+            .collect();
+        let attributes: Vec<String> = raws
+            .iter()
+            .map(|r| {
+                let header = RawEvent::new(r.attributes.clone(), bytes::Bytes::new());
+                String::from_utf8(wire::to_structured(&header).expect("json")).expect("utf-8")
+            })
+            .collect();
+        let data: Vec<Vec<u8>> = raws.iter().map(|r| r.data.to_vec()).collect();
+        let insert = format!(
+            "INSERT INTO {plain} (event_id, event_type, subject, attributes, data) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bytea[])"
+        );
+        b.iter(|| {
+            rt.block_on(async {
+                let mut tx = pool.begin().await.expect("begin");
+                sqlx::query(&insert)
+                    .bind(&ids)
+                    .bind(&types)
+                    .bind(&subjects)
+                    .bind(&attributes)
+                    .bind(&data)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                tx.commit().await.expect("commit");
+            });
+        });
+    });
+    group.finish();
+
+    // Latency at light load: commit → the consumer has it from RabbitMQ.
+    let latencies = rt.block_on(async {
+        // The enqueue group's rows are not the relay's to publish here.
+        sqlx::query(&format!("TRUNCATE {}, {plain}", outbox.table().qualified()))
+            .execute(&pool)
+            .await
+            .expect("truncate");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        light_load(&pool, &outbox, Arc::clone(&publisher), &mut arrivals).await
+    });
+    print_latency(
+        "500 events/s one per transaction, LISTEN/NOTIFY, RabbitMQ with confirms",
+        latencies,
+    );
 
     rt.block_on(async {
         let _ = sqlx::query(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))

@@ -478,6 +478,22 @@ async fn invalid_events_are_refused_and_write_nothing() {
     db.cleanup().await;
 }
 
+/// A started relay that polls once an hour, so only `NOTIFY` wakes it,
+/// once it finished its first (empty) round and waits.
+async fn notify_only_relay(
+    outbox: &tessera_event_bus::outbox::Outbox,
+    db: &TestDb,
+    bus: &MemoryBus,
+) -> OutboxRelayHandle {
+    let relay = OutboxRelay::new(outbox, db.pool.clone(), Arc::new(bus.publisher()))
+        .poll_interval(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    relay
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
 async fn notify_wakes_the_relay_long_before_the_poll_interval() {
@@ -485,13 +501,7 @@ async fn notify_wakes_the_relay_long_before_the_poll_interval() {
     let outbox = db.migrated_outbox().await;
     let bus = MemoryBus::new();
     let got = collect(&bus, "audit", &[TYPE]).await;
-    let relay = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
-        .poll_interval(Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    // Let the relay finish its first (empty) round and wait.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let relay = notify_only_relay(&outbox, &db, &bus).await;
     db.commit_each(&outbox, &[event("u1", 1)]).await;
     got.wait_for(1).await;
     relay.shutdown().await.unwrap();
@@ -569,5 +579,150 @@ async fn migrations_are_idempotent_and_run_concurrently() {
             .migration_sql()
             .contains(&format!(r#""{}"."outbox""#, db.schema))
     );
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn rows_committed_out_of_seq_order_are_published_at_the_next_wake_up() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    // NOTIFY only: a row skipped by a claim would wait an hour.
+    let relay = notify_only_relay(&outbox, &db, &bus).await;
+
+    // The first transaction takes the lower seq and commits last: the
+    // relay sees a gap, then the gap fills.
+    let mut early = db.pool.begin().await.unwrap();
+    outbox.enqueue(&mut early, &event("a", 1)).await.unwrap();
+    db.commit_each(&outbox, &[event("b", 1), event("c", 1)])
+        .await;
+    got.wait_for(2).await;
+    assert!(!got.by_subject().contains_key("a"));
+    early.commit().await.unwrap();
+    got.wait_for(3).await;
+    // And the relay goes on after the gap.
+    db.commit_each(&outbox, &[event("b", 2)]).await;
+    got.wait_for(4).await;
+    relay.shutdown().await.unwrap();
+    let seqs: Vec<i64> = sqlx::query_scalar(&format!(
+        r#"SELECT seq FROM "{}"."outbox" WHERE subject = 'a'"#,
+        db.schema
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(seqs, [1], "the late row had the lowest seq");
+    assert_eq!(got.len(), 4, "none twice");
+    assert_eq!(db.count("sent_at IS NULL").await, 0);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn pruning_runs_beside_a_busy_relay_without_holding_it_up() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let got = collect(&bus, "audit", &[TYPE]).await;
+    let events: Vec<_> = (0..3000)
+        .map(|n| event(&format!("u{}", n % 7), n))
+        .collect();
+    for chunk in events.chunks(500) {
+        let mut tx = db.pool.begin().await.unwrap();
+        outbox.enqueue_all(&mut tx, chunk).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // Sent rows are pruned as soon as they are marked, all the time.
+    let relay = fast_relay(&outbox, &db, Arc::new(bus.publisher()))
+        .batch_size(50)
+        .retention(Duration::ZERO)
+        .prune_interval(Duration::from_millis(5))
+        .start()
+        .await
+        .unwrap();
+    got.wait_for(3000).await;
+    eventually("every sent row pruned", || async {
+        db.count("true").await == 0
+    })
+    .await;
+    relay.shutdown().await.unwrap();
+    assert_eq!(got.len(), 3000, "none twice");
+    for (subject, ns) in got.by_subject() {
+        let mut sorted = ns.clone();
+        sorted.sort_unstable();
+        assert_eq!(ns, sorted, "order of {subject}");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
+async fn a_relay_killed_mid_pipeline_republishes_only_the_unconfirmed_rows() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let bus = MemoryBus::new();
+    let wire = collect(&bus, "wire-tap", &[TYPE]).await;
+    // Subject `held`: its rows reach the broker, their confirms never come.
+    let events: Vec<_> = (0..30)
+        .map(|n| {
+            let subject = if n % 10 == 3 {
+                "held".to_owned()
+            } else {
+                format!("u{}", n % 3)
+            };
+            event(&subject, n)
+        })
+        .collect();
+    db.commit_each(&outbox, &events).await;
+    let publisher = ControlledPublisher::new(Arc::new(bus.publisher()));
+    *publisher.controls.hold_subject.lock().unwrap() = Some("held".to_owned());
+    // Batches of one row: every row has its own confirm in flight.
+    let doomed = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(publisher.clone()))
+        .batch_size(1)
+        .lease(Duration::from_secs(3))
+        .publish_timeout(Duration::from_millis(2500))
+        .start()
+        .await
+        .unwrap();
+    eventually("every confirmed row is marked", || async {
+        db.count("sent_at IS NOT NULL").await == 27
+    })
+    .await;
+    wire.wait_for(30).await;
+    doomed.abort();
+    assert_eq!(
+        db.count("sent_at IS NULL").await,
+        3,
+        "the held rows stay unmarked"
+    );
+
+    // Once the lease expired, another relay publishes the held rows again, and only them.
+    let relay = OutboxRelay::new(&outbox, db.pool.clone(), Arc::new(bus.publisher()))
+        .poll_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    wire.wait_for(33).await;
+    eventually("every row marked", || async {
+        db.count("sent_at IS NULL").await == 0
+    })
+    .await;
+    relay.shutdown().await.unwrap();
+    let ids = wire.ids();
+    let again: Vec<&String> = ids[30..].iter().collect();
+    let held: Vec<String> = events
+        .iter()
+        .filter(|e| e.data().user_id == "held")
+        .map(|e| e.id().to_owned())
+        .collect();
+    assert_eq!(
+        again,
+        held.iter().collect::<Vec<_>>(),
+        "only the unconfirmed rows again"
+    );
+    assert_eq!(wire.len(), 33, "nothing lost, nothing else twice");
+    assert_eq!(wire.by_subject()["held"], [3, 13, 23, 3, 13, 23]);
     db.cleanup().await;
 }

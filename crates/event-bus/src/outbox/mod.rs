@@ -12,9 +12,11 @@
 //! - **Per-subject order.** Events with the same `subject` (the user id, for
 //!   example) leave in the order their transactions committed. Enqueue takes a
 //!   transaction-scoped advisory lock per subject so that the row order is the
-//!   commit order; the relay never publishes a row while an earlier row of its
-//!   subject is unsent (claimed by a relay or waiting for a retry). Events
-//!   without a subject have no order.
+//!   commit order. A subject's rows are in one relay's hands at a time and
+//!   reach the broker in row order (many may await their confirms at once);
+//!   a row is marked sent only after every earlier row of its subject, and
+//!   while a row waits for a retry the later rows of its subject wait too.
+//!   Events without a subject have no order.
 //! - **At least once.** A row is marked sent after the publish is confirmed.
 //!   A relay that dies in between leaves its claim (a lease) to expire; the
 //!   row is then published again. Consumers deduplicate with the

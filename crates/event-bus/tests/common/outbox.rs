@@ -128,6 +128,9 @@ pub struct Controls {
     pub hang_after_publish: AtomicBool,
     /// Signalled when a publish hung.
     pub hung: Notify,
+    /// Publishes of events with this subject go through, then never
+    /// return (their confirm never arrives).
+    pub hold_subject: Mutex<Option<String>>,
     /// Publishes attempted.
     pub attempts: AtomicUsize,
 }
@@ -160,7 +163,14 @@ impl Publisher for ControlledPublisher {
         if reject.is_some() && event.subject() == reject.as_deref() {
             return Err(BusError::Rejected("rejected (test)".into()));
         }
+        let held = {
+            let hold = c.hold_subject.lock().unwrap();
+            hold.is_some() && event.subject() == hold.as_deref()
+        };
         self.inner.publish(event).await?;
+        if held {
+            std::future::pending::<()>().await;
+        }
         if c.hang_after_publish.swap(false, Ordering::SeqCst) {
             c.hung.notify_one();
             std::future::pending::<()>().await;

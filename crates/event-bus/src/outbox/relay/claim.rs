@@ -10,6 +10,7 @@ use super::{
 use crate::{RawEvent, codec::is_json_media_type, outbox::error::OutboxError, wire};
 
 /// One claimed row.
+#[derive(Debug)]
 pub(super) struct Claimed {
     pub(super) seq: i64,
     pub(super) event_id: String,
@@ -21,16 +22,16 @@ pub(super) struct Claimed {
 }
 
 impl OutboxRelay {
-    /// Claims a batch under the table's claim lock, so that concurrent
-    /// relays see each other's leases and never split a subject.
-    pub(super) async fn claim(&self) -> Result<Vec<Claimed>, OutboxError> {
+    /// Claims up to `limit` rows under the table's claim lock, so that
+    /// concurrent relays see each other's leases and never split a subject.
+    pub(super) async fn claim(&self, limit: u32) -> Result<Vec<Claimed>, OutboxError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(CLAIM_LOCK)
             .bind(self.outbox.table.lock_key() ^ CLAIM_LOCK_SALT)
             .execute(&mut *tx)
             .await?;
         let rows = sqlx::query(&self.sql.claim)
-            .bind(i64::from(self.batch_size))
+            .bind(i64::from(limit))
             .bind(self.lease.as_secs_f64())
             .bind(&self.owner)
             .fetch_all(&mut *tx)

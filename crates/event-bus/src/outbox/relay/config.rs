@@ -35,6 +35,7 @@ pub struct OutboxRelay {
     pub(super) publisher: Arc<dyn Publisher>,
     pub(super) owner: String,
     pub(super) batch_size: u32,
+    pub(super) max_in_flight: usize,
     pub(super) poll_interval: Duration,
     pub(super) lease: Duration,
     pub(super) publish_timeout: Duration,
@@ -55,6 +56,7 @@ impl fmt::Debug for OutboxRelay {
             .field("owner", &self.owner)
             .field("publisher", &self.publisher)
             .field("batch_size", &self.batch_size)
+            .field("max_in_flight", &self.max_in_flight)
             .field("poll_interval", &self.poll_interval)
             .field("lease", &self.lease)
             .field("publish_timeout", &self.publish_timeout)
@@ -68,7 +70,7 @@ impl fmt::Debug for OutboxRelay {
 impl OutboxRelay {
     /// A relay for `outbox`, reading with `pool`, publishing with `publisher`.
     ///
-    /// Defaults: batches of 100, poll every second, leases of 60 s, publish
+    /// Defaults: claims of up to 250 rows, 1,000 rows in flight, poll every second, leases of 60 s, publish
     /// timeout 20 s, backoff from 100 ms doubling to 30 s with jitter, sent
     /// rows kept 7 days and pruned hourly, backlog metrics every 10 s,
     /// `LISTEN` on.
@@ -80,7 +82,8 @@ impl OutboxRelay {
             pool,
             publisher,
             owner: format!("relay-{}", uuid::Uuid::new_v4()),
-            batch_size: 100,
+            batch_size: 250,
+            max_in_flight: 1_000,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             publish_timeout: Duration::from_secs(20),
@@ -95,15 +98,27 @@ impl OutboxRelay {
         }
     }
 
-    /// The name this relay writes into the rows it claims (default `relay-<uuid>`).
+    /// The name this relay writes into the rows it claims (default
+    /// `relay-<uuid>`). Each running relay needs its own: a relay does not
+    /// hold a subject back for rows leased under its own name.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
         self
     }
 
-    /// Rows per round (default 100, at least 1).
+    /// The most rows one claim takes (default 250, at least 1): a
+    /// [`publish_pending`](OutboxRelay::publish_pending) round's batch.
     pub fn batch_size(mut self, rows: u32) -> Self {
         self.batch_size = rows.max(1);
+        self
+    }
+
+    /// The most rows a [started](OutboxRelay::start) relay holds at once,
+    /// claimed and not yet marked (default 1,000, at least 1): the window of
+    /// publishes awaiting their confirm, which bounds the relay's
+    /// throughput at about `max_in_flight / confirm latency`.
+    pub fn max_in_flight(mut self, rows: usize) -> Self {
+        self.max_in_flight = rows.max(1);
         self
     }
 

@@ -16,7 +16,7 @@ impl OutboxRelayHandle {
         Self { task }
     }
 
-    /// Stops claiming, finishes the round in flight (publish and mark), and
+    /// Stops claiming, publishes and marks the rows the relay holds, and
     /// waits for the relay to end.
     pub async fn shutdown(self) -> Result<(), OutboxError> {
         self.task

@@ -1,31 +1,19 @@
-//! Settling a round: writing each row's outcome (sent, failed, parked,
-//! released) back to the table.
+//! Settling: writing rows' outcomes (sent, failed, parked, released) back to
+//! the table, one set-based statement per kind of outcome.
 
-use super::{
-    claim::Claimed,
-    config::OutboxRelay,
-    round::{BatchReport, Outcome},
-};
+use super::{config::OutboxRelay, pipeline::Settled, round::Outcome};
 use crate::outbox::error::OutboxError;
 
 impl OutboxRelay {
-    /// Writes the round's outcomes. Marking sent is retried a few times: a
-    /// row left claimed is published again once its lease expires.
-    pub(super) async fn settle(
-        &self,
-        rows: &[Claimed],
-        outcomes: &[Outcome],
-    ) -> Result<BatchReport, OutboxError> {
-        let mut report = BatchReport {
-            claimed: rows.len(),
-            ..BatchReport::default()
-        };
+    /// Writes `batch`'s outcomes. Marking sent is retried a few times: a row
+    /// left claimed is published again once its lease expires.
+    pub(super) async fn settle(&self, batch: &[Settled]) -> Result<(), OutboxError> {
         let mut sent = Vec::new();
         let mut released = Vec::new();
         let (mut failed, mut delays, mut errors) = (Vec::new(), Vec::new(), Vec::new());
         let (mut parked, mut reasons) = (Vec::new(), Vec::new());
-        for (row, outcome) in rows.iter().zip(outcomes) {
-            match outcome {
+        for row in batch {
+            match &row.outcome {
                 Outcome::Sent => sent.push(row.seq),
                 Outcome::Released => released.push(row.seq),
                 Outcome::Failed(error) => {
@@ -40,10 +28,6 @@ impl OutboxRelay {
                 }
             }
         }
-        report.published = sent.len();
-        report.failed = failed.len();
-        report.parked = parked.len();
-        report.released = released.len();
         if !sent.is_empty() {
             let mut attempt = 0;
             loop {
@@ -85,7 +69,7 @@ impl OutboxRelay {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(report)
+        Ok(())
     }
 }
 

@@ -13,8 +13,9 @@ pub(super) const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 /// The statements of one relay, for one table.
 #[derive(Debug, Clone)]
 pub(super) struct RelaySql {
-    /// Claims the oldest ready rows whose subject has no earlier row in
-    /// flight or backing off. `$1` batch size, `$2` lease seconds, `$3` owner.
+    /// Claims the oldest ready rows whose subject has no earlier row leased
+    /// by another relay or backing off. `$1` batch size, `$2` lease seconds,
+    /// `$3` owner.
     pub(super) claim: String,
     /// Marks rows sent. `$1` the seqs.
     pub(super) mark_sent: String,
@@ -58,15 +59,21 @@ impl RelaySql {
     }
 }
 
-/// Claims the oldest ready rows whose subject has no earlier row in flight
-/// or backing off. `$1` batch size, `$2` lease seconds, `$3` owner.
+/// Claims the oldest ready rows whose subject has no earlier row leased by
+/// another relay or backing off. `$1` batch size, `$2` lease seconds, `$3`
+/// owner.
+///
+/// The relay's own leases do not hold a subject back: its pipeline publishes
+/// a subject's later rows after the earlier ones it holds, in row order, and
+/// keeps later rows back itself once an earlier one fails (`pipeline.rs`).
 fn claim_sql(table: &str) -> String {
     format!(
         "WITH busy AS ( \
            SELECT subject, min(seq) AS first_seq FROM {table} \
            WHERE sent_at IS NULL AND parked_at IS NULL AND subject IS NOT NULL \
              AND (lease_until IS NOT NULL OR next_attempt_at IS NOT NULL) \
-             AND (lease_until > clock_timestamp() OR next_attempt_at > clock_timestamp()) \
+             AND ((lease_until > clock_timestamp() AND lease_owner <> $3) \
+                  OR next_attempt_at > clock_timestamp()) \
            GROUP BY subject \
          ), picked AS ( \
            SELECT p.seq FROM {table} AS p \
