@@ -8,7 +8,7 @@ use std::sync::{
 use async_trait::async_trait;
 
 use super::{
-    state::{Entry, Group, Inner, lock},
+    state::{Entry, Group, Inner, State, lock},
     topic::topic_matches,
 };
 use crate::{Health, Publisher, RawEvent, error::BusError};
@@ -30,6 +30,8 @@ impl Publisher for MemoryPublisher {
         let capacity = self.inner.config.queue_capacity;
         // Registered as a waiter only once a queue was found full.
         let mut waiting = None;
+        // Taken once this publish has to wait in line (see `Tickets`).
+        let mut ticket: Option<Ticket<'_>> = None;
         loop {
             let space = self.inner.space.notify.notified();
             tokio::pin!(space);
@@ -50,12 +52,24 @@ impl Publisher for MemoryPublisher {
                     full |= group.is_full(capacity);
                 }
                 if targets == 0 {
+                    if let Some(ticket) = ticket.take() {
+                        ticket.finish(&mut state);
+                        drop(state);
+                        self.inner.space.ring();
+                    }
                     if self.inner.config.drop_unroutable {
                         return Ok(());
                     }
                     return Err(BusError::Unroutable(ty.to_owned()));
                 }
-                if full {
+                let my_turn = match &ticket {
+                    Some(ticket) => state.tickets.is_turn(ticket.number),
+                    None => !state.tickets.anyone_waiting(),
+                };
+                if full || !my_turn {
+                    if ticket.is_none() {
+                        ticket = Some(Ticket::new(&self.inner, state.tickets.take()));
+                    }
                     None
                 } else {
                     // Only groups with a member waiting need a ring (read under
@@ -75,12 +89,16 @@ impl Publisher for MemoryPublisher {
                             }
                         }
                     }
-                    Some(wake)
+                    Some((wake, ticket.take().map(|ticket| ticket.finish(&mut state))))
                 }
             };
             match wake {
-                Some((first, more)) => {
+                Some(((first, more), served)) => {
                     first.iter().chain(&more).for_each(|signal| signal.ring());
+                    if served.is_some() {
+                        // The next in line may go now.
+                        self.inner.space.ring();
+                    }
                     return Ok(());
                 }
                 // Look again, now registered, before sleeping.
@@ -102,6 +120,39 @@ impl Publisher for MemoryPublisher {
             Health::down("publisher closed")
         } else {
             Health::up()
+        }
+    }
+}
+
+/// A publish's place in line; given up (and the next one's turn made
+/// possible) when the publish fails or is cancelled before its turn.
+struct Ticket<'a> {
+    inner: &'a Inner,
+    number: u64,
+    done: bool,
+}
+
+impl<'a> Ticket<'a> {
+    fn new(inner: &'a Inner, number: u64) -> Self {
+        Self {
+            inner,
+            number,
+            done: false,
+        }
+    }
+
+    /// Done with, under the state lock the caller holds.
+    fn finish(mut self, state: &mut State) {
+        state.tickets.done(self.number);
+        self.done = true;
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            lock(&self.inner.state).tickets.done(self.number);
+            self.inner.space.ring();
         }
     }
 }

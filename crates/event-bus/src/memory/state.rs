@@ -1,7 +1,7 @@
 //! The bus's shared state: consumer groups, their queues and dead letters.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -27,6 +27,52 @@ pub(super) struct State {
     by_name: HashMap<String, usize>,
     /// The id of the next dead letter: unique on this bus, never reused.
     next_dead_letter: u64,
+    /// The order in which publishes that had to wait for room go in.
+    pub(super) tickets: Tickets,
+}
+
+/// Publishes that find a queue full wait in line: each takes a ticket
+/// (under the state lock, so in the order they were called) and pushes only
+/// on its turn, and a publish that finds anyone in line takes a ticket too.
+/// So events go into the queues in the order their `publish` calls began,
+/// even when the queues are full (the outbox relay's per-subject order rests
+/// on it).
+#[derive(Debug, Default)]
+pub(super) struct Tickets {
+    next: u64,
+    serving: u64,
+    /// Tickets given up (a cancelled or failed publish) before their turn.
+    abandoned: BTreeSet<u64>,
+}
+
+impl Tickets {
+    /// Whether any publish waits in line.
+    pub(super) fn anyone_waiting(&self) -> bool {
+        self.serving != self.next
+    }
+
+    pub(super) fn take(&mut self) -> u64 {
+        let ticket = self.next;
+        self.next += 1;
+        ticket
+    }
+
+    pub(super) fn is_turn(&self, ticket: u64) -> bool {
+        self.serving == ticket
+    }
+
+    /// `ticket` is done with (pushed, failed or given up): the next one's
+    /// turn comes once every earlier ticket is done.
+    pub(super) fn done(&mut self, ticket: u64) {
+        if ticket == self.serving {
+            self.serving += 1;
+            while self.abandoned.remove(&self.serving) {
+                self.serving += 1;
+            }
+        } else {
+            self.abandoned.insert(ticket);
+        }
+    }
 }
 
 impl State {

@@ -84,6 +84,47 @@ async fn publish_waits_for_room_when_a_queue_is_full() {
 }
 
 #[tokio::test]
+async fn publishes_that_wait_for_room_go_in_in_the_order_they_began() {
+    use futures_util::FutureExt as _;
+
+    let bus = MemoryBus::with_config(MemoryConfig::default().queue_capacity(1));
+    let mut sub = member(&bus, "g").await;
+    let publisher = Arc::new(bus.publisher());
+    publisher.publish(event("0")).await.unwrap();
+    // "1" finds the queue full and waits in line.
+    let waiting = tokio::spawn({
+        let publisher = Arc::clone(&publisher);
+        async move { publisher.publish(event("1")).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "the queue is full");
+    // Room appears; before "1" gets to run, another publish begins: it must
+    // not overtake "1" (this runtime has one thread: "1" has not run yet).
+    next(&mut sub).await.ack().await.unwrap();
+    assert!(
+        publisher.publish(event("2")).now_or_never().is_none(),
+        "a publish that begins while another waits goes behind it"
+    );
+    // That publish was given up (its future dropped): the line goes on.
+    let later = tokio::spawn({
+        let publisher = Arc::clone(&publisher);
+        async move { publisher.publish(event("3")).await }
+    });
+    for expected in ["1", "3"] {
+        let d = next(&mut sub).await;
+        assert_eq!(d.event().id(), expected);
+        d.ack().await.unwrap();
+    }
+    waiting.await.unwrap().unwrap();
+    later.await.unwrap().unwrap();
+    assert_eq!(
+        bus.queued("g"),
+        0,
+        "the given-up publish left nothing behind"
+    );
+}
+
+#[tokio::test]
 async fn closing_the_publisher_fails_a_publish_waiting_for_room() {
     let bus = MemoryBus::with_config(MemoryConfig::default().queue_capacity(1));
     let _sub = member(&bus, "g").await;
