@@ -22,7 +22,10 @@ async fn main() {
         .header("authorization", "Bearer not-a-jwt")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(app.clone().oneshot(forged).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.clone().oneshot(forged).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // serve() is the snippet's way to run it; bind a free port and stop at once.
     let server = tokio::spawn(snippet::serve(app, "127.0.0.1:0"));

@@ -23,13 +23,18 @@ async fn main() -> Result<(), BoxError> {
     if std::env::var_os("TESSERA_CONSUMERS_LIVE").is_some() {
         let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL")?).await?;
         let outbox = Outbox::new(TableName::new("tessera_consumer", "outbox")?);
-        sqlx::query("CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, total_cents bigint NOT NULL)")
-            .execute(&pool)
-            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS orders (id text PRIMARY KEY, total_cents bigint NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
         let bus = RabbitBus::connect(RabbitConfig::new(std::env::var("AMQP_URL")?)).await?;
         let relay = snippet::start_relay(&pool, &outbox, &bus).await?;
         let order_id = format!("consumer-{}", unique_suffix());
-        let order = snippet::OrderPlaced { order_id, total_cents: 4200 };
+        let order = snippet::OrderPlaced {
+            order_id,
+            total_cents: 4200,
+        };
         snippet::place_order(&pool, &outbox, order).await?;
         relay.shutdown().await?;
         bus.close().await;

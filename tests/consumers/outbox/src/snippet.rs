@@ -25,14 +25,20 @@ pub async fn start_relay(
 }
 
 /// In a request handler: the order row and its event commit together, or neither does.
-pub async fn place_order(pool: &PgPool, outbox: &Outbox, order: OrderPlaced) -> Result<(), BoxError> {
+pub async fn place_order(
+    pool: &PgPool,
+    outbox: &Outbox,
+    order: OrderPlaced,
+) -> Result<(), BoxError> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO orders (id, total_cents) VALUES ($1, $2)")
         .bind(&order.order_id)
         .bind(order.total_cents as i64)
         .execute(&mut *tx)
         .await?;
-    outbox.enqueue(&mut tx, &Envelope::new("/order-service", order)).await?;
+    outbox
+        .enqueue(&mut tx, &Envelope::new("/order-service", order))
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -12,10 +12,14 @@ use tessera_event_bus::{Envelope, Event};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), tessera_event_bus::BoxError> {
     assert_eq!(OrderPlaced::TYPE, "com.example.order.placed.v1");
-    let placed = OrderPlaced { order_id: "o-1".into(), total_cents: 4200 };
+    let placed = OrderPlaced {
+        order_id: "o-1".into(),
+        total_cents: 4200,
+    };
     let envelope = Envelope::new("/order-service", placed);
     assert_eq!(envelope.attributes().subject.as_deref(), Some("o-1"));
-    let _config = RabbitConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f").connection_name("billing");
+    let _config =
+        RabbitConfig::new("amqp://guest:guest@127.0.0.1:5672/%2f").connection_name("billing");
 
     if std::env::var_os("TESSERA_CONSUMERS_LIVE").is_some() {
         let url = std::env::var("AMQP_URL")?;

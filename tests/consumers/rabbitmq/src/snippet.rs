@@ -29,7 +29,10 @@ pub async fn run(amqp_url: &str) -> Result<(), BoxError> {
 
     // Publish: Ok once the broker confirmed the event.
     let events = EventPublisher::new(Arc::new(bus.publisher()), "/order-service");
-    let placed = OrderPlaced { order_id: "o-1".into(), total_cents: 4200 };
+    let placed = OrderPlaced {
+        order_id: "o-1".into(),
+        total_cents: 4200,
+    };
     events.publish(placed).await?;
 
     // At shutdown: finish in-flight handlers, then close the connection.

@@ -8,16 +8,18 @@ mod snippet;
 
 use tessera_event_bus::BoxError;
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
+use tessera_user_sync::UserReplica;
 use tessera_user_sync::events::{UserDeleted, UserRegistered};
 use tessera_user_sync::store::{Fields, MemoryStore};
-use tessera_user_sync::UserReplica;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), BoxError> {
     let replica = UserReplica::builder("comment-service", MemoryStore::new())
         .keep(Fields::DISPLAY_NAME)
         .build();
-    replica.apply(UserRegistered::new("u1", 1, "Ada").email("ada@example.com")).await?;
+    replica
+        .apply(UserRegistered::new("u1", 1, "Ada").email("ada@example.com"))
+        .await?;
     replica.apply(UserRegistered::new("u2", 1, "Grace")).await?;
     replica.apply(UserDeleted::new("u2", 2)).await?;
     let users = replica.get_many(["u1", "u2"]).await?;

@@ -12,7 +12,10 @@ use tessera_user_sync::store::{DeletedUser, Fields};
 pub type Replica = UserReplica<PgReplicaStore>;
 
 /// Once per process, at start: the replica table, and the consumer of user events.
-pub async fn start_replica(pool: PgPool, bus: &RabbitBus) -> Result<(Replica, RouterHandle), BoxError> {
+pub async fn start_replica(
+    pool: PgPool,
+    bus: &RabbitBus,
+) -> Result<(Replica, RouterHandle), BoxError> {
     let store = PgReplicaStore::new(pool, PgReplicaStore::default_table());
     store.migrate().await?; // the table tessera.user_replica
     let replica = UserReplica::builder("comment-service", store)
@@ -35,7 +38,10 @@ pub async fn start_replica(pool: PgPool, bus: &RabbitBus) -> Result<(Replica, Ro
 }
 
 /// On a read: the authors' names from the local replica, no call to the user service.
-pub async fn author_names(replica: &Replica, ids: &[&str]) -> Result<HashMap<String, String>, BoxError> {
+pub async fn author_names(
+    replica: &Replica,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, BoxError> {
     let users = replica.get_many(ids.iter().copied()).await?;
     Ok(users
         .into_iter()
