@@ -30,7 +30,8 @@
 //! row may be published before an earlier row's confirm arrives, as within
 //! one `publish_all`. The broker receives them in that order because the
 //! publisher keeps the order in which publishes start (RabbitMQ: one
-//! confirm channel; the in-memory bus: while its queues have room). What
+//! confirm channel; the in-memory bus: publishes that wait for room keep their
+//! order). What
 //! the relay adds is the *prefix rule*: a row is marked sent only once every
 //! earlier row of its subject that the relay holds has its outcome, and once
 //! a row fails, the subject's later rows the relay holds are released
