@@ -1,0 +1,228 @@
+//! The run's own PostgreSQL schema: the outbox and inbox tables, the
+//! `committed` table the publishers write in their transactions, the
+//! `handled` table the consumers write in the inbox's transaction, and the
+//! SQL that compares the two.
+
+use std::time::Duration;
+
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use tessera_event_bus::{
+    inbox::Inbox,
+    outbox::{Outbox, TableName},
+};
+
+use crate::error::SoakError;
+
+/// The run's schema and the pool it is reached with; dropped by [`RunDb::drop_schema`].
+#[derive(Debug, Clone)]
+pub(crate) struct RunDb {
+    pub(crate) pool: PgPool,
+    pub(crate) schema: String,
+}
+
+/// Commit→handled latencies, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Latencies {
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
+}
+
+/// How the events in flight around a node kill fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) events: i64,
+    pub(crate) handled: i64,
+    /// When the last of them was handled (µs since the Unix epoch).
+    pub(crate) last_handled_us: Option<i64>,
+}
+
+/// The committed and handled counts the progress lines and the summary show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Rows in `committed`: events whose transaction committed.
+    pub(crate) committed: i64,
+    /// Distinct event ids in `handled`.
+    pub(crate) handled: i64,
+}
+
+/// A database URL with its password masked, for messages.
+pub(crate) fn redact(database: &str) -> String {
+    match url::Url::parse(database) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "(an unparsable url)".to_owned(),
+    }
+}
+
+impl RunDb {
+    /// Connects and creates the schema `name` with every table in it.
+    pub(crate) async fn create(
+        database: &str,
+        name: &str,
+        connections: u32,
+    ) -> Result<Self, SoakError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(database)
+            .await
+            .map_err(SoakError::db(format!(
+                "cannot connect to PostgreSQL at {}",
+                redact(database)
+            )))?;
+        let db = Self {
+            pool,
+            schema: name.to_owned(),
+        };
+        let s = &db.schema;
+        // No arguments: the simple protocol runs every statement.
+        let ddl = format!(
+            r#"CREATE SCHEMA "{s}";
+               CREATE TABLE "{s}".committed (
+                 event_id text PRIMARY KEY, subject text NOT NULL, seq bigint NOT NULL,
+                 committed_us bigint NOT NULL);
+               CREATE INDEX ON "{s}".committed (committed_us);
+               CREATE TABLE "{s}".handled (
+                 event_id text NOT NULL, subject text NOT NULL, seq bigint NOT NULL,
+                 handled_us bigint NOT NULL);
+               CREATE INDEX ON "{s}".handled (event_id);"#
+        );
+        sqlx::Executor::execute(&db.pool, ddl.as_str())
+            .await
+            .map_err(SoakError::db(format!("cannot create the schema {s}")))?;
+        Ok(db)
+    }
+
+    pub(crate) fn outbox(&self) -> Outbox {
+        Outbox::new(TableName::new(&self.schema, "outbox").expect("a valid schema name"))
+    }
+
+    pub(crate) fn inbox(&self) -> Inbox {
+        Inbox::with_table(
+            self.pool.clone(),
+            TableName::new(&self.schema, "inbox").expect("a valid schema name"),
+        )
+    }
+
+    pub(crate) fn committed_table(&self) -> String {
+        format!(r#""{}".committed"#, self.schema)
+    }
+
+    pub(crate) fn handled_table(&self) -> String {
+        format!(r#""{}".handled"#, self.schema)
+    }
+
+    /// Drops the schema and everything in it, and closes the pool.
+    pub(crate) async fn drop_schema(self) -> Result<(), SoakError> {
+        let result = sqlx::query(&format!(
+            r#"DROP SCHEMA IF EXISTS "{}" CASCADE"#,
+            self.schema
+        ))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(SoakError::db(format!(
+            "cannot drop the schema {}",
+            self.schema
+        )));
+        self.pool.close().await;
+        result
+    }
+
+    pub(crate) async fn counts(&self) -> Result<Counts, SoakError> {
+        let (committed, handled): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM {}), (SELECT count(DISTINCT event_id) FROM {})",
+            self.committed_table(),
+            self.handled_table()
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(SoakError::db("cannot count events"))?;
+        Ok(Counts { committed, handled })
+    }
+
+    /// Committed events whose id is not in `handled`.
+    pub(crate) async fn lost(&self) -> Result<i64, SoakError> {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {} c WHERE NOT EXISTS \
+             (SELECT 1 FROM {} h WHERE h.event_id = c.event_id)",
+            self.committed_table(),
+            self.handled_table()
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(SoakError::db("cannot count lost events"))
+    }
+
+    /// Handled rows beyond the first of their event: effects the inbox let through twice.
+    pub(crate) async fn double_effects(&self) -> Result<i64, SoakError> {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) - count(DISTINCT event_id) FROM {}",
+            self.handled_table()
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(SoakError::db("cannot count double effects"))
+    }
+
+    /// Handled events that are not committed ones (must be none).
+    pub(crate) async fn strangers(&self) -> Result<i64, SoakError> {
+        sqlx::query_scalar(&format!(
+            "SELECT count(DISTINCT event_id) FROM {} h WHERE NOT EXISTS \
+             (SELECT 1 FROM {} c WHERE c.event_id = h.event_id)",
+            self.handled_table(),
+            self.committed_table()
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(SoakError::db("cannot count unknown handled events"))
+    }
+
+    /// Latency of each handled event: its first handling minus its commit.
+    pub(crate) async fn latencies(&self) -> Result<Option<Latencies>, SoakError> {
+        let row: (Option<Vec<f64>>, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY h.first - c.committed_us), \
+                    max(h.first - c.committed_us) \
+             FROM {} c JOIN (SELECT event_id, min(handled_us) AS first FROM {} GROUP BY event_id) h \
+             USING (event_id)",
+            self.committed_table(),
+            self.handled_table()
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(SoakError::db("cannot compute latencies"))?;
+        Ok(match row {
+            (Some(p), Some(max)) if p.len() == 2 => Some(Latencies {
+                p50: p[0],
+                p99: p[1],
+                max: max as f64,
+            }),
+            _ => None,
+        })
+    }
+
+    /// The events committed in `[from_us, to_us)` and when the last of them was handled.
+    pub(crate) async fn window(&self, from_us: i64, to_us: i64) -> Result<Window, SoakError> {
+        let (events, handled, last_handled_us): (i64, i64, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT count(*), count(h.first), max(h.first) FROM {} c \
+             LEFT JOIN LATERAL (SELECT min(handled_us) AS first FROM {} x WHERE x.event_id = c.event_id) h \
+             ON true WHERE c.committed_us >= $1 AND c.committed_us < $2",
+            self.committed_table(),
+            self.handled_table()
+        ))
+        .bind(from_us)
+        .bind(to_us)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(SoakError::db("cannot measure a recovery"))?;
+        Ok(Window {
+            events,
+            handled,
+            last_handled_us,
+        })
+    }
+}
