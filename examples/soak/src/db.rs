@@ -3,15 +3,21 @@
 //! `handled` table the consumers write in the inbox's transaction, and the
 //! SQL that compares the two.
 
-use std::time::Duration;
+use std::{str::FromStr as _, time::Duration};
 
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    Connection as _, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 use tessera_event_bus::{
     inbox::Inbox,
     outbox::{Outbox, TableName},
 };
 
 use crate::error::SoakError;
+
+/// How long connecting to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The run's schema and the pool it is reached with; dropped by [`RunDb::drop_schema`].
 #[derive(Debug, Clone)]
@@ -46,16 +52,20 @@ pub(crate) struct Counts {
     pub(crate) handled: i64,
 }
 
-/// A database URL with its password masked, for messages.
-pub(crate) fn redact(database: &str) -> String {
-    match url::Url::parse(database) {
+/// A URL (or a comma-separated list of them) with passwords masked, for messages.
+pub(crate) fn redact(urls: &str) -> String {
+    let one = |part: &str| match url::Url::parse(part.trim()) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("***"));
             url.to_string()
         }
         Ok(url) => url.to_string(),
-        Err(_) => "(an unparsable url)".to_owned(),
-    }
+        Err(_) => format!(
+            "(unparsable url: {})",
+            part.split('@').next_back().unwrap_or_default()
+        ),
+    };
+    urls.split(',').map(one).collect::<Vec<_>>().join(",")
 }
 
 impl RunDb {
@@ -65,15 +75,29 @@ impl RunDb {
         name: &str,
         connections: u32,
     ) -> Result<Self, SoakError> {
+        let unreachable = || format!("cannot connect to PostgreSQL at {}", redact(database));
+        let options = PgConnectOptions::from_str(database).map_err(SoakError::db(format!(
+            "the database url {} is not a PostgreSQL url",
+            redact(database)
+        )))?;
+        // One connection first: a pool would retry until its timeout and
+        // then report only that it timed out, not why.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .unwrap_or_else(|_| {
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {CONNECT_TIMEOUT:?}"),
+                )))
+            })
+            .map_err(SoakError::db(unreachable()))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(database)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
             .await
-            .map_err(SoakError::db(format!(
-                "cannot connect to PostgreSQL at {}",
-                redact(database)
-            )))?;
+            .map_err(SoakError::db(unreachable()))?;
         let db = Self {
             pool,
             schema: name.to_owned(),

@@ -13,7 +13,7 @@ pub struct UsageError(pub String);
 #[non_exhaustive]
 pub enum SoakError {
     /// PostgreSQL is out of reach, or a statement failed.
-    #[error("database {what}: {source}")]
+    #[error("{what}: {source}")]
     Database {
         /// What was being done, and where.
         what: String,
@@ -21,7 +21,7 @@ pub enum SoakError {
         source: sqlx::Error,
     },
     /// The broker is out of reach, or its topology could not be set up.
-    #[error("rabbitmq {what}: {source}")]
+    #[error("{what}: {source}")]
     Broker {
         /// What was being done, and where.
         what: String,
@@ -29,7 +29,7 @@ pub enum SoakError {
         source: BusError,
     },
     /// The outbox or the inbox could not be set up, or a relay failed to start.
-    #[error("outbox {what}: {source}")]
+    #[error("{what}: {source}")]
     Outbox {
         /// What was being done.
         what: String,
@@ -37,7 +37,7 @@ pub enum SoakError {
         source: OutboxError,
     },
     /// A consumer could not start.
-    #[error("consumer {what}: {source}")]
+    #[error("{what}: {source}")]
     Router {
         /// What was being done.
         what: String,

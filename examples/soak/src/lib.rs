@@ -232,7 +232,9 @@ async fn soak(
         }
         progress.nodes(&node_log);
     }
-    if let Err(e) = progress.line(db, &duplicates, &replicas).await {
+    if progress.stale()
+        && let Err(e) = progress.line(db, &duplicates, &replicas).await
+    {
         progress.note(&format!("progress: {e}"));
     }
     for replica in replicas {

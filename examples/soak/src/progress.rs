@@ -35,7 +35,6 @@ impl Progress {
         }
     }
 
-
     /// A line of its own, stamped with the time since the start.
     pub(crate) fn note(&self, what: &str) {
         say(&format!(
@@ -52,6 +51,12 @@ impl Progress {
             say(&format!("{} {event}", stamp(at)));
         }
         self.nodes_shown = log.len();
+    }
+
+    /// Whether the last line is older than a second (or there was none).
+    pub(crate) fn stale(&self) -> bool {
+        self.last
+            .is_none_or(|(at, _, _)| at.elapsed() >= std::time::Duration::from_secs(1))
     }
 
     /// Writes a line: counts, rates since the last line, lag, duplicates, bus health.

@@ -13,7 +13,7 @@ use tessera_event_bus::{
 };
 
 use crate::{
-    db::RunDb,
+    db::{RunDb, redact},
     error::SoakError,
     event::{Tick, now_us},
 };
@@ -68,7 +68,10 @@ impl Replica {
         let bus = RabbitBus::connect(config)
             .await
             .map_err(|source| SoakError::Broker {
-                what: format!("replica {name} cannot connect"),
+                what: format!(
+                    "replica {name} cannot connect to {}",
+                    redact(&topology.urls)
+                ),
                 source,
             })?;
         let router = Router::new(Arc::new(bus.subscriber()), &topology.group)
