@@ -268,6 +268,7 @@ async fn soak(
     let micros = |us: f64| Duration::from_micros(us.max(0.0) as u64);
     Ok(Summary {
         run: format!("soak-{id}"),
+        rate: config.rate,
         published_for,
         committed: counts.committed,
         handled: counts.handled,

@@ -47,6 +47,8 @@ pub struct Recovery {
 pub struct Summary {
     /// The run's name (its schema, exchange and queue prefix derive from it).
     pub run: String,
+    /// The rate asked for (events a second).
+    pub rate: u32,
     /// How long the publishers ran.
     pub published_for: Duration,
     /// Rows in `committed`: events whose publishing transaction committed.
@@ -139,6 +141,17 @@ impl fmt::Display for Summary {
             self.published_for.as_secs_f64()
         )?;
         writeln!(f, "  events committed        {}", self.committed)?;
+        let reached = self.committed as f64 / self.published_for.as_secs_f64().max(1e-3);
+        let behind = if reached < f64::from(self.rate) * 0.95 {
+            "  (behind schedule: this machine did not keep the rate)"
+        } else {
+            ""
+        };
+        writeln!(
+            f,
+            "  commit rate             {reached:.0}/s of {}/s asked{behind}",
+            self.rate
+        )?;
         writeln!(f, "  events handled          {}", self.handled)?;
         writeln!(
             f,
