@@ -34,13 +34,14 @@ pub(crate) struct Latencies {
     pub(crate) max: f64,
 }
 
-/// How the events in flight around a node kill fared.
+/// How the events committed around a node kill fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
     pub(crate) events: i64,
     pub(crate) handled: i64,
-    /// When the last of them was handled (µs since the Unix epoch).
-    pub(crate) last_handled_us: Option<i64>,
+    /// The longest wait of one of them, in µs: from the kill (or from its
+    /// commit, if later) until it was first handled.
+    pub(crate) longest_wait_us: Option<i64>,
 }
 
 /// The committed and handled counts the progress lines and the summary show.
@@ -229,10 +230,17 @@ impl RunDb {
         })
     }
 
-    /// The events committed in `[from_us, to_us)` and when the last of them was handled.
-    pub(crate) async fn window(&self, from_us: i64, to_us: i64) -> Result<Window, SoakError> {
-        let (events, handled, last_handled_us): (i64, i64, Option<i64>) = sqlx::query_as(&format!(
-            "SELECT count(*), count(h.first), max(h.first) FROM {} c \
+    /// The events committed in `[from_us, to_us)`, and how long the
+    /// longest of them waited after `kill_us` (or after its commit, if later)
+    /// to be handled.
+    pub(crate) async fn window(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        kill_us: i64,
+    ) -> Result<Window, SoakError> {
+        let (events, handled, longest_wait_us): (i64, i64, Option<i64>) = sqlx::query_as(&format!(
+            "SELECT count(*), count(h.first), max(h.first - greatest(c.committed_us, $3)) FROM {} c \
              LEFT JOIN LATERAL (SELECT min(handled_us) AS first FROM {} x WHERE x.event_id = c.event_id) h \
              ON true WHERE c.committed_us >= $1 AND c.committed_us < $2",
             self.committed_table(),
@@ -240,13 +248,14 @@ impl RunDb {
         ))
         .bind(from_us)
         .bind(to_us)
+        .bind(kill_us)
         .fetch_one(&self.pool)
         .await
         .map_err(SoakError::db("cannot measure a recovery"))?;
         Ok(Window {
             events,
             handled,
-            last_handled_us,
+            longest_wait_us,
         })
     }
 }

@@ -250,12 +250,12 @@ async fn soak(
         .filter(|e| e.kind == NodeEventKind::Killed)
     {
         let window = db
-            .window(kill.at_us - 10_000_000, kill.at_us + 1_000_000)
+            .window(kill.at_us - 10_000_000, kill.at_us + 1_000_000, kill.at_us)
             .await?;
-        let took = match window.last_handled_us {
-            Some(last) if window.handled == window.events => Some(Duration::from_micros(
-                u64::try_from(last - kill.at_us).unwrap_or(0),
-            )),
+        let took = match window.longest_wait_us {
+            Some(wait) if window.handled == window.events => {
+                Some(Duration::from_micros(u64::try_from(wait).unwrap_or(0)))
+            }
             None if window.events == 0 => Some(Duration::ZERO),
             _ => None,
         };

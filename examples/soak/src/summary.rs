@@ -5,9 +5,9 @@ use std::{fmt, time::Duration};
 use crate::nodes::NodeEvent;
 
 /// How recovery after a node loss is measured (printed with the figure).
-pub const RECOVERY_DEFINITION: &str = "from the kill until every event committed between 10 s \
-before it and 1 s after it has been handled (the events in flight when the node died, and the \
-first second of traffic after)";
+pub const RECOVERY_DEFINITION: &str = "the longest an event committed between 10 s before \
+the kill and 1 s after it waited to be handled, counted from the kill (or from its commit, if \
+later): the events in flight when the node died, and the first second of traffic after it";
 
 /// How the wait for the backlog ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +195,7 @@ impl fmt::Display for Summary {
             None => writeln!(f, "  longest recovery        n/a (no node was killed)")?,
             Some(Ok(r)) => writeln!(
                 f,
-                "  longest recovery        {} (after {}; {} kills)",
+                "  longest recovery        {} (after {}; kills: {})",
                 ms(r.took.unwrap_or_default()),
                 r.kill,
                 self.recoveries.len()
