@@ -170,41 +170,39 @@ impl RunDb {
         Ok(Counts { committed, handled })
     }
 
+    /// One count; `what` names it in the error.
+    async fn count(&self, sql: &str, what: &str) -> Result<i64, SoakError> {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(SoakError::db(format!("cannot count {what}")))
+    }
+
     /// Committed events whose id is not in `handled`.
     pub(crate) async fn lost(&self) -> Result<i64, SoakError> {
-        sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM {} c WHERE NOT EXISTS \
-             (SELECT 1 FROM {} h WHERE h.event_id = c.event_id)",
-            self.committed_table(),
-            self.handled_table()
-        ))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(SoakError::db("cannot count lost events"))
+        let (c, h) = (self.committed_table(), self.handled_table());
+        let sql = format!(
+            "SELECT count(*) FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {h} h WHERE h.event_id = c.event_id)"
+        );
+        self.count(&sql, "lost events").await
     }
 
     /// Handled rows beyond the first of their event: effects the inbox let through twice.
     pub(crate) async fn double_effects(&self) -> Result<i64, SoakError> {
-        sqlx::query_scalar(&format!(
+        let sql = format!(
             "SELECT count(*) - count(DISTINCT event_id) FROM {}",
             self.handled_table()
-        ))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(SoakError::db("cannot count double effects"))
+        );
+        self.count(&sql, "double effects").await
     }
 
     /// Handled events that are not committed ones (must be none).
     pub(crate) async fn strangers(&self) -> Result<i64, SoakError> {
-        sqlx::query_scalar(&format!(
-            "SELECT count(DISTINCT event_id) FROM {} h WHERE NOT EXISTS \
-             (SELECT 1 FROM {} c WHERE c.event_id = h.event_id)",
-            self.handled_table(),
-            self.committed_table()
-        ))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(SoakError::db("cannot count unknown handled events"))
+        let (c, h) = (self.committed_table(), self.handled_table());
+        let sql = format!(
+            "SELECT count(DISTINCT event_id) FROM {h} h WHERE NOT EXISTS (SELECT 1 FROM {c} c WHERE c.event_id = h.event_id)"
+        );
+        self.count(&sql, "handled events never committed").await
     }
 
     /// Latency of each handled event: its first handling minus its commit.

@@ -139,7 +139,14 @@ async fn soak(
     }
 
     let started = Instant::now();
-    let mut progress = Progress::new(started, now_us());
+    let node_log = nodes::NodeLog::default();
+    let mut progress = Progress::new(
+        started,
+        now_us(),
+        config.progress_every,
+        duplicates.clone(),
+        Arc::clone(&node_log),
+    );
     progress.note(&format!(
         "soak-{id}: {} events/s for {:.0} s over {} subjects, {} replicas{}",
         config.rate,
@@ -152,7 +159,6 @@ async fn soak(
         ))
     ));
     let (stop, stopped) = watch::channel(false);
-    let node_log = nodes::NodeLog::default();
     let killer = config.kill_every.map(|every| {
         nodes::start(
             nodes::cluster_script(),
@@ -174,7 +180,6 @@ async fn soak(
 
     // Publishing.
     let mut interrupted = std::pin::pin!(interrupted);
-    let mut next_line = started + config.progress_every;
     loop {
         tokio::select! {
             joined = publishers.join_next() => match joined {
@@ -188,16 +193,7 @@ async fn soak(
             }
             () = tokio::time::sleep(TICK) => {}
         }
-        tick(
-            &mut progress,
-            &mut next_line,
-            config,
-            db,
-            &duplicates,
-            &replicas,
-            &node_log,
-        )
-        .await;
+        progress.tick(db, &replicas).await;
     }
     let published_for = started.elapsed();
     let _ = stop.send(true);
@@ -214,26 +210,17 @@ async fn soak(
             break Drain::TimedOut(drain_started.elapsed());
         }
         tokio::time::sleep(TICK).await;
-        tick(
-            &mut progress,
-            &mut next_line,
-            config,
-            db,
-            &duplicates,
-            &replicas,
-            &node_log,
-        )
-        .await;
+        progress.tick(db, &replicas).await;
     };
     if let Some(killer) = killer {
         // It starts the node it killed last, if that one is down.
         if let Err(e) = killer.await {
             tracing::error!("the node killer failed: {e}");
         }
-        progress.nodes(&node_log);
+        progress.nodes();
     }
     if progress.stale()
-        && let Err(e) = progress.line(db, &duplicates, &replicas).await
+        && let Err(e) = progress.line(db, &replicas).await
     {
         progress.note(&format!("progress: {e}"));
     }
@@ -287,23 +274,4 @@ async fn soak(
         recoveries,
         drain,
     })
-}
-
-/// Node events as they come, and a progress line when one is due.
-async fn tick(
-    progress: &mut Progress,
-    next_line: &mut Instant,
-    config: &SoakConfig,
-    db: &RunDb,
-    duplicates: &Watched,
-    replicas: &[Replica],
-    node_log: &nodes::NodeLog,
-) {
-    progress.nodes(node_log);
-    if Instant::now() >= *next_line {
-        *next_line += config.progress_every;
-        if let Err(e) = progress.line(db, duplicates, replicas).await {
-            progress.note(&format!("progress: {e}"));
-        }
-    }
 }

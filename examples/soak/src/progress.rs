@@ -1,7 +1,10 @@
 //! The progress lines a run writes to stderr while it runs: counts and
 //! rates every few seconds, node events as they happen.
 
-use std::{io::Write as _, time::Instant};
+use std::{
+    io::Write as _,
+    time::{Duration, Instant},
+};
 
 use tessera_event_bus::HealthStatus;
 
@@ -12,7 +15,11 @@ use crate::{counters::Watched, db::RunDb, error::SoakError, nodes::NodeLog, repl
 pub(crate) struct Progress {
     started: Instant,
     started_us: i64,
+    every: Duration,
+    next_line: Instant,
     last: Option<(Instant, i64, i64)>,
+    duplicates: Watched,
+    node_log: NodeLog,
     nodes_shown: usize,
 }
 
@@ -26,12 +33,35 @@ fn stamp(seconds: f64) -> String {
 }
 
 impl Progress {
-    pub(crate) fn new(started: Instant, started_us: i64) -> Self {
+    /// Lines every `every` from `started` on, with the inbox's `duplicates`
+    /// and the events of `node_log`.
+    pub(crate) fn new(
+        started: Instant,
+        started_us: i64,
+        every: Duration,
+        duplicates: Watched,
+        node_log: NodeLog,
+    ) -> Self {
         Self {
             started,
             started_us,
+            every,
+            next_line: started + every,
             last: None,
+            duplicates,
+            node_log,
             nodes_shown: 0,
+        }
+    }
+
+    /// Node events as they come, and a progress line when one is due.
+    pub(crate) async fn tick(&mut self, db: &RunDb, replicas: &[Replica]) {
+        self.nodes();
+        if Instant::now() >= self.next_line {
+            self.next_line += self.every;
+            if let Err(e) = self.line(db, replicas).await {
+                self.note(&format!("progress: {e}"));
+            }
         }
     }
 
@@ -44,8 +74,8 @@ impl Progress {
     }
 
     /// Writes the node events not shown yet, stamped with when they happened.
-    pub(crate) fn nodes(&mut self, log: &NodeLog) {
-        let log = log.lock().expect("node log lock");
+    pub(crate) fn nodes(&mut self) {
+        let log = self.node_log.lock().expect("node log lock");
         for event in &log[self.nodes_shown..] {
             let at = (event.at_us - self.started_us) as f64 / 1e6;
             say(&format!("{} {event}", stamp(at)));
@@ -60,12 +90,7 @@ impl Progress {
     }
 
     /// Writes a line: counts, rates since the last line, lag, duplicates, bus health.
-    pub(crate) async fn line(
-        &mut self,
-        db: &RunDb,
-        duplicates: &Watched,
-        replicas: &[Replica],
-    ) -> Result<(), SoakError> {
+    pub(crate) async fn line(&mut self, db: &RunDb, replicas: &[Replica]) -> Result<(), SoakError> {
         let counts = db.counts().await?;
         let now = Instant::now();
         let (since, committed_before, handled_before) = self.last.unwrap_or((self.started, 0, 0));
@@ -99,7 +124,7 @@ impl Progress {
             counts.handled,
             (counts.handled - handled_before) as f64 / dt,
             counts.committed - counts.handled,
-            duplicates
+            self.duplicates
                 .get()
                 .map_or_else(|| "?".to_owned(), |n| n.to_string()),
         ));
