@@ -26,12 +26,14 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod issuer;
 mod key;
 mod oauth;
 mod server;
 mod token;
 
+pub use builder::TestIssuerBuilder;
 pub use issuer::{TestIssuer, TestIssuerError};
 pub use key::alg_name;
 pub use oauth::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TestClient, TestUser};
