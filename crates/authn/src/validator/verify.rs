@@ -156,13 +156,10 @@ where
             Ok(Some(principal)) => Ok(principal),
             #[cfg(feature = "introspection")]
             Ok(None) if self.introspector_for(token).is_some() => {
+                // Introspection keeps its own cache, bounded by its `cache_ttl`
+                // so that a revocation is noticed: never this one.
                 let introspector = self.introspector_for(token).ok_or(AuthnError::Malformed)?;
-                let now = now();
-                let principal = introspector.validate(token, now).await?;
-                if let Some(cache) = &self.cache {
-                    cache.insert(token, &principal, now);
-                }
-                Ok(principal)
+                introspector.validate(token, now()).await
             }
             Ok(None) => self.validate_after_fetch(token).await,
             Err(e) => Err(e),
@@ -380,7 +377,11 @@ where
                 match found {
                     None => {
                         cache.refresh_in_background_if_due();
-                        Lookup::Key(KeyRef::Shared(snapshot.keys))
+                        Lookup::Key(KeyRef::Shared {
+                            keys: snapshot.keys,
+                            cache,
+                            epoch: snapshot.key_epoch,
+                        })
                     }
                     Some(Err(e)) => Lookup::Reject(e),
                     Some(Ok(())) => Lookup::Fetch {
@@ -401,10 +402,12 @@ where
         let verified = match &key {
             KeyRef::Borrowed(dk) => verify(prepared, dk),
             #[cfg(feature = "remote")]
-            KeyRef::Shared(set) => match set.find(prepared.kid.as_deref(), prepared.alg) {
-                Found::Key(dk) => verify(prepared, dk),
-                _ => Err(AuthnError::UnknownKey),
-            },
+            KeyRef::Shared { keys: set, .. } => {
+                match set.find(prepared.kid.as_deref(), prepared.alg) {
+                    Found::Key(dk) => verify(prepared, dk),
+                    _ => Err(AuthnError::UnknownKey),
+                }
+            }
         };
         verified?;
         let claims: Claims<E> =
@@ -413,7 +416,12 @@ where
         self.check_claims(prepared.issuer, &prepared.iss, &claims, now)?;
         let principal = Principal::new(Arc::clone(&prepared.iss), claims, prepared.token);
         if let Some(cache) = &self.cache {
-            cache.insert(prepared.token, &principal, now);
+            let epoch = match key {
+                KeyRef::Borrowed(_) => None,
+                #[cfg(feature = "remote")]
+                KeyRef::Shared { cache, epoch, .. } => Some(cache.key_epoch(epoch)),
+            };
+            cache.insert(&principal, epoch, now);
         }
         Ok(principal)
     }
@@ -462,9 +470,16 @@ fn verify(prepared: &Prepared<'_, '_>, key: &jsonwebtoken::DecodingKey) -> Resul
 }
 
 enum KeyRef<'a> {
+    /// A key that never changes: static, or the issuer's HMAC secret.
     Borrowed(&'a jsonwebtoken::DecodingKey),
+    /// A key of a remote key set, whose key epoch the validated-token
+    /// cache remembers.
     #[cfg(feature = "remote")]
-    Shared(KeySet),
+    Shared {
+        keys: KeySet,
+        cache: &'a JwksCache,
+        epoch: u64,
+    },
 }
 
 enum Lookup<'a> {
