@@ -4,9 +4,11 @@
 //! - Bounded by entries and by memory: each entry weighs an estimate of its
 //!   size in bytes, and never less than the memory bound divided by the
 //!   entry bound, so neither bound can be passed.
-//! - Keyed by a randomly keyed 64-bit hash of the whole token; each entry
-//!   holds the full token, compared on every hit, so a hash collision is a
-//!   miss and never a confusion between two tokens.
+//! - Keyed by a randomly seeded 64-bit hash of the whole token (foldhash:
+//!   fast on a kilobyte, which matters on a hit); each entry holds the full
+//!   token, compared on every hit, so a hash collision is a miss and never
+//!   a confusion between two tokens. Only validated tokens are inserted, so
+//!   nobody can fill the cache with keys of their choosing.
 //! - An entry never outlives the token's `exp`; a token is cached only when
 //!   valid without the leeway (`exp` ahead, `nbf` passed), and a hit is
 //!   rechecked against the clock.
@@ -15,7 +17,8 @@
 //!   moves and every entry verified before is a miss, validated again.
 
 use crate::principal::Principal;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use foldhash::fast::RandomState;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +33,7 @@ pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// entry and moka's bookkeeping.
 const ENTRY_OVERHEAD: u64 = 256;
 
-/// The hash of the key is already a keyed SipHash; hashing it again is waste.
+/// The key is already a seeded hash of the token; hashing it again is waste.
 #[derive(Default)]
 struct PrehashedKey(u64);
 
@@ -147,29 +150,45 @@ impl<E: Send + Sync + 'static> TokenCache<E> {
         Some(Self {
             inner: Arc::new(CacheInner {
                 entries,
-                hasher: RandomState::new(),
+                hasher: RandomState::default(),
                 min_weight,
             }),
         })
     }
 
-    pub(crate) fn get(&self, token: &str, now: i64) -> Option<Principal<E>> {
-        let key = self.inner.hasher.hash_one(token);
-        let entry = self.inner.entries.get(&key)?;
-        let claims = entry.principal.claims();
+    /// The cache key of `token`.
+    pub(crate) fn key(&self, token: &str) -> u64 {
+        self.inner.hasher.hash_one(token)
+    }
+
+    /// The cached principal of `token`, or its cache key to
+    /// [`insert`](Self::insert) it once validated.
+    pub(crate) fn get(&self, token: &str, now: i64) -> Result<Principal<E>, u64> {
+        let key = self.key(token);
+        let Some(entry) = self.inner.entries.get(&key) else {
+            return Err(key);
+        };
         if entry.principal.bearer_token() != token {
-            return None;
+            return Err(key);
         }
+        let claims = entry.principal.claims();
         let in_time = claims.exp > now && claims.nbf.is_none_or(|nbf| nbf <= now);
         if !in_time || entry.keys.as_ref().is_some_and(|k| !k.current()) {
             self.inner.entries.invalidate(&key);
-            return None;
+            return Err(key);
         }
-        Some(entry.principal.clone())
+        Ok(entry.principal.clone())
     }
 
-    /// Caches a principal verified with keys of epoch `keys`.
-    pub(crate) fn insert(&self, principal: &Principal<E>, keys: Option<KeyEpoch>, now: i64) {
+    /// Caches a principal verified with keys of epoch `keys`, under the
+    /// `key` [`get`](Self::get) returned for its token.
+    pub(crate) fn insert(
+        &self,
+        key: u64,
+        principal: &Principal<E>,
+        keys: Option<KeyEpoch>,
+        now: i64,
+    ) {
         let claims = principal.claims();
         // A token accepted only thanks to the leeway is not cached.
         if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now) {
@@ -180,7 +199,6 @@ impl<E: Send + Sync + 'static> TokenCache<E> {
         // their JSON, which is three quarters of the token.
         let estimate = ENTRY_OVERHEAD + 4 * token.len() as u64;
         let weight = u32::try_from(estimate.max(self.inner.min_weight)).unwrap_or(u32::MAX);
-        let key = self.inner.hasher.hash_one(token);
         self.inner.entries.insert(
             key,
             Arc::new(Entry {
@@ -203,6 +221,15 @@ mod tests {
         Principal::new("i", claims, token)
     }
 
+    fn put(
+        cache: &TokenCache<crate::ExtraClaims>,
+        p: &Principal,
+        keys: Option<KeyEpoch>,
+        now: i64,
+    ) {
+        cache.insert(cache.key(p.bearer_token()), p, keys, now);
+    }
+
     fn cache(entries: u64, bytes: u64) -> TokenCache<crate::ExtraClaims> {
         TokenCache::new(TokenCacheBounds { entries, bytes }).unwrap()
     }
@@ -211,21 +238,21 @@ mod tests {
     fn hit_returns_the_same_principal_and_misses_other_tokens() {
         let cache = cache(10, 1 << 20);
         let now = crate::time::now();
-        cache.insert(&principal("a.b.c", now + 100), None, now);
+        put(&cache, &principal("a.b.c", now + 100), None, now);
         assert_eq!(cache.get("a.b.c", now).unwrap().bearer_token(), "a.b.c");
-        assert!(cache.get("a.b.d", now).is_none());
+        assert!(cache.get("a.b.d", now).is_err());
     }
 
     #[test]
     fn entries_never_outlive_exp() {
         let cache = cache(10, 1 << 20);
         let now = crate::time::now();
-        cache.insert(&principal("t", now + 5), None, now);
-        assert!(cache.get("t", now + 5).is_none());
-        assert!(cache.get("t", now).is_none(), "an expired hit is evicted");
-        cache.insert(&principal("old", now - 1), None, now);
+        put(&cache, &principal("t", now + 5), None, now);
+        assert!(cache.get("t", now + 5).is_err());
+        assert!(cache.get("t", now).is_err(), "an expired hit is evicted");
+        put(&cache, &principal("old", now - 1), None, now);
         assert!(
-            cache.get("old", now - 10).is_none(),
+            cache.get("old", now - 10).is_err(),
             "expired tokens are not cached"
         );
     }
@@ -238,18 +265,18 @@ mod tests {
             serde_json::json!({"iss": "i", "exp": now + 100, "nbf": now + 30}),
         )
         .unwrap();
-        cache.insert(&Principal::new("i", claims, "early"), None, now);
+        put(&cache, &Principal::new("i", claims, "early"), None, now);
         assert!(
-            cache.get("early", now + 40).is_none(),
+            cache.get("early", now + 40).is_err(),
             "not cached within the leeway"
         );
         let claims: Claims =
             serde_json::from_value(serde_json::json!({"iss": "i", "exp": now + 100, "nbf": now}))
                 .unwrap();
-        cache.insert(&Principal::new("i", claims, "now"), None, now);
-        assert!(cache.get("now", now).is_some());
+        put(&cache, &Principal::new("i", claims, "now"), None, now);
+        assert!(cache.get("now", now).is_ok());
         assert!(
-            cache.get("now", now - 1).is_none(),
+            cache.get("now", now - 1).is_err(),
             "a clock set back before nbf misses"
         );
     }
@@ -260,10 +287,10 @@ mod tests {
         let now = crate::time::now();
         let counter = Arc::new(AtomicU64::new(3));
         let keys = KeyEpoch::new(Arc::clone(&counter), 3);
-        cache.insert(&principal("t", now + 100), Some(keys), now);
-        assert!(cache.get("t", now).is_some());
+        put(&cache, &principal("t", now + 100), Some(keys), now);
+        assert!(cache.get("t", now).is_ok());
         counter.fetch_add(1, Ordering::Release);
-        assert!(cache.get("t", now).is_none());
+        assert!(cache.get("t", now).is_err());
     }
 
     #[test]
@@ -290,7 +317,7 @@ mod tests {
         let now = crate::time::now();
         for i in 0..5_000 {
             let token = format!("t.{i}.s");
-            cache.insert(&principal(&token, now + 600), None, now);
+            put(&cache, &principal(&token, now + 600), None, now);
         }
         cache.inner.entries.run_pending_tasks();
         assert!(
@@ -308,7 +335,7 @@ mod tests {
         let big = "x".repeat(4_000);
         for i in 0..2_000 {
             let token = format!("{big}.{i}.s");
-            cache.insert(&principal(&token, now + 600), None, now);
+            put(&cache, &principal(&token, now + 600), None, now);
         }
         cache.inner.entries.run_pending_tasks();
         let weighed = cache.inner.entries.weighted_size();

@@ -191,7 +191,8 @@ where
             None => crate::jwks::default_client()?,
         };
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
-        let mut issuers = HashMap::new();
+        let mut issuers: Vec<TrustedIssuer> = Vec::new();
+        let mut by_iss: HashMap<Box<str>, usize> = HashMap::new();
         let mut templates = Vec::new();
         for issuer in self.issuers {
             if issuer.audiences.is_empty() {
@@ -260,9 +261,6 @@ where
                 )?)),
                 None => None,
             };
-            if tenants.is_some() {
-                templates.push(issuer.iss.clone().into_boxed_str());
-            }
             let trusted = TrustedIssuer {
                 iss,
                 tenants,
@@ -275,17 +273,21 @@ where
                 #[cfg(feature = "introspection")]
                 introspect_jwts,
             };
-            if issuers
-                .insert(issuer.iss.clone().into_boxed_str(), trusted)
+            if by_iss
+                .insert(issuer.iss.clone().into_boxed_str(), issuers.len())
                 .is_some()
             {
                 return Err(ConfigError::DuplicateIssuer(issuer.iss));
             }
+            if trusted.tenants.is_some() {
+                templates.push(issuers.len());
+            }
+            issuers.push(trusted);
         }
         #[cfg(feature = "introspection")]
         let opaque = {
             let mut with = issuers
-                .values()
+                .iter()
                 .filter_map(|i| i.introspector.as_ref().map(|x| (&i.iss, x)));
             match &self.opaque_issuer {
                 Some(iss) => Some(Arc::clone(
@@ -311,6 +313,7 @@ where
         Ok(JwtValidator::new(
             Inner {
                 issuers,
+                by_iss,
                 templates,
                 leeway,
                 max_token_len: self.max_token_len,

@@ -26,3 +26,4 @@ pub use builder::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, JwtValidatorBuilder};
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, TokenTypes};
 pub use tenant::TENANT_PLACEHOLDER;
 pub use verify::JwtValidator;
+pub(crate) use verify::Step;
