@@ -25,6 +25,15 @@ async fn with_cache(idp: &TestIssuer) -> (JwtValidator, JwksCache) {
     (validator, cache)
 }
 
+/// A validator by discovery that grants no clock leeway.
+fn without_leeway(idp: &TestIssuer) -> JwtValidator {
+    JwtValidator::builder()
+        .issuer(trusted(idp).discovery())
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
 /// Whether two principals are one cache entry (the same allocation).
 fn same(a: &Principal, b: &Principal) -> bool {
     std::ptr::eq(a.claims(), b.claims())
@@ -157,11 +166,7 @@ async fn a_failed_refresh_keeps_cached_tokens() {
 #[tokio::test]
 async fn tokens_are_never_served_past_exp() {
     let idp = TestIssuer::start().await.unwrap();
-    let v = JwtValidator::builder()
-        .issuer(trusted(&idp).discovery())
-        .leeway(Duration::ZERO)
-        .build()
-        .unwrap();
+    let v = without_leeway(&idp);
     let token = idp.token().expires_in_secs(1).sign();
     v.validate(&token).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -181,11 +186,7 @@ async fn tokens_accepted_before_nbf_thanks_to_the_leeway_are_not_cached() {
         !same(&first, &again),
         "validated in full each time until nbf"
     );
-    let strict = JwtValidator::builder()
-        .issuer(trusted(&idp).discovery())
-        .leeway(Duration::ZERO)
-        .build()
-        .unwrap();
+    let strict = without_leeway(&idp);
     assert_eq!(
         strict.validate(&early).await.unwrap_err(),
         AuthnError::NotYetValid

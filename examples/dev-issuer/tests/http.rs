@@ -277,12 +277,10 @@ async fn password_grant_for_dev_users() {
     }
 }
 
-#[tokio::test]
-async fn token_exchange() {
-    let idp = start().await;
-    let url = format!("{}/token", idp.issuer());
-    let user = post(
-        &url,
+/// A password-grant token of alice, asked for by `orders`.
+async fn alice_token(url: &str) -> String {
+    let answer = post(
+        url,
         Some(("orders", "orders-secret")),
         &[
             ("grant_type", "password"),
@@ -291,7 +289,14 @@ async fn token_exchange() {
         ],
     )
     .await;
-    let subject = user.body["access_token"].as_str().unwrap().to_owned();
+    answer.body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn token_exchange() {
+    let idp = start().await;
+    let url = format!("{}/token", idp.issuer());
+    let subject = alice_token(&url).await;
     let exchange = TokenExchange::builder("gateway", "gw secret&=")
         .discovery(idp.issuer())
         .build()
@@ -306,20 +311,7 @@ async fn token_exchange() {
 
     let at = "urn:ietf:params:oauth:token-type:access_token";
     let gw = Some(("gateway", "gw secret&="));
-    let revoked = post(
-        &url,
-        Some(("orders", "orders-secret")),
-        &[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "wonderland"),
-        ],
-    )
-    .await
-    .body["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let revoked = alice_token(&url).await;
     idp.revoke(&revoked);
     // RFC 8693 §2.2.2: a bad request or an invalid or unacceptable subject or
     // actor token is `invalid_request`; a target the server will not issue
