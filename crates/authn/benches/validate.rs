@@ -45,8 +45,8 @@ fn validator(s: &Setup, cache: bool) -> JwtValidator {
             .audience(s.idp.audience())
             .discovery(),
     );
-    if cache {
-        builder = builder.cache_validated_tokens(10_000);
+    if !cache {
+        builder = builder.without_token_cache();
     }
     let v = builder.build().expect("validator");
     s.runtime.block_on(v.warm_up()).expect("keys");

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::cache::KeyEpoch;
 use crate::error::{ConfigError, KeyError};
 use crate::keys::KeySet;
 use std::fmt;
@@ -193,6 +194,10 @@ struct Shared {
     background: AtomicBool,
     discovered_jwks: Mutex<Option<Url>>,
     fetches: AtomicU64,
+    /// Moved (under the `state` write lock) when a refresh drops a key or
+    /// replaces one under its kid; the validated-token cache forgets every
+    /// token verified before.
+    key_epoch: Arc<AtomicU64>,
 }
 
 struct State {
@@ -208,6 +213,8 @@ pub(crate) struct Snapshot {
     pub(crate) keys: KeySet,
     pub(crate) loaded: bool,
     pub(crate) generation: u64,
+    /// The key epoch of `keys`.
+    pub(crate) key_epoch: u64,
 }
 
 impl fmt::Debug for JwksCache {
@@ -276,6 +283,7 @@ impl JwksCache {
                 background: AtomicBool::new(false),
                 discovered_jwks: Mutex::new(None),
                 fetches: AtomicU64::new(0),
+                key_epoch: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -302,7 +310,14 @@ impl JwksCache {
             keys: state.keys.clone(),
             loaded: state.loaded,
             generation: state.generation,
+            key_epoch: self.inner.key_epoch.load(Ordering::Acquire),
         }
+    }
+
+    /// The key epoch `seen` of this cache, to check later whether a key was
+    /// dropped since.
+    pub(crate) fn key_epoch(&self, seen: u64) -> KeyEpoch {
+        KeyEpoch::new(Arc::clone(&self.inner.key_epoch), seen)
     }
 
     /// Fetches now, ignoring the cooldown, and reports the outcome. On
@@ -382,6 +397,9 @@ impl Shared {
                     ttl_secs = ttl.as_secs(),
                     "key set refreshed"
                 );
+                if state.keys.loses_keys_in(&keys) {
+                    self.key_epoch.fetch_add(1, Ordering::AcqRel);
+                }
                 state.keys = keys;
                 state.loaded = true;
                 // Refresh ahead of expiry, at three quarters of the lifetime.

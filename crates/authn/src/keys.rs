@@ -20,6 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::sync::Arc;
 
@@ -65,6 +66,10 @@ struct Usable {
     /// The JWK's `alg`, which binds the key to exactly that algorithm.
     alg: Option<Algorithm>,
     key: DecodingKey,
+    /// A digest of the key material, its type and its `alg`: two keys with
+    /// the same kid and fingerprint verify the same tokens.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    fingerprint: [u8; 32],
 }
 
 impl VerifyingKey {
@@ -92,10 +97,31 @@ impl VerifyingKey {
         kind: KeyKind,
         alg: Option<Algorithm>,
         key: DecodingKey,
+        material: &[&[u8]],
     ) -> Self {
+        let mut digest = Sha256::new();
+        digest.update(format!("{kind:?}/{alg:?}").as_bytes());
+        for part in material {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
         Self {
             kid,
-            usable: Ok(Usable { kind, alg, key }),
+            usable: Ok(Usable {
+                kind,
+                alg,
+                key,
+                fingerprint: digest.finalize().into(),
+            }),
+        }
+    }
+
+    /// Whether `other` is this key: same kid, type, `alg` and material.
+    #[cfg(feature = "remote")]
+    fn same_as(&self, other: &VerifyingKey) -> bool {
+        match (&self.usable, &other.usable) {
+            (Ok(a), Ok(b)) => self.kid == other.kid && a.fingerprint == b.fingerprint,
+            _ => false,
         }
     }
 }
@@ -182,16 +208,16 @@ impl KeySet {
     pub fn from_pem(pem: &[u8], kid: Option<&str>) -> Result<Self, KeyError> {
         let kid = kid.map(str::to_owned);
         let key = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-            VerifyingKey::usable(kid, KeyKind::Rsa, None, key)
+            VerifyingKey::usable(kid, KeyKind::Rsa, None, key, &[pem])
         } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             let kind = match key.try_get_as_bytes().map(<[u8]>::len) {
                 Ok(65) => KeyKind::EcP256,
                 Ok(97) => KeyKind::EcP384,
                 _ => return Err(KeyError::InvalidKey("unsupported ec curve".into())),
             };
-            VerifyingKey::usable(kid, kind, None, key)
+            VerifyingKey::usable(kid, kind, None, key, &[pem])
         } else if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-            VerifyingKey::usable(kid, KeyKind::Ed25519, None, key)
+            VerifyingKey::usable(kid, KeyKind::Ed25519, None, key, &[pem])
         } else {
             return Err(KeyError::InvalidKey(
                 "not an RSA, EC or Ed25519 public key in PEM".into(),
@@ -215,6 +241,7 @@ impl KeySet {
             KeyKind::Hmac,
             None,
             key,
+            &[secret],
         )]))
     }
 
@@ -229,6 +256,16 @@ impl KeySet {
         Self {
             keys: keys.into_iter().map(Arc::new).collect(),
         }
+    }
+
+    /// Whether a key of this set that may verify tokens is missing from
+    /// `next`: removed, or replaced by other material under its kid.
+    #[cfg(feature = "remote")]
+    pub(crate) fn loses_keys_in(&self, next: &KeySet) -> bool {
+        self.keys
+            .iter()
+            .filter(|k| k.usable.is_ok())
+            .any(|k| !next.keys.iter().any(|n| k.same_as(n)))
     }
 
     /// Number of keys, usable or not.
@@ -322,7 +359,7 @@ fn parse_jwk_value(value: serde_json::Value) -> VerifyingKey {
 fn parse_jwk(raw: RawJwk) -> VerifyingKey {
     let kid = raw.kid.clone();
     match build_jwk(&raw) {
-        Ok((kind, alg, key)) => VerifyingKey::usable(kid, kind, alg, key),
+        Ok((kind, alg, key, material)) => VerifyingKey::usable(kid, kind, alg, key, &[&material]),
         Err(reason) => VerifyingKey::unusable(kid, reason),
     }
 }
@@ -334,7 +371,10 @@ fn b64(field: Option<&String>) -> Result<Vec<u8>, &'static str> {
         .map_err(|_| "jwk member is not base64url")
 }
 
-fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), &'static str> {
+/// The key, and its material (the bytes that decide what it verifies).
+type BuiltKey = (KeyKind, Option<Algorithm>, DecodingKey, Vec<u8>);
+
+fn build_jwk(raw: &RawJwk) -> Result<BuiltKey, &'static str> {
     if raw.d.is_some() {
         return Err("jwk carries a private key member");
     }
@@ -353,7 +393,7 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
             parse_asymmetric_alg(name).ok_or("jwk alg is not a supported signature algorithm")?,
         ),
     };
-    let (kind, key) = match raw.kty.as_str() {
+    let (kind, key, material) = match raw.kty.as_str() {
         "RSA" => {
             let n = b64(raw.n.as_ref())?;
             let e = b64(raw.e.as_ref())?;
@@ -364,7 +404,11 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
             if e.is_empty() || e.len() > 8 {
                 return Err("rsa exponent out of range");
             }
-            (KeyKind::Rsa, DecodingKey::from_rsa_raw_components(n, &e))
+            let key = DecodingKey::from_rsa_raw_components(n, &e);
+            let mut material = (n.len() as u64).to_be_bytes().to_vec();
+            material.extend_from_slice(n);
+            material.extend_from_slice(&e);
+            (KeyKind::Rsa, key, material)
         }
         "EC" => {
             let (kind, len) = match raw.crv.as_deref() {
@@ -381,7 +425,7 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
             point.push(0x04);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            (kind, DecodingKey::from_ec_der(&point))
+            (kind, DecodingKey::from_ec_der(&point), point)
         }
         "OKP" => {
             if raw.crv.as_deref() != Some("Ed25519") {
@@ -391,7 +435,7 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
             if x.len() != 32 {
                 return Err("ed25519 key of the wrong length");
             }
-            (KeyKind::Ed25519, DecodingKey::from_ed_der(&x))
+            (KeyKind::Ed25519, DecodingKey::from_ed_der(&x), x)
         }
         // Symmetric keys never come from a key set: HS* needs an explicit secret.
         "oct" => return Err("symmetric jwk refused"),
@@ -402,7 +446,7 @@ fn build_jwk(raw: &RawJwk) -> Result<(KeyKind, Option<Algorithm>, DecodingKey), 
     {
         return Err("jwk alg does not fit its key type");
     }
-    Ok((kind, alg, key))
+    Ok((kind, alg, key, material))
 }
 
 /// The asymmetric algorithms we verify; HS* and `none` are never valid in a JWK.
@@ -508,5 +552,33 @@ mod tests {
         assert!(matches!(a.find(None, Algorithm::EdDSA), Found::Key(_)));
         let two = a.merge(&a);
         assert!(matches!(two.find(None, Algorithm::EdDSA), Found::Unknown));
+    }
+
+    #[test]
+    #[cfg(feature = "remote")]
+    fn a_set_loses_keys_when_one_is_dropped_or_replaced_under_its_kid() {
+        let one = KeySet::from_jwk(ED_JWK).unwrap();
+        let other = KeySet::from_jwk(&ED_JWK.replace(r#""kid":"k1""#, r#""kid":"k2""#)).unwrap();
+        let both = one.merge(&other);
+        assert!(!one.loses_keys_in(&one), "the same set again");
+        assert!(!one.loses_keys_in(&both), "a key added");
+        assert!(both.loses_keys_in(&one), "a key dropped");
+        assert!(one.loses_keys_in(&other), "the kid renamed");
+        assert!(one.loses_keys_in(&KeySet::default()), "every key dropped");
+        let replaced = KeySet::from_jwk(&ED_JWK.replace(
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+            "A1qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        ))
+        .unwrap();
+        assert!(
+            one.loses_keys_in(&replaced),
+            "other material under the same kid"
+        );
+        let unusable =
+            KeySet::from_jwks(br#"{"keys":[{"kty":"oct","k":"AAAA","kid":"h"}]}"#).unwrap();
+        assert!(
+            !unusable.loses_keys_in(&KeySet::default()),
+            "unusable keys verified nothing"
+        );
     }
 }

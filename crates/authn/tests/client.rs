@@ -522,7 +522,8 @@ async fn exchange_trades_the_callers_token_and_caches_per_subject_and_audience()
         .exchange("not-a-token", "comments", &[])
         .await
         .unwrap_err();
-    assert_eq!(error.oauth_error(), Some("invalid_grant"));
+    // RFC 8693 §2.2.2: an unacceptable subject token is `invalid_request`.
+    assert_eq!(error.oauth_error(), Some("invalid_request"));
     let error = exchange.exchange(&alice, "payroll", &[]).await.unwrap_err();
     assert_eq!(error.oauth_error(), Some("invalid_target"));
 

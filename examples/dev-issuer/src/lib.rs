@@ -161,13 +161,20 @@ impl Config {
 }
 
 /// Starts the issuer; it serves until the returned handle is dropped.
+///
+/// The first request is answered only once the signing key exists and every
+/// configured client and user is registered, so a health check that waits
+/// for discovery finds the token endpoint ready.
 pub async fn start(config: Config) -> Result<TestIssuer, TestIssuerError> {
-    let issuer = TestIssuer::start_on(config.bind, config.issuer, DEFAULT_AUDIENCE).await?;
-    for client in config.clients {
-        issuer.add_client(client);
+    let builder = TestIssuer::builder()
+        .bind(config.bind)
+        .audience(DEFAULT_AUDIENCE)
+        .clients(config.clients)
+        .users(config.users);
+    match config.issuer {
+        Some(issuer) => builder.issuer(issuer),
+        None => builder,
     }
-    for user in config.users {
-        issuer.add_user(user);
-    }
-    Ok(issuer)
+    .start()
+    .await
 }

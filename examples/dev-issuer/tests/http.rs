@@ -277,12 +277,10 @@ async fn password_grant_for_dev_users() {
     }
 }
 
-#[tokio::test]
-async fn token_exchange() {
-    let idp = start().await;
-    let url = format!("{}/token", idp.issuer());
-    let user = post(
-        &url,
+/// A password-grant token of alice, asked for by `orders`.
+async fn alice_token(url: &str) -> String {
+    let answer = post(
+        url,
         Some(("orders", "orders-secret")),
         &[
             ("grant_type", "password"),
@@ -291,7 +289,14 @@ async fn token_exchange() {
         ],
     )
     .await;
-    let subject = user.body["access_token"].as_str().unwrap().to_owned();
+    answer.body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn token_exchange() {
+    let idp = start().await;
+    let url = format!("{}/token", idp.issuer());
+    let subject = alice_token(&url).await;
     let exchange = TokenExchange::builder("gateway", "gw secret&=")
         .discovery(idp.issuer())
         .build()
@@ -306,7 +311,12 @@ async fn token_exchange() {
 
     let at = "urn:ietf:params:oauth:token-type:access_token";
     let gw = Some(("gateway", "gw secret&="));
-    let cases: [(Vec<(&str, &str)>, &str); 7] = [
+    let revoked = alice_token(&url).await;
+    idp.revoke(&revoked);
+    // RFC 8693 §2.2.2: a bad request or an invalid or unacceptable subject or
+    // actor token is `invalid_request`; a target the server will not issue
+    // for is `invalid_target`; RFC 6749 §5.2 `invalid_scope` for scopes.
+    let cases: [(Vec<(&str, &str)>, &str); 13] = [
         (vec![("subject_token_type", at)], "invalid_request"),
         (vec![("subject_token", &subject)], "invalid_request"),
         (
@@ -331,7 +341,53 @@ async fn token_exchange() {
         ),
         (
             vec![("subject_token", "forged"), ("subject_token_type", at)],
-            "invalid_grant",
+            "invalid_request",
+        ),
+        (
+            vec![("subject_token", &revoked), ("subject_token_type", at)],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("subject_token", &subject),
+                ("subject_token_type", at),
+                ("actor_token_type", at),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("subject_token", &subject),
+                ("subject_token_type", at),
+                ("actor_token", &subject),
+                ("actor_token_type", at),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("subject_token", &subject),
+                ("subject_token_type", at),
+                ("audience", "payroll"),
+            ],
+            "invalid_target",
+        ),
+        (
+            vec![
+                ("subject_token", &subject),
+                ("subject_token_type", at),
+                ("resource", "https://comments.example"),
+            ],
+            "invalid_target",
+        ),
+        (
+            vec![
+                ("subject_token", &subject),
+                ("subject_token_type", at),
+                ("audience", "comments"),
+                ("audience", "users"),
+            ],
+            "invalid_target",
         ),
         (
             vec![
@@ -407,8 +463,16 @@ async fn token_endpoint_error_paths() {
     assert_eq!(raw.status(), 401);
 
     let basic = Some(("orders", "orders-secret"));
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 7] = [
         (&[], "invalid_request"),
+        (
+            &[
+                ("grant_type", "client_credentials"),
+                ("audience", "billing"),
+                ("audience", "billing"),
+            ],
+            "invalid_request",
+        ),
         (
             &[("grant_type", "authorization_code")],
             "unsupported_grant_type",
@@ -621,4 +685,105 @@ async fn configured_issuer_url_is_used() {
     .unwrap();
     assert_eq!(doc["issuer"], "https://dev.example");
     assert_eq!(doc["token_endpoint"], "https://dev.example/token");
+}
+
+/// A port that was free a moment ago, for a process that must bind it itself.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls discovery from the first instant, bounded in time; returns as soon
+/// as it answers 200.
+async fn first_discovery_answer(client: &reqwest::Client, base: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "discovery never answered"
+        );
+        if let Ok(response) = client
+            .get(format!("{base}/.well-known/openid-configuration"))
+            .send()
+            .await
+            && response.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// What a caller that waited for discovery gets at once: a signing key and
+/// its configured client.
+async fn ready_the_moment_discovery_answers(client: &reqwest::Client, base: &str) {
+    first_discovery_answer(client, base).await;
+    let token = client
+        .post(format!("{base}/token"))
+        .basic_auth("orders", Some("orders-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let status = token.status().as_u16();
+    let body: Value = token.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let jwks: Value = client
+        .get(format!("{base}/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1), "{jwks}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_serves_discovery_only_once_ready() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dev-issuer"))
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("DEV_ISSUER_CLIENTS", CLIENTS)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ready_the_moment_discovery_answers(&client, &base),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome.expect("bounded in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_serves_discovery_only_once_clients_are_registered() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let bind = format!("127.0.0.1:{port}");
+    let env = [("BIND", bind.as_str()), ("DEV_ISSUER_CLIENTS", CLIENTS)];
+    let config = dev_issuer::Config::from_lookup(|k| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let client = reqwest::Client::new();
+    let starting = tokio::spawn(dev_issuer::start(config));
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        ready_the_moment_discovery_answers(&client, &base),
+    )
+    .await
+    .expect("bounded in time");
+    let _idp = starting.await.unwrap().unwrap();
 }

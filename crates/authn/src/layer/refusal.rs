@@ -44,8 +44,12 @@ impl<B: From<Bytes>> Refusal<B> for Http {
                 error.to_string(),
             ),
         };
-        let body = serde_json::json!({ "error": code, "error_description": description });
-        let mut response = Response::new(B::from(Bytes::from(body.to_string())));
+        let body = serde_json::to_vec(&Body {
+            error: code,
+            error_description: &description,
+        })
+        .unwrap_or_default();
+        let mut response = Response::new(B::from(Bytes::from(body)));
         *response.status_mut() = error.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -78,6 +82,13 @@ impl<B: Default> Refusal<B> for Grpc {
         }
         response
     }
+}
+
+/// The JSON body of an HTTP refusal.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    error_description: &'a str,
 }
 
 fn unavailable(error: &AuthnError) -> bool {
@@ -119,7 +130,11 @@ pub(super) fn reject<M: Refusal<B>, B>(error: &AuthnError, realm: &HeaderValue) 
             format!(r#"Bearer realm="{realm}", error="{code}", error_description="{error}""#)
         }
     };
-    M::respond(error, HeaderValue::from_str(&challenge).ok())
+    // The header takes the string's buffer as it is: no copy.
+    M::respond(
+        error,
+        HeaderValue::from_maybe_shared(Bytes::from(challenge)).ok(),
+    )
 }
 
 #[cfg(test)]

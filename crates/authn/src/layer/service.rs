@@ -8,6 +8,7 @@ use super::token::extract;
 use crate::claims::ExtraClaims;
 use crate::error::AuthnError;
 use crate::validator::JwtValidator;
+use crate::validator::Step;
 use http::{Request, Response};
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -89,23 +90,25 @@ where
                 return ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm));
             }
         };
-        match self.validator.validate_now(token) {
-            Ok(Some(principal)) => {
+        match self.validator.validate_or_defer(token) {
+            Ok(Step::Done(principal)) => {
                 req.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(req))
             }
             Err(error) => ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm)),
-            Ok(None) => {
-                // Keys must be fetched first. The ready inner service goes
-                // with the request; a fresh clone stays behind (tower's
-                // documented pattern for services that await before calling).
+            Ok(Step::Later(deferred)) => {
+                // Keys must be fetched (or the token introspected) first; the
+                // parsed token goes along, so it is not parsed again. The ready
+                // inner service goes with the request; a fresh clone stays
+                // behind (tower's documented pattern for services that await
+                // before calling).
                 let token = token.to_owned();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let validator = self.validator.clone();
                 let config = Arc::clone(&self.config);
                 ResponseFuture::boxed(Box::pin(async move {
-                    match validator.validate(&token).await {
+                    match validator.finish_deferred(&token, deferred).await {
                         Ok(principal) => {
                             req.extensions_mut().insert(principal);
                             Ok(Outcome::Call(inner.call(req)))

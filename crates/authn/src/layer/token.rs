@@ -3,7 +3,7 @@
 
 use crate::error::AuthnError;
 use http::header::AUTHORIZATION;
-use http::{HeaderName, Request};
+use http::{HeaderName, HeaderValue, Request};
 
 /// The largest Authorization header (or token cookie/header) we look at.
 pub const DEFAULT_MAX_HEADER_LEN: usize = 8 * 1024 + 16;
@@ -29,15 +29,29 @@ pub(super) fn extract<'r, B>(
 ) -> Result<&'r str, AuthnError> {
     match location {
         TokenLocation::AuthorizationHeader => {
-            let value = single_header(req, &AUTHORIZATION, max_header_len)?;
-            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                // Other schemes (Basic, DPoP...) are not bearer credentials.
-                return Err(AuthnError::MissingToken);
+            let value = single_header(req, &AUTHORIZATION, max_header_len)?.as_bytes();
+            let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+                Some(space) => (&value[..space], &value[space + 1..]),
+                None => (value, &b""[..]),
+            };
+            if !scheme.eq_ignore_ascii_case(b"bearer") {
+                // Other schemes (Basic, DPoP...) are not bearer credentials,
+                // provided the header is text at all.
+                let text = value
+                    .iter()
+                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+                return Err(if text {
+                    AuthnError::MissingToken
+                } else {
+                    AuthnError::MalformedRequest
+                });
             }
-            token68(rest.trim_start_matches(' '))
+            let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+            token68(&rest[start..])
         }
-        TokenLocation::Header(name) => token68(single_header(req, name, max_header_len)?),
+        TokenLocation::Header(name) => {
+            token68(single_header(req, name, max_header_len)?.as_bytes())
+        }
         TokenLocation::Cookie(name) => {
             let mut found = None;
             for header in req.headers().get_all(http::header::COOKIE) {
@@ -58,7 +72,7 @@ pub(super) fn extract<'r, B>(
                     }
                 }
             }
-            token68(found.ok_or(AuthnError::MissingToken)?)
+            token68(found.ok_or(AuthnError::MissingToken)?.as_bytes())
         }
     }
 }
@@ -69,7 +83,7 @@ fn single_header<'r, B>(
     req: &'r Request<B>,
     name: &HeaderName,
     max_header_len: usize,
-) -> Result<&'r str, AuthnError> {
+) -> Result<&'r HeaderValue, AuthnError> {
     let mut values = req.headers().get_all(name).iter();
     let value = values.next().ok_or(AuthnError::MissingToken)?;
     if values.next().is_some() {
@@ -78,27 +92,36 @@ fn single_header<'r, B>(
     if value.len() > max_header_len {
         return Err(AuthnError::TokenTooLarge);
     }
-    value.to_str().map_err(|_| AuthnError::MalformedRequest)
+    Ok(value)
 }
 
-/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn token68(token: &str) -> Result<&str, AuthnError> {
-    let body = token.trim_end_matches('=');
-    let valid = !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
-    if valid {
-        Ok(token)
-    } else {
-        Err(AuthnError::MalformedRequest)
+/// The bytes of RFC 6750 §2.1 `b64token` (before its trailing `=`s).
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
     }
+    table
+};
+
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+/// One pass over the bytes; what passes is ASCII, hence text.
+fn token68(token: &[u8]) -> Result<&str, AuthnError> {
+    let end = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &token[..end];
+    if body.is_empty() || !body.iter().all(|&b| B64TOKEN[usize::from(b)]) {
+        return Err(AuthnError::MalformedRequest);
+    }
+    std::str::from_utf8(token).map_err(|_| AuthnError::MalformedRequest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     /// Where the layer looks, with a 64-byte header limit.
     struct Config {
@@ -154,6 +177,24 @@ mod tests {
             extract(&with_auth(&["Bearer a", "Bearer b"]), &config()),
             Err(AuthnError::MalformedRequest)
         );
+    }
+
+    #[test]
+    fn headers_that_are_not_text_are_bad_requests() {
+        for value in [&b"Bearer abc\xff"[..], b"Basic \xffabc", b"\xff"] {
+            let mut req = Request::new(());
+            req.headers_mut()
+                .insert(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+            assert_eq!(
+                extract(&req, &config()),
+                Err(AuthnError::MalformedRequest),
+                "{value:?}"
+            );
+        }
+        let mut req = Request::new(());
+        req.headers_mut()
+            .insert(AUTHORIZATION, HeaderValue::from_static("Bearer\tabc"));
+        assert_eq!(extract(&req, &config()), Err(AuthnError::MissingToken));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! [`TestIssuer`]: starts the server, manages keys and clients, counts
 //! requests, and makes endpoints misbehave on demand.
 
+use super::builder::TestIssuerBuilder;
 use super::key::{Flags, KeyMaterial, TestKey, alg_name, jwks_document};
-use super::oauth::{self, TestClient, TestUser};
+use super::oauth::{TestClient, TestUser};
 use super::server::{IssuerState, JwksMode, lock, routes};
 use super::token::TokenBuilder;
 use axum::Router;
@@ -10,8 +11,8 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Errors of the test issuer.
@@ -54,46 +55,43 @@ impl TestIssuer {
     /// Starts an issuer on `127.0.0.1` with an ephemeral port, one RS256 key
     /// and the audience `test-api`.
     pub async fn start() -> Result<Self, TestIssuerError> {
-        Self::start_on(
-            "127.0.0.1:0".parse().expect("loopback address"),
-            None,
-            "test-api",
-        )
-        .await
+        Self::builder().start().await
     }
 
     /// Starts an issuer on `addr`, whose `iss` is `issuer` (default
-    /// `http://<addr>`) and whose tokens name `audience`.
+    /// `http://<addr>`) and whose tokens name `audience`. To register
+    /// clients or users before the first request is served, use
+    /// [`builder`](Self::builder).
     pub async fn start_on(
         addr: SocketAddr,
         issuer: Option<String>,
         audience: &str,
     ) -> Result<Self, TestIssuerError> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let state = Arc::new(IssuerState {
-            issuer: issuer.unwrap_or_else(|| format!("http://{addr}")),
-            audience: audience.to_owned(),
-            keys: Mutex::new(Vec::new()),
-            next_kid: AtomicU64::new(1),
-            jwks_mode: Mutex::new(JwksMode::Normal),
-            cache_control: Mutex::new(Some("public, max-age=300".to_owned())),
-            discovery_issuer: Mutex::new(None),
-            jwks_fetches: AtomicU64::new(0),
-            discovery_fetches: AtomicU64::new(0),
-            oauth: oauth::OAuthState::default(),
-        });
-        let router = routes(&state);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let issuer = Self {
+        let builder = Self::builder().bind(addr).audience(audience);
+        match issuer {
+            Some(issuer) => builder.issuer(issuer),
+            None => builder,
+        }
+        .start()
+        .await
+    }
+
+    /// Configures an issuer: address, `iss`, audience, and the clients and
+    /// users registered before it serves.
+    pub fn builder() -> TestIssuerBuilder {
+        TestIssuerBuilder::default()
+    }
+
+    pub(super) fn serving(
+        state: Arc<IssuerState>,
+        addr: SocketAddr,
+        server: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        Self {
             state,
             addr,
             server,
-        };
-        issuer.add_key(Algorithm::RS256)?;
-        Ok(issuer)
+        }
     }
 
     /// A router serving discovery and the JWKS, to mount in a larger app

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod issuer;
 mod key;
 mod oauth;
@@ -33,6 +34,7 @@ mod server;
 mod token;
 mod trust;
 
+pub use builder::TestIssuerBuilder;
 pub use issuer::{TestIssuer, TestIssuerError};
 pub use key::alg_name;
 pub use oauth::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TestClient, TestUser};

@@ -5,7 +5,10 @@
 //!
 //! Errors follow RFC 6749 §5.2: a JSON body with `error` and
 //! `error_description`, 400, or 401 with a `WWW-Authenticate: Basic`
-//! challenge for `invalid_client`.
+//! challenge for `invalid_client`. Token exchange answers as RFC 8693
+//! §2.2.2 says: `invalid_request` for a bad request or an invalid or
+//! unacceptable subject or actor token, `invalid_target` for an audience
+//! or resource it will not issue for.
 
 use super::server::{IssuerState, lock};
 use crate::claims::Audience;
@@ -263,8 +266,13 @@ fn no_store() -> HeaderMap {
     headers
 }
 
-/// A form body; every parameter at most once (RFC 6749 §3.2).
-struct Form(HashMap<String, String>);
+/// A form body; every parameter at most once (RFC 6749 §3.2), except
+/// `audience` and `resource`, which RFC 8693 §2.1 lets a token exchange
+/// repeat: their values are all kept in `targets`.
+struct Form(HashMap<String, String>, Vec<(String, String)>);
+
+/// The parameters RFC 8693 §2.1 allows more than once.
+const TARGET_PARAMS: [&str; 2] = ["audience", "resource"];
 
 impl Form {
     fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
@@ -283,7 +291,14 @@ impl Form {
             ));
         }
         let mut params = HashMap::new();
+        let mut targets = Vec::new();
         for (k, v) in url::form_urlencoded::parse(body) {
+            if TARGET_PARAMS.contains(&k.as_ref()) {
+                targets.push((k.clone().into_owned(), v.clone().into_owned()));
+                if params.contains_key(k.as_ref()) {
+                    continue;
+                }
+            }
             if params
                 .insert(k.clone().into_owned(), v.into_owned())
                 .is_some()
@@ -294,7 +309,21 @@ impl Form {
                 ));
             }
         }
-        Ok(Self(params))
+        Ok(Self(params, targets))
+    }
+
+    /// Refuses a repeated `audience` or `resource` outside token exchange.
+    fn single_targets(&self) -> Result<(), OAuthError> {
+        match TARGET_PARAMS
+            .iter()
+            .find(|name| self.1.iter().filter(|(k, _)| k == *name).count() > 1)
+        {
+            Some(name) => Err(OAuthError::new(
+                "invalid_request",
+                format!("parameter {name} repeated"),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -493,6 +522,7 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
     let mut claims = Map::new();
     let (scope, issued_token_type) = match grant {
         "client_credentials" => {
+            form.single_targets()?;
             let scope = grant_scope(form.get("scope"), &client.scopes)?;
             let aud = grant_audience(state, form.get("audience"), &client)?;
             claims.insert("sub".into(), json!(client.client_id));
@@ -500,6 +530,7 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
             (scope, None)
         }
         "password" => {
+            form.single_targets()?;
             let username = form.require("username")?;
             let password = form.require("password")?;
             let user = lock(&state.oauth.users).get(username).cloned();
@@ -531,16 +562,40 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
                     "unsupported requested_token_type",
                 ));
             }
-            if form.get("actor_token").is_some() {
-                return Err(OAuthError::new(
-                    "invalid_request",
-                    "actor tokens are not supported",
-                ));
+            // RFC 8693 §2.2.2: an invalid or unacceptable subject or actor
+            // token is `invalid_request` (not RFC 6749's `invalid_grant`).
+            match (form.get("actor_token"), form.get("actor_token_type")) {
+                (None, None) => {}
+                (None, Some(_)) => {
+                    return Err(OAuthError::new(
+                        "invalid_request",
+                        "actor_token_type without actor_token",
+                    ));
+                }
+                (Some(_), _) => {
+                    return Err(OAuthError::new(
+                        "invalid_request",
+                        "actor tokens are not supported",
+                    ));
+                }
             }
             let subject = state
                 .oauth
                 .active(subject_token)
-                .ok_or_else(|| OAuthError::new("invalid_grant", "subject token not active"))?;
+                .ok_or_else(|| OAuthError::new("invalid_request", "subject token not active"))?;
+            // §2.2.2: a target the server will not issue for is `invalid_target`.
+            if form.1.iter().any(|(k, _)| k == "resource") {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    "resource indicators are not supported; name an audience",
+                ));
+            }
+            if form.1.iter().filter(|(k, _)| k == "audience").count() > 1 {
+                return Err(OAuthError::new(
+                    "invalid_target",
+                    "one audience per token exchange",
+                ));
+            }
             let subject_scopes: Vec<String> = subject
                 .get("scope")
                 .and_then(Value::as_str)
@@ -628,6 +683,7 @@ pub(super) async fn introspect(
         return failure(status);
     }
     let result = Form::parse(&headers, &body).and_then(|form| {
+        form.single_targets()?;
         authenticate(&state, &headers, &form)?;
         let token = form.require("token")?;
         Ok(match state.oauth.active(token) {

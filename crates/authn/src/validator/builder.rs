@@ -4,7 +4,7 @@
 use super::issuer::{DEFAULT_ALGORITHMS, Issuer, KeySourceSpec, TokenTypes};
 use super::tenant::tenant_template;
 use super::verify::{Inner, JwtValidator, KeySource, TrustedIssuer};
-use crate::cache::TokenCache;
+use crate::cache::{TokenCache, TokenCacheBounds};
 use crate::claims::ExtraClaims;
 use crate::error::ConfigError;
 use crate::keys::KeySet;
@@ -32,7 +32,7 @@ pub struct JwtValidatorBuilder<E = ExtraClaims> {
     leeway: Duration,
     max_token_len: usize,
     token_types: TokenTypes,
-    cache_capacity: Option<u64>,
+    token_cache: TokenCacheBounds,
     #[cfg(feature = "remote")]
     jwks_options: JwksOptions,
     #[cfg(feature = "remote")]
@@ -77,7 +77,7 @@ where
             leeway: self.leeway,
             max_token_len: self.max_token_len,
             token_types: self.token_types,
-            cache_capacity: self.cache_capacity,
+            token_cache: self.token_cache,
             #[cfg(feature = "remote")]
             jwks_options: self.jwks_options,
             #[cfg(feature = "remote")]
@@ -123,11 +123,43 @@ where
         self
     }
 
-    /// Caches validated tokens: up to `capacity` entries, keyed by a keyed
-    /// hash of the token, each living no longer than the token's `exp`.
-    /// A repeat of a cached token skips parsing and the signature check.
-    pub fn cache_validated_tokens(mut self, capacity: u64) -> Self {
-        self.cache_capacity = Some(capacity);
+    /// Bounds the validated-token cache to `entries` tokens (default
+    /// [`DEFAULT_TOKEN_CACHE_ENTRIES`](super::DEFAULT_TOKEN_CACHE_ENTRIES));
+    /// 0 turns it off.
+    ///
+    /// The cache is on by default: a repeat of a validated token skips
+    /// parsing and the signature check. It is keyed by a keyed hash of the
+    /// whole token, never serves a token past its `exp` or before its
+    /// `nbf`, and forgets the tokens verified with a key as soon as a JWKS
+    /// refresh no longer lists that key. See the security model for the
+    /// trade-off.
+    pub fn cache_validated_tokens(mut self, entries: u64) -> Self {
+        self.token_cache.entries = entries;
+        self
+    }
+
+    /// Bounds the validated-token cache's memory to about `bytes` (default
+    /// [`DEFAULT_TOKEN_CACHE_BYTES`](super::DEFAULT_TOKEN_CACHE_BYTES), an
+    /// estimate per entry of its token and claims); 0 turns it off.
+    pub fn token_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.token_cache.bytes = bytes;
+        self
+    }
+
+    /// Validates every token in full, every time: no validated-token cache.
+    ///
+    /// ```
+    /// use tessera_authn::{Issuer, JwtValidator, KeySet};
+    ///
+    /// let validator = JwtValidator::builder()
+    ///     .issuer(Issuer::new("https://idp.example").audience("api").keys(KeySet::default()))
+    ///     .without_token_cache()
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(format!("{validator:?}").contains("cache: false"));
+    /// ```
+    pub fn without_token_cache(mut self) -> Self {
+        self.token_cache.entries = 0;
         self
     }
 
@@ -159,7 +191,8 @@ where
             None => crate::jwks::default_client()?,
         };
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
-        let mut issuers = HashMap::new();
+        let mut issuers: Vec<TrustedIssuer> = Vec::new();
+        let mut by_iss: HashMap<Box<str>, usize> = HashMap::new();
         let mut templates = Vec::new();
         for issuer in self.issuers {
             if issuer.audiences.is_empty() {
@@ -228,9 +261,6 @@ where
                 )?)),
                 None => None,
             };
-            if tenants.is_some() {
-                templates.push(issuer.iss.clone().into_boxed_str());
-            }
             let trusted = TrustedIssuer {
                 iss,
                 tenants,
@@ -243,17 +273,21 @@ where
                 #[cfg(feature = "introspection")]
                 introspect_jwts,
             };
-            if issuers
-                .insert(issuer.iss.clone().into_boxed_str(), trusted)
+            if by_iss
+                .insert(issuer.iss.clone().into_boxed_str(), issuers.len())
                 .is_some()
             {
                 return Err(ConfigError::DuplicateIssuer(issuer.iss));
             }
+            if trusted.tenants.is_some() {
+                templates.push(issuers.len());
+            }
+            issuers.push(trusted);
         }
         #[cfg(feature = "introspection")]
         let opaque = {
             let mut with = issuers
-                .values()
+                .iter()
                 .filter_map(|i| i.introspector.as_ref().map(|x| (&i.iss, x)));
             match &self.opaque_issuer {
                 Some(iss) => Some(Arc::clone(
@@ -279,6 +313,7 @@ where
         Ok(JwtValidator::new(
             Inner {
                 issuers,
+                by_iss,
                 templates,
                 leeway,
                 max_token_len: self.max_token_len,
@@ -286,7 +321,7 @@ where
                 #[cfg(feature = "introspection")]
                 opaque,
             },
-            self.cache_capacity.map(TokenCache::new),
+            TokenCache::new(self.token_cache),
         ))
     }
 }
@@ -301,7 +336,7 @@ impl JwtValidator<ExtraClaims> {
             leeway: DEFAULT_LEEWAY,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             token_types: TokenTypes::Default,
-            cache_capacity: None,
+            token_cache: TokenCacheBounds::default(),
             #[cfg(feature = "remote")]
             jwks_options: JwksOptions::default(),
             #[cfg(feature = "remote")]

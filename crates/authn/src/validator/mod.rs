@@ -21,7 +21,9 @@ mod issuer;
 mod tenant;
 mod verify;
 
+pub use crate::cache::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES};
 pub use builder::{DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, JwtValidatorBuilder};
 pub use issuer::{DEFAULT_ALGORITHMS, Issuer, TokenTypes};
 pub use tenant::TENANT_PLACEHOLDER;
 pub use verify::JwtValidator;
+pub(crate) use verify::Step;

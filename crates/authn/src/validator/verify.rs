@@ -50,9 +50,11 @@ pub(super) struct TrustedIssuer {
 
 /// What every clone of a [`JwtValidator`] shares.
 pub(super) struct Inner {
-    pub(super) issuers: HashMap<Box<str>, TrustedIssuer>,
-    /// The keys in `issuers` of the multi-tenant issuers.
-    pub(super) templates: Vec<Box<str>>,
+    pub(super) issuers: Vec<TrustedIssuer>,
+    /// Index in `issuers` by configured `iss`.
+    pub(super) by_iss: HashMap<Box<str>, usize>,
+    /// The indexes in `issuers` of the multi-tenant issuers.
+    pub(super) templates: Vec<usize>,
     pub(super) leeway: i64,
     pub(super) max_token_len: usize,
     pub(super) token_types: TokenTypes,
@@ -96,7 +98,15 @@ impl<E> Clone for JwtValidator<E> {
 impl<E> fmt::Debug for JwtValidator<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtValidator")
-            .field("issuers", &self.inner.issuers.keys().collect::<Vec<_>>())
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| &*i.iss)
+                    .collect::<Vec<_>>(),
+            )
             .field("leeway", &self.inner.leeway)
             .field("token_types", &self.inner.token_types)
             .field("cache", &self.cache.is_some())
@@ -104,18 +114,39 @@ impl<E> fmt::Debug for JwtValidator<E> {
     }
 }
 
-/// The parts of a token parsed before the key lookup.
-struct Prepared<'t, 'v> {
-    token: &'t str,
-    issuer: &'v TrustedIssuer,
-    /// The token's `iss`: the issuer's, or its tenant's for a multi-tenant one.
-    iss: Arc<str>,
+/// A token parsed once, before the key lookup: the checked header, the
+/// decoded payload and the issuer it names. Owned (it names the token's
+/// parts by position), so it is carried through a key fetch and into
+/// verification without parsing the token again.
+pub(crate) struct Parsed {
+    /// Index of the issuer in [`Inner::issuers`].
+    issuer: usize,
+    /// The tenant's issuer, for a multi-tenant issuer (else the issuer's own).
+    tenant_iss: Option<Arc<str>>,
     alg: Algorithm,
-    kid: Option<String>,
-    /// `header.payload`, the signed message.
-    message: &'t str,
-    signature: &'t str,
+    kid: Option<Box<str>>,
+    /// `token[..message_len]` is `header.payload`, the signed message.
+    message_len: usize,
     payload: Vec<u8>,
+}
+
+/// A validation that must wait before it can finish: see
+/// [`JwtValidator::validate_or_defer`].
+pub(crate) enum Deferred {
+    /// The issuer's key set must be fetched (first, or for an unknown `kid`).
+    #[cfg(feature = "remote")]
+    Fetch { parsed: Parsed, seen: u64 },
+    /// The token is introspected by this issuer (`None`: the opaque-token one).
+    #[cfg(feature = "introspection")]
+    Introspect { issuer: Option<usize> },
+}
+
+/// The first step of a validation.
+pub(crate) enum Step<E> {
+    Done(Principal<E>),
+    /// Without the `remote` feature nothing waits: `Deferred` is empty.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    Later(Deferred),
 }
 
 #[derive(Deserialize)]
@@ -124,8 +155,8 @@ struct RawHeader<'a> {
     alg: Cow<'a, str>,
     #[serde(default, borrow)]
     typ: Option<Cow<'a, str>>,
-    #[serde(default)]
-    kid: Option<String>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
     #[serde(default)]
     jku: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -145,6 +176,9 @@ struct IssPeek<'a> {
     tid: Option<Cow<'a, str>>,
 }
 
+/// The header of a token is small; decoding it on the stack saves an allocation.
+const HEADER_ON_STACK: usize = 512;
+
 impl<E> JwtValidator<E>
 where
     E: DeserializeOwned + Send + Sync + 'static,
@@ -152,100 +186,108 @@ where
     /// Validates a token, fetching keys if the issuer's key set is not
     /// loaded yet or does not know the token's `kid`.
     pub async fn validate(&self, token: &str) -> Result<Principal<E>, AuthnError> {
-        match self.validate_now(token) {
-            Ok(Some(principal)) => Ok(principal),
-            #[cfg(feature = "introspection")]
-            Ok(None) if self.introspector_for(token).is_some() => {
-                let introspector = self.introspector_for(token).ok_or(AuthnError::Malformed)?;
-                let now = now();
-                let principal = introspector.validate(token, now).await?;
-                if let Some(cache) = &self.cache {
-                    cache.insert(token, &principal, now);
-                }
-                Ok(principal)
-            }
-            Ok(None) => self.validate_after_fetch(token).await,
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The introspector for a token that is not a JWT, or a JWT of an
-    /// issuer validated by introspection.
-    #[cfg(feature = "introspection")]
-    fn introspector_for(&self, token: &str) -> Option<&crate::introspection::Introspector> {
-        match self.prepare(token) {
-            Err(AuthnError::Malformed) => self.inner.opaque.as_deref(),
-            Ok(prepared) if prepared.issuer.introspect_jwts => {
-                prepared.issuer.introspector.as_deref()
-            }
-            _ => None,
+        match self.validate_or_defer(token)? {
+            Step::Done(principal) => Ok(principal),
+            Step::Later(deferred) => self.finish_deferred(token, deferred).await,
         }
     }
 
     /// Validates without waiting: `Ok(None)` when the key set must be
     /// fetched first (then call [`validate`](Self::validate)).
     pub fn validate_now(&self, token: &str) -> Result<Option<Principal<E>>, AuthnError> {
-        if let Some(cache) = &self.cache
-            && let Some(principal) = cache.get(token, now())
-        {
-            return Ok(Some(principal));
+        match self.validate_or_defer(token)? {
+            Step::Done(principal) => Ok(Some(principal)),
+            #[cfg(feature = "introspection")]
+            Step::Later(Deferred::Introspect { issuer }) => {
+                match self
+                    .introspector(issuer)
+                    .and_then(|i| i.cached(token, now()))
+                {
+                    Some(decision) => decision.map(Some),
+                    None => Ok(None),
+                }
+            }
+            #[allow(unreachable_patterns)] // without the remote feature nothing waits
+            Step::Later(_) => Ok(None),
         }
-        let prepared = match self.prepare(token) {
-            Ok(prepared) => prepared,
+    }
+
+    /// Everything that can be done without waiting: a cached token, or the
+    /// whole validation when the keys are at hand; otherwise the parsed
+    /// token and what it waits for, to hand to
+    /// [`finish_deferred`](Self::finish_deferred).
+    pub(crate) fn validate_or_defer(&self, token: &str) -> Result<Step<E>, AuthnError> {
+        let now = now();
+        let cache_key = match &self.cache {
+            Some(cache) => match cache.get(token, now) {
+                Ok(principal) => return Ok(Step::Done(principal)),
+                Err(key) => Some(key),
+            },
+            None => None,
+        };
+        let parsed = match self.parse(token) {
+            Ok(parsed) => parsed,
             #[cfg(feature = "introspection")]
             Err(AuthnError::Malformed) if self.inner.opaque.is_some() => {
-                return Self::introspected_now(self.inner.opaque.as_deref(), token);
+                return Ok(Step::Later(Deferred::Introspect { issuer: None }));
             }
             Err(e) => return Err(e),
         };
         #[cfg(feature = "introspection")]
-        if prepared.issuer.introspect_jwts {
-            return Self::introspected_now(prepared.issuer.introspector.as_deref(), token);
+        if self.issuer(&parsed).introspect_jwts {
+            return Ok(Step::Later(Deferred::Introspect {
+                issuer: Some(parsed.issuer),
+            }));
         }
-        match Self::lookup(&prepared) {
-            Lookup::Key(key) => self.finish(&prepared, key).map(Some),
+        match self.lookup(&parsed) {
+            Lookup::Key(key) => self.finish(token, &parsed, key, cache_key).map(Step::Done),
+            Lookup::Reject(e) => Err(e),
             #[cfg(feature = "remote")]
-            Lookup::Fetch { .. } => Ok(None),
-            Lookup::Reject(e) => Err(e),
+            Lookup::Fetch { seen, .. } => Ok(Step::Later(Deferred::Fetch { parsed, seen })),
         }
     }
 
-    /// A cached introspection decision, or `Ok(None)` to ask the endpoint.
-    #[cfg(feature = "introspection")]
-    fn introspected_now(
-        introspector: Option<&crate::introspection::Introspector>,
+    /// Finishes a validation [`validate_or_defer`](Self::validate_or_defer)
+    /// deferred: fetches the keys (once at most) or introspects.
+    #[cfg_attr(not(feature = "remote"), allow(unused_variables))]
+    pub(crate) async fn finish_deferred(
+        &self,
         token: &str,
-    ) -> Result<Option<Principal<E>>, AuthnError> {
-        match introspector.and_then(|i| i.cached(token, now())) {
-            Some(decision) => decision.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    #[cfg(feature = "remote")]
-    async fn validate_after_fetch(&self, token: &str) -> Result<Principal<E>, AuthnError> {
-        let prepared = self.prepare(token)?;
-        match Self::lookup(&prepared) {
-            Lookup::Key(key) => self.finish(&prepared, key),
-            Lookup::Reject(e) => Err(e),
-            Lookup::Fetch { cache, seen, .. } => {
-                cache.refresh_after(seen).await;
+        deferred: Deferred,
+    ) -> Result<Principal<E>, AuthnError> {
+        match deferred {
+            #[cfg(feature = "remote")]
+            Deferred::Fetch { parsed, seen } => {
+                if let KeySource::Remote(cache) = &self.issuer(&parsed).keys {
+                    cache.refresh_after(seen).await;
+                }
                 // One fetch per validation at most: whatever it brought decides.
-                match Self::lookup(&prepared) {
-                    Lookup::Key(key) => self.finish(&prepared, key),
+                match self.lookup(&parsed) {
+                    Lookup::Key(key) => {
+                        let cache_key = self.cache.as_ref().map(|c| c.key(token));
+                        self.finish(token, &parsed, key, cache_key)
+                    }
                     Lookup::Reject(e) => Err(e),
                     Lookup::Fetch { empty: true, .. } => Err(AuthnError::KeysUnavailable),
                     Lookup::Fetch { empty: false, .. } => Err(AuthnError::UnknownKey),
                 }
             }
+            // Introspection keeps its own cache, bounded by its `cache_ttl`
+            // so that a revocation is noticed: never the validated-token cache.
+            #[cfg(feature = "introspection")]
+            Deferred::Introspect { issuer } => match self.introspector(issuer) {
+                Some(introspector) => introspector.validate(token, now()).await,
+                None => Err(AuthnError::UnknownKey),
+            },
         }
     }
 
-    #[cfg(not(feature = "remote"))]
-    async fn validate_after_fetch(&self, token: &str) -> Result<Principal<E>, AuthnError> {
-        match self.validate_now(token)? {
-            Some(p) => Ok(p),
-            None => Err(AuthnError::UnknownKey),
+    /// The introspector of issuer `index`, or the one for opaque tokens.
+    #[cfg(feature = "introspection")]
+    fn introspector(&self, index: Option<usize>) -> Option<&crate::introspection::Introspector> {
+        match index {
+            Some(i) => self.inner.issuers.get(i)?.introspector.as_deref(),
+            None => self.inner.opaque.as_deref(),
         }
     }
 
@@ -254,7 +296,7 @@ where
     /// working and retries later either way.
     pub async fn warm_up(&self) -> Result<(), crate::KeyError> {
         #[cfg(feature = "remote")]
-        for issuer in self.inner.issuers.values() {
+        for issuer in &self.inner.issuers {
             if let KeySource::Remote(cache) = &issuer.keys {
                 cache.refresh_now().await?;
             }
@@ -262,7 +304,16 @@ where
         Ok(())
     }
 
-    fn prepare<'t>(&self, token: &'t str) -> Result<Prepared<'t, '_>, AuthnError> {
+    fn issuer(&self, parsed: &Parsed) -> &TrustedIssuer {
+        &self.inner.issuers[parsed.issuer]
+    }
+
+    /// Steps 1 to 5 of the security model: size, shape, header policy,
+    /// issuer routing, algorithm allow-list. Decodes the header and the
+    /// payload, once.
+    fn parse(&self, token: &str) -> Result<Parsed, AuthnError> {
+        #[cfg(test)]
+        tests::PARSES.with(|n| n.set(n.get() + 1));
         if token.len() > self.inner.max_token_len {
             return Err(AuthnError::TokenTooLarge);
         }
@@ -275,11 +326,20 @@ where
         if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(AuthnError::Malformed);
         }
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h)
-            .map_err(|_| AuthnError::Malformed)?;
+        let mut stack = [0u8; HEADER_ON_STACK];
+        let heap;
+        let header_bytes: &[u8] = match URL_SAFE_NO_PAD.decode_slice(h, &mut stack) {
+            Ok(len) => &stack[..len],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                heap = URL_SAFE_NO_PAD
+                    .decode(h)
+                    .map_err(|_| AuthnError::Malformed)?;
+                &heap
+            }
+            Err(_) => return Err(AuthnError::Malformed),
+        };
         let header: RawHeader<'_> =
-            serde_json::from_slice(&header_bytes).map_err(|_| AuthnError::Malformed)?;
+            serde_json::from_slice(header_bytes).map_err(|_| AuthnError::Malformed)?;
         if header.alg.eq_ignore_ascii_case("none") {
             return Err(AuthnError::AlgorithmNotAllowed);
         }
@@ -303,39 +363,39 @@ where
         let peek: IssPeek<'_> =
             serde_json::from_slice(&payload).map_err(|_| AuthnError::Malformed)?;
         let iss = peek.iss.ok_or(AuthnError::UntrustedIssuer)?;
-        let (issuer, iss) = match self.inner.issuers.get(iss.as_ref()) {
+        let (issuer, tenant_iss) = match self.inner.by_iss.get(iss.as_ref()) {
             // The template itself is no tenant's issuer.
-            Some(issuer) if issuer.tenants.is_some() => return Err(AuthnError::UntrustedIssuer),
-            Some(issuer) => (issuer, Arc::clone(&issuer.iss)),
+            Some(&i) if self.inner.issuers[i].tenants.is_some() => {
+                return Err(AuthnError::UntrustedIssuer);
+            }
+            Some(&i) => (i, None),
             None => {
-                let issuer = self.tenant_issuer(&iss, peek.tid.as_deref())?;
-                (issuer, Arc::from(iss.as_ref()))
+                let i = self.tenant_issuer(&iss, peek.tid.as_deref())?;
+                (i, Some(Arc::from(iss.as_ref())))
             }
         };
-        if !issuer.algorithms.contains(&alg) {
+        if !self.inner.issuers[issuer].algorithms.contains(&alg) {
             return Err(AuthnError::AlgorithmNotAllowed);
         }
-        Ok(Prepared {
-            token,
+        Ok(Parsed {
             issuer,
-            iss,
+            tenant_iss,
             alg,
-            kid: header.kid,
-            message: &token[..h.len() + 1 + p.len()],
-            signature: s,
+            kid: header.kid.map(|k| k.into()),
+            message_len: h.len() + 1 + p.len(),
             payload,
         })
     }
 
     /// The multi-tenant issuer `iss` belongs to: it fits the template with
     /// an accepted tenant, and the token's `tid` names that tenant.
-    fn tenant_issuer(&self, iss: &str, tid: Option<&str>) -> Result<&TrustedIssuer, AuthnError> {
+    fn tenant_issuer(&self, iss: &str, tid: Option<&str>) -> Result<usize, AuthnError> {
         self.inner
             .templates
             .iter()
-            .filter_map(|key| self.inner.issuers.get(key))
-            .find(|issuer| {
-                issuer
+            .copied()
+            .find(|&i| {
+                self.inner.issuers[i]
                     .tenants
                     .as_ref()
                     .and_then(|t| t.tenant_of(iss))
@@ -344,20 +404,20 @@ where
             .ok_or(AuthnError::UntrustedIssuer)
     }
 
-    fn lookup<'p>(prepared: &'p Prepared<'_, '_>) -> Lookup<'p> {
-        let kid = prepared.kid.as_deref();
-        let issuer = prepared.issuer;
+    fn lookup(&self, parsed: &Parsed) -> Lookup<'_> {
+        let kid = parsed.kid.as_deref();
+        let issuer = self.issuer(parsed);
         if matches!(
-            prepared.alg,
+            parsed.alg,
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
         ) {
-            return match issuer.secret.as_ref().map(|s| s.find(None, prepared.alg)) {
+            return match issuer.secret.as_ref().map(|s| s.find(None, parsed.alg)) {
                 Some(Found::Key(key)) => Lookup::Key(KeyRef::Borrowed(key)),
                 _ => Lookup::Reject(AuthnError::AlgorithmNotAllowed),
             };
         }
         match &issuer.keys {
-            KeySource::Static(set) => match set.find(kid, prepared.alg) {
+            KeySource::Static(set) => match set.find(kid, parsed.alg) {
                 Found::Key(key) => Lookup::Key(KeyRef::Borrowed(key)),
                 Found::Mismatch => Lookup::Reject(AuthnError::KeyMismatch),
                 Found::Unknown => Lookup::Reject(AuthnError::UnknownKey),
@@ -367,12 +427,11 @@ where
                 let snapshot = cache.snapshot();
                 if snapshot.keys.is_empty() && !snapshot.loaded {
                     return Lookup::Fetch {
-                        cache,
                         seen: snapshot.generation,
                         empty: true,
                     };
                 }
-                let found = match snapshot.keys.find(kid, prepared.alg) {
+                let found = match snapshot.keys.find(kid, parsed.alg) {
                     Found::Key(_) => None,
                     Found::Mismatch => Some(Err(AuthnError::KeyMismatch)),
                     Found::Unknown => Some(Ok(())),
@@ -380,11 +439,14 @@ where
                 match found {
                     None => {
                         cache.refresh_in_background_if_due();
-                        Lookup::Key(KeyRef::Shared(snapshot.keys))
+                        Lookup::Key(KeyRef::Shared {
+                            keys: snapshot.keys,
+                            cache,
+                            epoch: snapshot.key_epoch,
+                        })
                     }
                     Some(Err(e)) => Lookup::Reject(e),
                     Some(Ok(())) => Lookup::Fetch {
-                        cache,
                         seen: snapshot.generation,
                         empty: false,
                     },
@@ -393,27 +455,38 @@ where
         }
     }
 
+    /// Steps 8 and 9: the signature, then the claims; caches the principal
+    /// under `cache_key`.
     fn finish(
         &self,
-        prepared: &Prepared<'_, '_>,
+        token: &str,
+        parsed: &Parsed,
         key: KeyRef<'_>,
+        cache_key: Option<u64>,
     ) -> Result<Principal<E>, AuthnError> {
         let verified = match &key {
-            KeyRef::Borrowed(dk) => verify(prepared, dk),
+            KeyRef::Borrowed(dk) => verify(token, parsed, dk),
             #[cfg(feature = "remote")]
-            KeyRef::Shared(set) => match set.find(prepared.kid.as_deref(), prepared.alg) {
-                Found::Key(dk) => verify(prepared, dk),
+            KeyRef::Shared { keys: set, .. } => match set.find(parsed.kid.as_deref(), parsed.alg) {
+                Found::Key(dk) => verify(token, parsed, dk),
                 _ => Err(AuthnError::UnknownKey),
             },
         };
         verified?;
         let claims: Claims<E> =
-            serde_json::from_slice(&prepared.payload).map_err(|_| AuthnError::InvalidClaims)?;
+            serde_json::from_slice(&parsed.payload).map_err(|_| AuthnError::InvalidClaims)?;
         let now = now();
-        self.check_claims(prepared.issuer, &prepared.iss, &claims, now)?;
-        let principal = Principal::new(Arc::clone(&prepared.iss), claims, prepared.token);
-        if let Some(cache) = &self.cache {
-            cache.insert(prepared.token, &principal, now);
+        let issuer = self.issuer(parsed);
+        let iss = parsed.tenant_iss.as_ref().unwrap_or(&issuer.iss);
+        self.check_claims(issuer, iss, &claims, now)?;
+        let principal = Principal::new(Arc::clone(iss), claims, token);
+        if let (Some(cache), Some(cache_key)) = (&self.cache, cache_key) {
+            let epoch = match key {
+                KeyRef::Borrowed(_) => None,
+                #[cfg(feature = "remote")]
+                KeyRef::Shared { cache, epoch, .. } => Some(cache.key_epoch(epoch)),
+            };
+            cache.insert(cache_key, &principal, epoch, now);
         }
         Ok(principal)
     }
@@ -449,31 +522,92 @@ where
     }
 }
 
-fn verify(prepared: &Prepared<'_, '_>, key: &jsonwebtoken::DecodingKey) -> Result<(), AuthnError> {
-    match jsonwebtoken::crypto::verify(
-        prepared.signature,
-        prepared.message.as_bytes(),
-        key,
-        prepared.alg,
-    ) {
+fn verify(token: &str, parsed: &Parsed, key: &jsonwebtoken::DecodingKey) -> Result<(), AuthnError> {
+    // `parsed` came from this token; were it not, the check fails closed.
+    let message = token.get(..parsed.message_len);
+    let signature = token.get(parsed.message_len + 1..);
+    let (Some(message), Some(signature)) = (message, signature) else {
+        return Err(AuthnError::InvalidSignature);
+    };
+    match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, parsed.alg) {
         Ok(true) => Ok(()),
         _ => Err(AuthnError::InvalidSignature),
     }
 }
 
 enum KeyRef<'a> {
+    /// A key that never changes: static, or the issuer's HMAC secret.
     Borrowed(&'a jsonwebtoken::DecodingKey),
+    /// A key of a remote key set, whose key epoch the validated-token
+    /// cache remembers.
     #[cfg(feature = "remote")]
-    Shared(KeySet),
+    Shared {
+        keys: KeySet,
+        cache: &'a JwksCache,
+        epoch: u64,
+    },
 }
 
 enum Lookup<'a> {
     Key(KeyRef<'a>),
     #[cfg(feature = "remote")]
     Fetch {
-        cache: &'a JwksCache,
         seen: u64,
         empty: bool,
     },
     Reject(AuthnError),
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use crate::test_util::TestIssuer;
+    use crate::{Algorithm, Issuer, JwksOptions, JwtValidator};
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    thread_local! {
+        /// Tokens parsed on this thread.
+        pub(super) static PARSES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn parses_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        PARSES.with(|n| n.set(0));
+        let out = f();
+        (out, PARSES.with(Cell::get))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_key_fetch_does_not_parse_the_token_again() {
+        let idp = TestIssuer::start().await.unwrap();
+        let v = JwtValidator::builder()
+            .issuer(
+                Issuer::new(idp.issuer())
+                    .audience(idp.audience())
+                    .discovery(),
+            )
+            .jwks_options(JwksOptions::default().refresh_cooldown(Duration::ZERO))
+            .without_token_cache()
+            .build()
+            .unwrap();
+        // The key set is not loaded yet: a first fetch.
+        let token = idp.token().sign();
+        PARSES.with(|n| n.set(0));
+        assert!(v.validate(&token).await.is_ok());
+        assert_eq!(PARSES.with(Cell::get), 1);
+        // An unknown kid: a refetch.
+        idp.rotate(Algorithm::RS256).unwrap();
+        let rotated = idp.token().sign();
+        PARSES.with(|n| n.set(0));
+        assert!(v.validate(&rotated).await.is_ok());
+        assert_eq!(PARSES.with(Cell::get), 1);
+        // A kid that the refetch does not bring either.
+        let unknown = idp.token().kid("nowhere").sign();
+        PARSES.with(|n| n.set(0));
+        assert!(v.validate(&unknown).await.is_err());
+        assert_eq!(PARSES.with(Cell::get), 1);
+        // Keys at hand: one parse, no wait.
+        let (result, parses) = parses_during(|| v.validate_now(&token));
+        assert!(result.unwrap().is_some());
+        assert_eq!(parses, 1);
+    }
 }
