@@ -180,7 +180,8 @@ mod tests {
     }
 }
 
-/// The repository README's quick start, compiled as a doctest so it stays true.
+/// The repository README's code (the quick start and the "Use it in your
+/// service" cases), compiled as doctests so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 mod readme {}
