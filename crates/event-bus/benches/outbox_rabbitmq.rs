@@ -27,6 +27,8 @@
 //!   has it, p50 and p99, the first 100 left out.
 #![allow(clippy::print_stdout, missing_docs)]
 
+#[path = "support/amqp.rs"]
+mod amqp;
 #[path = "support/outbox.rs"]
 #[allow(dead_code)] // commit_to_delivery serves the in-memory bench
 mod support;
@@ -36,12 +38,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use amqp::raw_properties;
 use criterion::{Criterion, Throughput};
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
+    Connection, ConnectionProperties,
     options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::{AMQPValue, FieldTable, LongString},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -160,19 +162,6 @@ async fn drain_with_relays(
         relay.shutdown().await.expect("shutdown");
     }
     started.elapsed()
-}
-
-/// The properties a Tessera publish carries, for the raw side.
-fn raw_properties(event: &RawEvent) -> BasicProperties {
-    let msg = wire::to_binary(event);
-    let mut headers = FieldTable::default();
-    for (k, v) in msg.headers {
-        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
-    }
-    BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_headers(headers)
 }
 
 /// lapin alone: `SUSTAINED` confirmed publishes, a sliding window of `WINDOW`.

@@ -20,6 +20,9 @@
 //!   with a trivial handler, prefetch 200.
 #![allow(clippy::print_stdout, missing_docs)] // a bench binary reports on stdout
 
+#[path = "support/amqp.rs"]
+mod amqp;
+
 use std::{
     sync::{
         Arc,
@@ -28,23 +31,23 @@ use std::{
     time::{Duration, Instant},
 };
 
+use amqp::raw_properties;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
+    Connection, ConnectionProperties,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
         ConfirmSelectOptions, QueuePurgeOptions,
     },
-    types::{AMQPValue, FieldTable, LongString},
+    types::FieldTable,
 };
 use serde::{Deserialize, Serialize};
 use tessera_event_bus::{
     Attributes, Envelope, EventContext, Publisher, RawEvent, Router, SubscribeOptions, Subscriber,
     rabbitmq::{RabbitBus, RabbitConfig},
     testkit::amqp_url,
-    wire,
 };
 use tokio::runtime::Runtime;
 
@@ -72,19 +75,6 @@ fn raw_event(body: &Bytes) -> RawEvent {
     a.datacontenttype = Some("application/json".to_owned());
     a.set_correlation_id("bench-correlation");
     RawEvent::new(a, body.clone())
-}
-
-/// The properties a Tessera publish carries, for the raw side of the comparison.
-fn raw_properties(event: &RawEvent) -> BasicProperties {
-    let msg = wire::to_binary(event);
-    let mut headers = FieldTable::default();
-    for (k, v) in msg.headers {
-        headers.insert(k.into(), AMQPValue::LongString(LongString::from(v)));
-    }
-    BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_headers(headers)
 }
 
 struct Setup {
