@@ -63,7 +63,8 @@ pub async fn wait_until_up(bus: &RabbitBus) {
 /// A TCP proxy on 127.0.0.1 in front of the broker's plain AMQP port
 /// (`AMQP_URL`), terminating TLS or not. It can cut every connection
 /// through it at once, and black-hole new ones: accept them, then neither
-/// forward nor answer anything, like a load balancer with no live backend.
+/// forward nor answer anything, like a load balancer with no live backend;
+/// or refuse them: close them at once, like a host whose broker is down.
 pub struct Proxy {
     pub port: u16,
     tls: bool,
@@ -71,6 +72,8 @@ pub struct Proxy {
     held: Arc<AtomicUsize>,
     released: Arc<AtomicUsize>,
     black_hole: Arc<AtomicBool>,
+    refuse: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
     cut: watch::Sender<u64>,
     task: JoinHandle<()>,
 }
@@ -81,6 +84,8 @@ struct Counters {
     held: Arc<AtomicUsize>,
     released: Arc<AtomicUsize>,
     black_hole: Arc<AtomicBool>,
+    refuse: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -107,6 +112,8 @@ impl Proxy {
             held: Arc::new(AtomicUsize::new(0)),
             released: Arc::new(AtomicUsize::new(0)),
             black_hole: Arc::new(AtomicBool::new(false)),
+            refuse: Arc::new(AtomicBool::new(false)),
+            refused: Arc::new(AtomicUsize::new(0)),
         };
         let cut = watch::channel(0_u64).0;
         let tls = acceptor.is_some();
@@ -120,6 +127,11 @@ impl Proxy {
                     let (acceptor, upstream, counters) =
                         (acceptor.clone(), upstream.clone(), counters.clone());
                     let cut = cut.subscribe();
+                    if counters.refuse.load(Ordering::SeqCst) {
+                        counters.refused.fetch_add(1, Ordering::SeqCst);
+                        drop(client);
+                        continue;
+                    }
                     tokio::spawn(async move {
                         if counters.black_hole.load(Ordering::SeqCst) {
                             return hold(client, &counters, cut).await;
@@ -149,6 +161,8 @@ impl Proxy {
             held: counters.held,
             released: counters.released,
             black_hole: counters.black_hole,
+            refuse: counters.refuse,
+            refused: counters.refused,
             cut,
             task,
         }
@@ -179,6 +193,16 @@ impl Proxy {
     /// From now on, black-holes new connections (`true`) or forwards them again.
     pub fn black_hole(&self, on: bool) {
         self.black_hole.store(on, Ordering::SeqCst);
+    }
+
+    /// From now on, closes new connections at once (`true`) or forwards them again.
+    pub fn refuse(&self, on: bool) {
+        self.refuse.store(on, Ordering::SeqCst);
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Black-holed connections so far.
