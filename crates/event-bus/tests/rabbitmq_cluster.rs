@@ -15,7 +15,6 @@ mod common;
 
 use std::{
     collections::{BTreeMap, HashSet},
-    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
@@ -30,14 +29,11 @@ use tessera_event_bus::{
     outbox::OutboxRelay,
     rabbitmq::{QueueType, RabbitBus, RabbitConfig},
     router::RetryPolicy,
+    testkit::RabbitCluster,
 };
 
 /// How long anything may take to come back before a test fails.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// Node-stopping tests run one at a time: two at once could take the
-/// cluster below its majority.
-static NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The backend's warnings and reconnects in the test output (`RUST_LOG` to change).
 fn log() {
@@ -49,15 +45,6 @@ fn log() {
         .try_init();
 }
 
-fn cluster_urls() -> String {
-    std::env::var("AMQP_CLUSTER_URLS").unwrap_or_else(|_| {
-        (1..=3)
-            .map(|n| format!("amqp://guest:guest@127.0.0.1:568{n}/%2f"))
-            .collect::<Vec<_>>()
-            .join(",")
-    })
-}
-
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
@@ -67,7 +54,7 @@ fn unique(prefix: &str) -> String {
 
 /// A quorum-group bus on the cluster with its own exchange and queue prefix.
 fn cluster_config(name: &str) -> RabbitConfig {
-    RabbitConfig::new(cluster_urls())
+    RabbitConfig::new(RabbitCluster::new().urls())
         .exchange(format!("{name}.events"))
         .queue_prefix(format!("{name}."))
         .connection_name(name)
@@ -75,72 +62,6 @@ fn cluster_config(name: &str) -> RabbitConfig {
         .temporary_topology(Duration::from_secs(120))
         .reconnect_delays(Duration::from_millis(50), Duration::from_secs(1))
         .connect_timeout(Duration::from_secs(5))
-}
-
-/// `scripts/rabbitmq-cluster <args>`; panics when it fails.
-async fn cluster(args: &[&str]) {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/rabbitmq-cluster"
-        );
-        let out = Command::new(script)
-            .args(&args)
-            .output()
-            .expect("scripts/rabbitmq-cluster runs");
-        assert!(
-            out.status.success(),
-            "rabbitmq-cluster {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    })
-    .await
-    .unwrap();
-}
-
-/// Starts any stopped node again when dropped, so that a failed test leaves
-/// a full cluster to the next (`start` is idempotent).
-struct RestoreCluster;
-
-impl Drop for RestoreCluster {
-    fn drop(&mut self) {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/rabbitmq-cluster"
-        );
-        let _ = Command::new(script).arg("start").output();
-    }
-}
-
-/// The node (1..=3) that leads `queue`, asked of any running node.
-async fn leader_of(queue: &str) -> u32 {
-    let queue = queue.to_owned();
-    tokio::task::spawn_blocking(move || {
-        for n in 1..=3 {
-            let out = Command::new("rabbitmqctl")
-                .args(["-q", "-n", &format!("tessera-c{n}@localhost")])
-                .args(["list_queues", "--formatter", "json", "name", "leader"])
-                .output()
-                .expect("rabbitmqctl runs");
-            if !out.status.success() {
-                continue;
-            }
-            let listing: Vec<serde_json::Value> =
-                serde_json::from_slice(&out.stdout).expect("rabbitmqctl prints json");
-            if let Some(q) = listing.iter().find(|q| q["name"] == queue.as_str()) {
-                let leader = q["leader"].as_str().expect("a quorum queue has a leader");
-                return leader
-                    .strip_prefix("tessera-c")
-                    .and_then(|rest| rest.split('@').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("unexpected leader {leader}"));
-            }
-        }
-        panic!("no running node lists queue {queue}");
-    })
-    .await
-    .unwrap()
 }
 
 async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
@@ -359,8 +280,8 @@ async fn recovery(seen: &Seen, producer: &Producer, lost_at: Instant) -> Duratio
 #[tokio::test]
 #[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
 async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates() {
-    let _nodes = NODES.lock().await;
-    let _restore = RestoreCluster;
+    let cluster = RabbitCluster::new();
+    let nodes = cluster.take_nodes().await;
     log();
     let name = unique("cluster-leader");
     let db = Arc::new(TestDb::new().await);
@@ -377,18 +298,18 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
 
     eventually("the first 200 events handled", || seen.handled_after(200)).await;
     let queue = format!("{name}.g");
-    let leader = leader_of(&queue).await;
+    let leader = cluster.leader_of(&queue).await;
     println!("{queue} is led by node {leader}; killing it");
     let killed_at = Instant::now();
-    cluster(&["kill-node", &leader.to_string()]).await;
+    nodes.kill_node(leader).await;
     let kill_recovery = recovery(&seen, &producer, killed_at).await;
-    let new_leader = leader_of(&queue).await;
+    let new_leader = cluster.leader_of(&queue).await;
     println!("recovered {kill_recovery:?} after the kill; node {new_leader} leads now");
     assert_ne!(new_leader, leader);
 
     // The killed node comes back and rejoins; traffic goes on.
     let back_at = Instant::now();
-    cluster(&["start-node", &leader.to_string()]).await;
+    nodes.start_node(leader).await;
     println!("node {leader} back in {:?}", back_at.elapsed());
     let mark = producer.committed();
     eventually("traffic after the node came back", || {
@@ -397,12 +318,12 @@ async fn leader_loss_under_load_loses_nothing_and_the_inbox_absorbs_duplicates()
     .await;
 
     // Another node (the current leader) leaves gracefully.
-    let stopped = leader_of(&queue).await;
+    let stopped = cluster.leader_of(&queue).await;
     let stopped_at = Instant::now();
-    cluster(&["stop-node", &stopped.to_string()]).await;
+    nodes.stop_node(stopped).await;
     let stop_recovery = recovery(&seen, &producer, stopped_at).await;
     println!("recovered {stop_recovery:?} after node {stopped} stopped");
-    cluster(&["start-node", &stopped.to_string()]).await;
+    nodes.start_node(stopped).await;
 
     let mark = producer.committed();
     eventually("traffic with the full cluster", || {
@@ -446,8 +367,8 @@ async fn db_cleanup(db: Arc<TestDb>) {
 #[tokio::test]
 #[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
 async fn a_killed_node_comes_back_into_the_cluster_and_nothing_confirmed_is_lost() {
-    let _nodes = NODES.lock().await;
-    let _restore = RestoreCluster;
+    let cluster = RabbitCluster::new();
+    let nodes = cluster.take_nodes().await;
     log();
     let name = unique("cluster-back");
     let ty = "tessera.test.cluster_back.v1";
@@ -480,13 +401,13 @@ async fn a_killed_node_comes_back_into_the_cluster_and_nothing_confirmed_is_lost
     publish(50, &mut confirmed).await;
     // The node the publishing connection uses dies.
     let health = bus.health();
-    let node = node_in_use(health.detail.as_deref().unwrap_or_default());
+    let node = cluster.node_in(health.detail.as_deref().unwrap_or_default());
     println!("health before: {health:?}; killing node {node}");
     let killed_at = Instant::now();
-    cluster(&["kill-node", &node.to_string()]).await;
+    nodes.kill_node(node).await;
     publish(50, &mut confirmed).await;
     let publish_recovery = killed_at.elapsed();
-    cluster(&["start-node", &node.to_string()]).await;
+    nodes.start_node(node).await;
     println!(
         "node {node} rejoined {:?} after the kill",
         killed_at.elapsed()
@@ -514,23 +435,15 @@ fn ping(ty: &str, n: usize) -> RawEvent {
     RawEvent::new(attrs, bytes::Bytes::from(format!(r#"{{"n":{n}}}"#)))
 }
 
-/// The cluster node (1..=3) named first in a health detail
-/// (`publish connection to 127.0.0.1:5682, ...`).
-fn node_in_use(detail: &str) -> u32 {
-    let port = detail
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.get(..4))
-        .unwrap_or_else(|| panic!("no cluster node in {detail:?}"));
-    port.parse::<u32>().unwrap() - 5680
-}
-
 #[tokio::test]
 #[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
 async fn a_list_with_an_unreachable_endpoint_connects_through_the_others() {
     let name = unique("cluster-skip");
     // Nothing listens on port 1.
-    let urls = format!("amqp://guest:guest@127.0.0.1:1/%2f,{}", cluster_urls());
+    let urls = format!(
+        "amqp://guest:guest@127.0.0.1:1/%2f,{}",
+        RabbitCluster::new().urls()
+    );
     let bus = RabbitBus::connect(cluster_config(&name).endpoints(urls.split(',')))
         .await
         .expect("the cluster's nodes are reachable");
@@ -564,8 +477,8 @@ async fn a_list_with_an_unreachable_endpoint_connects_through_the_others() {
 #[derive(Debug)]
 struct RecordingPublisher {
     inner: Arc<dyn Publisher>,
-    relay: usize,
-    log: Arc<Mutex<Vec<(String, usize, Instant)>>>,
+    relay: u32,
+    log: Arc<Mutex<Vec<(String, u32, Instant)>>>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -596,20 +509,11 @@ impl Publisher for RecordingPublisher {
     }
 }
 
-/// The cluster's URLs starting with node `first` (1..=3), so that a bus
-/// connects to that node first.
-fn urls_from(first: usize) -> Vec<String> {
-    let urls: Vec<String> = cluster_urls().split(',').map(str::to_owned).collect();
-    let mut rotated = urls.clone();
-    rotated.rotate_left((first - 1) % urls.len());
-    rotated
-}
-
 #[tokio::test]
 #[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start)"]
 async fn relay_replicas_lose_nothing_when_one_is_aborted_mid_batch_and_anothers_node_dies() {
-    let _nodes = NODES.lock().await;
-    let _restore = RestoreCluster;
+    let cluster = RabbitCluster::new();
+    let nodes = cluster.take_nodes().await;
     log();
     let name = unique("cluster-relays");
     let db = Arc::new(TestDb::new().await);
@@ -628,7 +532,7 @@ async fn relay_replicas_lose_nothing_when_one_is_aborted_mid_batch_and_anothers_
     for relay in 1..=3 {
         let bus = RabbitBus::connect(
             cluster_config(&name)
-                .endpoints(urls_from(relay))
+                .endpoints(cluster.urls_from(relay))
                 .connection_name(format!("{name}-relay-{relay}")),
         )
         .await
@@ -673,12 +577,12 @@ async fn relay_replicas_lose_nothing_when_one_is_aborted_mid_batch_and_anothers_
 
     // The node relay 2 publishes through dies.
     let health = buses[1].health();
-    let node = node_in_use(health.detail.as_deref().unwrap_or_default());
+    let node = cluster.node_in(health.detail.as_deref().unwrap_or_default());
     println!("relay 1 aborted; relay 2 publishes through node {node}; killing it");
     let killed_at = Instant::now();
-    cluster(&["kill-node", &node.to_string()]).await;
+    nodes.kill_node(node).await;
     let kill_recovery = recovery(&seen, &producer, killed_at).await;
-    cluster(&["start-node", &node.to_string()]).await;
+    nodes.start_node(node).await;
     let mark = producer.committed();
     eventually("traffic with the full cluster", || {
         seen.handled_after(mark + 100)
@@ -699,13 +603,13 @@ async fn relay_replicas_lose_nothing_when_one_is_aborted_mid_batch_and_anothers_
     // Two relays published the same row only for rows of the aborted relay,
     // and only after it died (its lease had run out): never at once.
     let log = log.lock().unwrap().clone();
-    let mut by_id: BTreeMap<&str, Vec<(usize, Instant)>> = BTreeMap::new();
+    let mut by_id: BTreeMap<&str, Vec<(u32, Instant)>> = BTreeMap::new();
     for (id, relay, at) in &log {
         by_id.entry(id.as_str()).or_default().push((*relay, *at));
     }
     let mut taken_over = 0;
     for (id, publishes) in &by_id {
-        let relays: HashSet<usize> = publishes.iter().map(|(r, _)| *r).collect();
+        let relays: HashSet<u32> = publishes.iter().map(|(r, _)| *r).collect();
         if relays.len() < 2 {
             continue;
         }
@@ -721,7 +625,7 @@ async fn relay_replicas_lose_nothing_when_one_is_aborted_mid_batch_and_anothers_
             );
         }
     }
-    let by_relay: BTreeMap<usize, usize> = log.iter().fold(BTreeMap::new(), |mut m, (_, r, _)| {
+    let by_relay: BTreeMap<u32, usize> = log.iter().fold(BTreeMap::new(), |mut m, (_, r, _)| {
         *m.entry(*r).or_default() += 1;
         m
     });

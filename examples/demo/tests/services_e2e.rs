@@ -11,6 +11,12 @@
 //! comment-service on the same schema and queue finds its comments and
 //! receives the rename.
 //!
+//! A second test runs the services on the 3-node cluster of
+//! `scripts/rabbitmq-cluster` (`AMQP_CLUSTER_URLS`), every connection given
+//! the three URLs and every group a quorum queue: the node leading the
+//! comment-service's queue is killed while users rename themselves and one
+//! deletes their account, and all of it arrives once.
+//!
 //! Needs `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`),
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and
 //! `rabbitmqctl` on the PATH, talking to that broker. Everything is named
@@ -35,9 +41,9 @@ use tessera_authn::test_util::{TestClient, TestIssuer};
 use tessera_authn::{Issuer, JwtValidator};
 use tessera_event_bus::DeadLetterQueue;
 use tessera_event_bus::outbox::{Outbox, OutboxRelay, OutboxRelayHandle, TableName};
-use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
+use tessera_event_bus::rabbitmq::{QueueType, RabbitBus, RabbitConfig};
 use tessera_event_bus::router::RouterHandle;
-use tessera_event_bus::testkit::force_close_connections;
+use tessera_event_bus::testkit::{RabbitCluster, force_close_connections};
 use tessera_user_sync::producer::postgres::PgUserDirectory;
 use tokio::task::JoinHandle;
 
@@ -59,6 +65,10 @@ fn env(name: &str, default: &str) -> String {
 /// Everything this run creates on the shared broker and database.
 #[derive(Debug, Clone)]
 struct Names {
+    /// The broker's URLs (comma-separated: the nodes of a cluster).
+    amqp_urls: String,
+    /// Quorum groups (on a cluster) instead of classic ones.
+    quorum: bool,
     /// `e2e-<hex>`: part of every connection name, so a force-close selects only ours.
     run: String,
     exchange: String,
@@ -68,10 +78,21 @@ struct Names {
 }
 
 impl Names {
+    /// On the broker at `AMQP_URL`, with classic groups.
     fn new() -> Self {
+        Self::on(
+            env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            false,
+        )
+    }
+
+    /// On the brokers at `amqp_urls`, with quorum groups or not.
+    fn on(amqp_urls: String, quorum: bool) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let id = &id[..12];
         Self {
+            amqp_urls,
+            quorum,
             run: format!("e2e-{id}"),
             exchange: format!("e2e-{id}.events"),
             queue_prefix: format!("e2e-{id}."),
@@ -82,7 +103,13 @@ impl Names {
 
     /// The bus settings of one service instance, with its own connection name.
     fn rabbit(&self, instance: &str) -> RabbitConfig {
-        RabbitConfig::new(env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"))
+        let config = RabbitConfig::new(&self.amqp_urls);
+        let config = if self.quorum {
+            config.queue_type(QueueType::Quorum { delivery_limit: 20 })
+        } else {
+            config
+        };
+        config
             .exchange(&self.exchange)
             .queue_prefix(&self.queue_prefix)
             .connection_name(format!("{}-{instance}", self.run))
@@ -756,7 +783,25 @@ fn service_authors(list: &Value) -> BTreeMap<String, Option<(String, Value)>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs RabbitMQ and PostgreSQL"]
 async fn the_services_apart_on_rabbitmq_and_postgresql_behave_as_issue_7_says() {
-    let names = Names::new();
+    run(Names::new(), scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the RabbitMQ cluster (scripts/rabbitmq-cluster start) and PostgreSQL"]
+async fn the_services_on_a_rabbitmq_cluster_lose_nothing_when_a_node_dies() {
+    run(
+        Names::on(RabbitCluster::new().urls(), true),
+        scenario_on_a_cluster,
+    )
+    .await;
+}
+
+/// Runs `scenario` in its own task, then drops the run's schemas, even when it failed.
+async fn run<F, Fut>(names: Names, scenario: F)
+where
+    F: FnOnce(Names, PgPool) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(20)
         .connect(&env(
@@ -765,7 +810,6 @@ async fn the_services_apart_on_rabbitmq_and_postgresql_behave_as_issue_7_says() 
         ))
         .await
         .expect("PostgreSQL at DATABASE_URL is reachable");
-    // The scenario in its own task: the schemas are dropped even when it fails.
     let outcome = tokio::spawn(scenario(names.clone(), pool.clone())).await;
     for schema in [&names.users_schema, &names.comments_schema] {
         sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
@@ -776,6 +820,96 @@ async fn the_services_apart_on_rabbitmq_and_postgresql_behave_as_issue_7_says() 
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+/// The services with every connection given the three nodes' URLs and
+/// quorum groups; the node that leads the comment-service's queue is
+/// killed while users rename themselves and one deletes their account; all
+/// of it arrives, once, and the replica ends at the user-service's versions.
+async fn scenario_on_a_cluster(names: Names, pool: PgPool) {
+    let cluster = RabbitCluster::new();
+    let nodes = cluster.take_nodes().await;
+    let mut system = System::start(names, pool).await;
+    let s = &system;
+    let write = ("scope", "comments:write");
+    let ada = s.token("ada", &[("name", "Ada Lovelace"), write]);
+    let bob = s.token("bob", &[("preferred_username", "bobby"), write]);
+    let carol = s.token("carol", &[("name", "Carol")]);
+    for (token, id) in [(&ada, "ada"), (&bob, "bob"), (&carol, "carol")] {
+        let reply = s.me(token).await;
+        assert_eq!(reply.status, 200, "expected {id} registered: {reply:?}");
+    }
+    let c_ada = id_of(&s.post_comment(&ada, "Before the outage.").await);
+    let c_bob = id_of(&s.post_comment(&bob, "Me too.").await);
+    s.comments_until(&carol, "both comments with their authors' names", |l| {
+        name_in(l, &c_ada) == "Ada Lovelace" && name_in(l, &c_bob) == "bobby"
+    })
+    .await;
+
+    // The node leading the comment-service's queue dies.
+    let queue = format!("{}{GROUP}", s.names.queue_prefix);
+    let leader = cluster.leader_of(&queue).await;
+    let killed_at = Instant::now();
+    nodes.kill_node(leader).await;
+    // During the outage: renames, and an account deleted.
+    for n in 1..=5 {
+        let reply = s.rename(&ada, &format!("Ada, Countess {n}")).await;
+        assert_eq!(
+            reply.status, 200,
+            "expected a rename during the outage: {reply:?}"
+        );
+    }
+    assert_eq!(s.rename(&bob, "Robert").await.status, 200);
+    let reply = s.http.delete(&s.users_url("/users/me"), &carol).await;
+    assert_eq!(
+        reply.status, 204,
+        "expected Carol's account deleted: {reply:?}"
+    );
+    let list = s
+        .comments_until(&bob, "the renames made during the outage", |l| {
+            name_in(l, &c_ada) == "Ada, Countess 5" && name_in(l, &c_bob) == "Robert"
+        })
+        .await;
+    let recovered = killed_at.elapsed();
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+    let new_leader = cluster.leader_of(&queue).await;
+    assert_ne!(new_leader, leader, "expected a new leader for {queue}");
+
+    // The node comes back; traffic goes on.
+    nodes.start_node(leader).await;
+    assert_eq!(s.rename(&bob, "Robert Stone").await.status, 200);
+    s.comments_until(&ada, "a rename after the node came back", |l| {
+        name_in(l, &c_bob) == "Robert Stone"
+    })
+    .await;
+    let (comments, _) = s.gateway_comments(&ada).await;
+    assert_eq!(
+        gateway_authors(&comments),
+        service_authors(&s.list(&ada).await),
+        "expected the gateway to show the current names"
+    );
+    s.assert_everything_arrived_once().await;
+    let (users, replica) = s.versions().await;
+    assert!(
+        replica.contains(&("carol".to_owned(), 2, true)),
+        "expected Carol's deletion in the replica: {replica:?}"
+    );
+    assert_eq!(users, replica);
+    #[allow(
+        clippy::print_stdout,
+        reason = "the recovery time is the test's output"
+    )]
+    {
+        println!(
+            "scenario on the cluster: node {leader} (leader of {queue}) killed; the outage's renames \
+         reached the comment-service {recovered:?} after the kill; node {new_leader} led next"
+        );
+    }
+
+    let comments = system.comments.take().expect("running");
+    comments.stop().await;
+    system.gateway.stop().await;
+    system.users.stop().await;
 }
 
 async fn scenario(names: Names, pool: PgPool) {

@@ -27,6 +27,8 @@
 //! // tessera_event_bus::conformance_tests!(tessera_event_bus::testkit::MemoryTestBackend::new());
 //! ```
 
+#[cfg(feature = "rabbitmq")]
+mod cluster;
 #[cfg(feature = "memory")]
 mod memory;
 pub mod pubsub;
@@ -39,6 +41,8 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
+#[cfg(feature = "rabbitmq")]
+pub use self::cluster::{NodesGuard, RabbitCluster};
 #[cfg(feature = "memory")]
 pub use self::memory::MemoryTestBackend;
 #[cfg(feature = "rabbitmq")]
