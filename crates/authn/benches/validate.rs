@@ -175,5 +175,40 @@ fn layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate, layer);
+/// Tokens never seen before, each validated once: what the validated-token
+/// cache costs when it cannot help (every token is new, the cache full and
+/// evicting), against the validator without a cache.
+fn cold(c: &mut Criterion) {
+    let s = setup();
+    let mut group = c.benchmark_group("validate_cold");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    for (alg, name) in [(Algorithm::EdDSA, "EdDSA"), (Algorithm::RS256, "RS256")] {
+        for (cache, id) in [(false, "tessera_uncached"), (true, "tessera")] {
+            let v = validator(&s, cache);
+            let mut n = 0_u64;
+            group.bench_function(BenchmarkId::new(id, name), |b| {
+                b.iter_batched(
+                    || {
+                        n += 1;
+                        s.idp
+                            .token()
+                            .alg(alg)
+                            .subject(&format!("user-{n}"))
+                            .expires_in_secs(24 * 3600)
+                            .claim("scope", "read write admin")
+                            .claim("name", "Alice Example")
+                            .sign()
+                    },
+                    |t| v.validate_now(&t).expect("valid").expect("no fetch"),
+                    criterion::BatchSize::SmallInput,
+                );
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate, layer, cold);
 criterion_main!(benches);
