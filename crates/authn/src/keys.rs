@@ -16,6 +16,7 @@
 //! ```
 
 use crate::error::KeyError;
+use crate::signature::ParsedKeys;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -66,22 +67,41 @@ struct Usable {
     /// The JWK's `alg`, which binds the key to exactly that algorithm.
     alg: Option<Algorithm>,
     key: DecodingKey,
+    /// The key parsed for each algorithm it verified, at first use.
+    parsed: ParsedKeys,
     /// A digest of the key material, its type and its `alg`: two keys with
     /// the same kid and fingerprint verify the same tokens.
     #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     fingerprint: [u8; 32],
 }
 
+/// A key that may verify tokens signed with the algorithm it was found for.
+#[derive(Clone, Copy)]
+pub(crate) struct FoundKey<'a> {
+    usable: &'a Usable,
+    alg: Algorithm,
+}
+
+impl FoundKey<'_> {
+    /// Whether `signature` (base64url, as in the token) is this key's
+    /// signature of `message`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &str) -> bool {
+        self.usable
+            .parsed
+            .verify(&self.usable.key, self.alg, message, signature)
+    }
+}
+
 impl VerifyingKey {
-    /// The decoding key if this key may verify a token signed with `alg`.
-    pub(crate) fn for_alg(&self, alg: Algorithm) -> Option<&DecodingKey> {
+    /// This key, if it may verify a token signed with `alg`.
+    pub(crate) fn for_alg(&self, alg: Algorithm) -> Option<FoundKey<'_>> {
         let usable = self.usable.as_ref().ok()?;
         if !usable.kind.fits(alg) {
             return None;
         }
         match usable.alg {
             Some(bound) if bound != alg => None,
-            _ => Some(&usable.key),
+            _ => Some(FoundKey { usable, alg }),
         }
     }
 
@@ -111,6 +131,7 @@ impl VerifyingKey {
                 kind,
                 alg,
                 key,
+                parsed: ParsedKeys::default(),
                 fingerprint: digest.finalize().into(),
             }),
         }
@@ -155,7 +176,7 @@ impl fmt::Debug for KeySet {
 
 /// What a key lookup found.
 pub(crate) enum Found<'a> {
-    Key(&'a DecodingKey),
+    Key(FoundKey<'a>),
     /// The kid exists but may not verify this token.
     Mismatch,
     /// No key has that kid (or, without a kid, no single key fits).

@@ -16,6 +16,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod keys;
 pub mod principal;
+mod signature;
 mod time;
 pub mod validator;
 

@@ -7,7 +7,7 @@ use super::tenant::TenantTemplate;
 use crate::cache::TokenCache;
 use crate::claims::{Claims, ExtraClaims};
 use crate::error::AuthnError;
-use crate::keys::{Found, KeySet};
+use crate::keys::{Found, FoundKey, KeySet};
 use crate::principal::Principal;
 use crate::time::now;
 use base64::Engine as _;
@@ -465,7 +465,7 @@ where
         cache_key: Option<u64>,
     ) -> Result<Principal<E>, AuthnError> {
         let verified = match &key {
-            KeyRef::Borrowed(dk) => verify(token, parsed, dk),
+            KeyRef::Borrowed(dk) => verify(token, parsed, *dk),
             #[cfg(feature = "remote")]
             KeyRef::Shared { keys: set, .. } => match set.find(parsed.kid.as_deref(), parsed.alg) {
                 Found::Key(dk) => verify(token, parsed, dk),
@@ -522,22 +522,23 @@ where
     }
 }
 
-fn verify(token: &str, parsed: &Parsed, key: &jsonwebtoken::DecodingKey) -> Result<(), AuthnError> {
+fn verify(token: &str, parsed: &Parsed, key: FoundKey<'_>) -> Result<(), AuthnError> {
     // `parsed` came from this token; were it not, the check fails closed.
     let message = token.get(..parsed.message_len);
     let signature = token.get(parsed.message_len + 1..);
     let (Some(message), Some(signature)) = (message, signature) else {
         return Err(AuthnError::InvalidSignature);
     };
-    match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, parsed.alg) {
-        Ok(true) => Ok(()),
-        _ => Err(AuthnError::InvalidSignature),
+    if key.verify(message.as_bytes(), signature) {
+        Ok(())
+    } else {
+        Err(AuthnError::InvalidSignature)
     }
 }
 
 enum KeyRef<'a> {
     /// A key that never changes: static, or the issuer's HMAC secret.
-    Borrowed(&'a jsonwebtoken::DecodingKey),
+    Borrowed(FoundKey<'a>),
     /// A key of a remote key set, whose key epoch the validated-token
     /// cache remembers.
     #[cfg(feature = "remote")]
