@@ -16,7 +16,11 @@
 //! - `outbox_throughput/relay_sustained`: 10,000 rows committed beforehand
 //!   (not timed), one started `OutboxRelay` draining them until the consumer
 //!   received all and the relay marked all (shutdown included); the same
-//!   512-byte data. `relay_sustained_3`: three relays on the table.
+//!   512-byte data. `relay_sustained_3`: three relays on the table, each
+//!   with its own connection (as three replicas of a service). After the
+//!   group, a line per id says how busy the machine was and how many cores
+//!   the broker used during the timed windows (`/proc`; the broker's VM
+//!   found with `rabbitmqctl eval 'os:getpid().'`).
 //! - `outbox_enqueue/enqueue_all_100`: `enqueue_all` of 100 events in a
 //!   transaction (encode, subject locks, insert, commit);
 //!   `outbox_enqueue/plain_insert_100`: the same 100 rows, already encoded,
@@ -29,6 +33,8 @@
 
 #[path = "support/amqp.rs"]
 mod amqp;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/outbox.rs"]
 #[allow(dead_code)] // commit_to_delivery serves the in-memory bench
 mod support;
@@ -137,20 +143,24 @@ async fn fill(pool: &PgPool, outbox: &Outbox, n: usize) {
     }
 }
 
-/// `relays` started relays drain `SUSTAINED` committed rows; the time from
-/// start until every row arrived and every relay stopped (all marked).
+/// A started relay per publisher (each its own connection, as replicas of
+/// a service have) drains `SUSTAINED` committed rows; the time from start
+/// until every row arrived and every relay stopped (all marked), whose CPU
+/// use goes into `usage`.
 async fn drain_with_relays(
     pool: &PgPool,
     outbox: &Outbox,
-    publisher: &Arc<dyn Publisher>,
+    publishers: &[Arc<dyn Publisher>],
     arrivals: &mut Arrivals,
-    relays: usize,
+    usage: &mut cpu::Usage,
+    broker: Option<u32>,
 ) -> Duration {
     fill(pool, outbox, SUSTAINED).await;
     while arrivals.try_recv().is_ok() {}
+    let sample = cpu::Sample::now(broker);
     let started = Instant::now();
     let mut handles = Vec::new();
-    for _ in 0..relays {
+    for publisher in publishers {
         let relay = OutboxRelay::new(outbox, pool.clone(), Arc::clone(publisher))
             .start()
             .await
@@ -161,7 +171,9 @@ async fn drain_with_relays(
     for relay in handles {
         relay.shutdown().await.expect("shutdown");
     }
-    started.elapsed()
+    let elapsed = started.elapsed();
+    usage.add(sample, broker);
+    elapsed
 }
 
 /// lapin alone: `SUSTAINED` confirmed publishes, a sliding window of `WINDOW`.
@@ -267,6 +279,24 @@ fn main() {
     let outbox = Outbox::new(TableName::new(&schema, "outbox").expect("table name"));
     rt.block_on(outbox.migrate(&pool)).expect("migrate");
     let publisher: Arc<dyn Publisher> = Arc::new(bus.publisher());
+    // Two more replicas' connections, for three relays as three services run them.
+    let replicas: Vec<RabbitBus> = (0..2)
+        .map(|_| {
+            rt.block_on(RabbitBus::connect(
+                RabbitConfig::new(&amqp_url)
+                    .exchange(&exchange)
+                    .temporary_topology(Duration::from_secs(60)),
+            ))
+            .expect("a replica's connection")
+        })
+        .collect();
+    let mut publishers = vec![Arc::clone(&publisher)];
+    publishers.extend(
+        replicas
+            .iter()
+            .map(|bus| Arc::new(bus.publisher()) as Arc<dyn Publisher>),
+    );
+    let broker = cpu::broker_pid();
 
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("outbox_rabbitmq");
@@ -296,6 +326,8 @@ fn main() {
     group.finish();
 
     let mut group = c.benchmark_group("outbox_throughput");
+    // CPU use over the timed windows: raw, one relay, three relays.
+    let mut usages: [cpu::Usage; 3] = Default::default();
     group.throughput(Throughput::Elements(SUSTAINED as u64));
     group
         .sample_size(10)
@@ -322,9 +354,11 @@ fn main() {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     while arrivals.try_recv().is_ok() {}
+                    let sample = cpu::Sample::now(broker);
                     let started = Instant::now();
                     raw_window(&channel, bus.exchange(), &events).await;
                     total += started.elapsed();
+                    usages[0].add(sample, broker);
                     receive(&mut arrivals, SUSTAINED).await;
                 }
                 total
@@ -332,15 +366,24 @@ fn main() {
         });
         drop(conn);
     });
-    for (id, relays) in [("relay_sustained", 1), ("relay_sustained_3", 3)] {
+    for (index, (id, relays)) in [("relay_sustained", 1), ("relay_sustained_3", 3)]
+        .into_iter()
+        .enumerate()
+    {
         group.bench_function(id, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        total +=
-                            drain_with_relays(&pool, &outbox, &publisher, &mut arrivals, relays)
-                                .await;
+                        total += drain_with_relays(
+                            &pool,
+                            &outbox,
+                            &publishers[..relays],
+                            &mut arrivals,
+                            &mut usages[index + 1],
+                            broker,
+                        )
+                        .await;
                     }
                     total
                 })
@@ -348,6 +391,16 @@ fn main() {
         });
     }
     group.finish();
+    for (id, usage) in [
+        "raw_lapin_confirms_window",
+        "relay_sustained",
+        "relay_sustained_3",
+    ]
+    .iter()
+    .zip(&usages)
+    {
+        println!("outbox_throughput/{}", usage.report(id));
+    }
 
     let plain = format!(r#""{schema}"."plain""#);
     rt.block_on(
@@ -431,6 +484,9 @@ fn main() {
             .execute(&pool)
             .await;
         bus.close().await;
+        for replica in replicas {
+            replica.close().await;
+        }
     });
     c.final_summary();
 }
