@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{
     config::NatsConfig, connection::Connection, dead_letter::NatsDeadLetters,
-    publisher::NatsPublisher, subscriber::NatsSubscriber,
+    publisher::NatsPublisher, subscriber::NatsSubscriber, wire,
 };
 use crate::{Health, error::BusError};
 
@@ -40,6 +40,12 @@ impl NatsBus {
     /// The settings.
     pub fn config(&self) -> &NatsConfig {
         &self.connection.config
+    }
+
+    /// The subject events of `event_type` are published to (`<prefix>.<type>`),
+    /// for a foreign publisher; an error for a type that cannot be a subject.
+    pub fn subject_for(&self, event_type: &str) -> Result<String, BusError> {
+        wire::event_subject(&self.connection.config.subject_prefix, event_type)
     }
 
     /// The underlying client, for what the bus does not do (monitoring, requests).
