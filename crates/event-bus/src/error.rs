@@ -154,6 +154,18 @@ pub enum BusError {
         /// `inequivalent arg 'x-queue-type' ... received 'quorum' but current is none`).
         mismatch: String,
     },
+    /// A JetStream stream exists on the server with settings that break what
+    /// the configuration asks for (it does not capture the event subjects, or
+    /// its retention, replicas or duplicate window differ), or the server
+    /// refused to create it. A stream's subjects and retention are changed by
+    /// an operator (`nats stream edit`), not silently by a client.
+    #[error("stream `{stream}` on the server does not fit the configuration: {mismatch}")]
+    StreamMismatch {
+        /// The stream.
+        stream: String,
+        /// What differs.
+        mismatch: String,
+    },
     /// The wire format could not be written or read.
     #[error(transparent)]
     Wire(#[from] WireError),

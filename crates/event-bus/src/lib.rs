@@ -16,6 +16,8 @@ pub mod inbox;
 pub mod memory;
 pub mod message;
 pub mod metrics;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod outbox;
 pub mod publisher;

@@ -31,9 +31,12 @@
 mod cluster;
 #[cfg(feature = "memory")]
 mod memory;
+#[cfg(feature = "nats")]
+mod nats;
 pub mod pubsub;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
+mod relay;
 pub mod router;
 mod support;
 
@@ -45,8 +48,11 @@ use async_trait::async_trait;
 pub use self::cluster::{NodesGuard, RabbitCluster};
 #[cfg(feature = "memory")]
 pub use self::memory::MemoryTestBackend;
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsTestBackend, nats_url};
 #[cfg(feature = "rabbitmq")]
 pub use self::rabbitmq::{RabbitTestBackend, amqp_url, force_close_connections};
+pub use self::relay::TcpRelay;
 use crate::{DeadLetterQueue, Publisher, Subscriber};
 
 /// What a backend promises beyond the common contract; cases adapt to it.

@@ -1,0 +1,202 @@
+//! [`NatsPublisher`]: JetStream publishing with acks awaited in a window,
+//! the event id as `Nats-Msg-Id`, retried across reconnects and a lost stream.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::context::{PublishAckFuture, PublishErrorKind},
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::future::try_join_all;
+
+use super::{connection::Connection, stream, wire};
+use crate::{Health, Publisher, RawEvent, error::BusError};
+
+/// The [`Publisher`] of a [`NatsBus`](crate::nats::NatsBus).
+///
+/// Each publish goes to `<prefix>.<type>` with the event's attributes as
+/// `ce-` headers and its id as `Nats-Msg-Id`, and returns `Ok` once the
+/// stream acked it. Many publishes are in flight at once (from many tasks,
+/// or [`publish_all`](Publisher::publish_all)), up to the configured
+/// [publish window](crate::nats::NatsConfig::publish_window). A publish that
+/// times out or loses its connection is sent again with the same
+/// `Nats-Msg-Id` (the stream drops the duplicate) until the publish timeout;
+/// one that finds no stream re-creates it first. A message larger than the
+/// server's `max_payload` is refused with [`BusError::Rejected`].
+#[derive(Debug)]
+pub struct NatsPublisher {
+    connection: Arc<Connection>,
+    closed: AtomicBool,
+}
+
+impl NatsPublisher {
+    pub(crate) fn new(connection: Arc<Connection>) -> Self {
+        Self {
+            connection,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), BusError> {
+        if self.closed.load(Ordering::Acquire) || self.connection.is_closed() {
+            Err(BusError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One message to publish, kept until acked so that it can be sent again.
+struct Outgoing {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+impl Outgoing {
+    fn new(prefix: &str, event: &RawEvent) -> Result<Self, BusError> {
+        event.attributes.validate()?;
+        Ok(Self {
+            subject: wire::event_subject(prefix, event.event_type())?,
+            headers: wire::headers(event)?,
+            payload: event.data.clone(),
+        })
+    }
+}
+
+/// Sends one message; the future resolves with the stream's ack.
+async fn send(connection: &Connection, msg: &Outgoing) -> Result<PublishAckFuture, BusError> {
+    connection
+        .js
+        .publish_with_headers(
+            msg.subject.clone(),
+            msg.headers.clone(),
+            msg.payload.clone(),
+        )
+        .await
+        .map_err(|e| classify(connection, e.kind(), &e.to_string(), msg))
+}
+
+fn classify(
+    connection: &Connection,
+    kind: PublishErrorKind,
+    error: &str,
+    msg: &Outgoing,
+) -> BusError {
+    match kind {
+        PublishErrorKind::MaxPayloadExceeded => BusError::Rejected(format!(
+            "the message of {} bytes (with headers) is larger than the server allows ({} bytes): {error}",
+            msg.payload.len(),
+            connection.client.max_payload()
+        )),
+        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
+            BusError::Rejected(error.to_owned())
+        }
+        _ => BusError::Connection(format!("publish to `{}` failed: {error}", msg.subject).into()),
+    }
+}
+
+/// Whether a failed publish is worth sending again (the connection or the stream).
+fn retryable(error: &BusError) -> bool {
+    matches!(error, BusError::Connection(_))
+}
+
+/// Awaits the ack of a message already sent; on a lost connection, a
+/// timeout or a missing stream, sends it again until the deadline.
+async fn confirm(
+    connection: &Connection,
+    msg: &Outgoing,
+    first: Result<PublishAckFuture, BusError>,
+    deadline: Instant,
+) -> Result<(), BusError> {
+    let mut pending = first;
+    let mut delays = connection.config.reconnect_min_delay;
+    loop {
+        let outcome = match pending {
+            Ok(ack) => match ack.await {
+                Ok(ack) if ack.duplicate => {
+                    tracing::debug!(subject = %msg.subject, "the stream already had this event");
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err((e.kind(), e.to_string())),
+            },
+            Err(e) if !retryable(&e) => return Err(e),
+            Err(e) => Err((PublishErrorKind::Other, e.to_string())),
+        };
+        let (kind, error) = match outcome {
+            Ok(()) => return Ok(()),
+            Err(failure) => failure,
+        };
+        let error = classify(connection, kind, &error, msg);
+        if !retryable(&error) {
+            return Err(error);
+        }
+        if connection.is_closed() {
+            return Err(BusError::Closed);
+        }
+        if Instant::now() >= deadline {
+            return Err(error);
+        }
+        tracing::warn!(subject = %msg.subject, %error, "publish not acked; sending it again");
+        if kind == PublishErrorKind::StreamNotFound || error.to_string().contains("no responders") {
+            // The stream is gone (deleted by an operator): create it again.
+            if let Err(e) = stream::ensure(&connection.js, &connection.config).await {
+                tracing::error!(error = %e, "cannot re-create the streams");
+            }
+        }
+        tokio::time::sleep(delays.min(deadline.saturating_duration_since(Instant::now()))).await;
+        delays = (delays * 2).min(connection.config.reconnect_max_delay);
+        pending = send(connection, msg).await;
+    }
+}
+
+#[async_trait]
+impl Publisher for NatsPublisher {
+    async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
+        self.check_open()?;
+        let msg = Outgoing::new(&self.connection.config.subject_prefix, &event)?;
+        let deadline = Instant::now() + self.connection.config.publish_timeout;
+        let first = send(&self.connection, &msg).await;
+        confirm(&self.connection, &msg, first, deadline).await
+    }
+
+    /// Sends every event (up to the publish window ahead), then awaits every ack.
+    async fn publish_all(&self, events: Vec<RawEvent>) -> Result<(), BusError> {
+        self.check_open()?;
+        let prefix = &self.connection.config.subject_prefix;
+        let msgs = events
+            .iter()
+            .map(|e| Outgoing::new(prefix, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deadline = Instant::now() + self.connection.config.publish_timeout;
+        let connection = &self.connection;
+        try_join_all(msgs.iter().map(|msg| async move {
+            let first = send(connection, msg).await;
+            confirm(connection, msg, first, deadline).await
+        }))
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), BusError> {
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn health(&self) -> Health {
+        if self.closed.load(Ordering::Acquire) {
+            Health::down("publisher closed")
+        } else {
+            self.connection.health()
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The mapping between [`RawEvent`]s and NATS messages: the CloudEvents NATS
+//! binding in binary mode (`ce-` headers, `Content-Type` for the data), with
+//! structured mode accepted on read, through the crate's [`wire`] module.
+//! Also the subjects events travel on, and the headers a parked copy carries.
+
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+
+use crate::{RawEvent, error::BusError, wire};
+
+/// The data's media type (`datacontenttype`), as the NATS binding names it.
+pub(crate) const CONTENT_TYPE: &str = "Content-Type";
+/// JetStream's de-duplication header: the event id.
+pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
+/// Why a message is in the parking stream.
+pub(crate) const REASON_HEADER: &str = "Tessera-Dead-Letter-Reason";
+/// How often a parked message had been delivered to its group.
+pub(crate) const DELIVERIES_HEADER: &str = "Tessera-Deliveries";
+/// The subject a parked message was first published to.
+pub(crate) const SUBJECT_HEADER: &str = "Tessera-Subject";
+
+/// The token that starts a group's replay subject (`<prefix>.$replay.<group>`):
+/// never the first token of an event type.
+const REPLAY_TOKEN: &str = "$replay";
+
+/// Checks that `tail` can follow a prefix in a subject a publisher sends to:
+/// dot-separated non-empty tokens, no whitespace, no wildcards.
+pub(crate) fn check_subject_tail(tail: &str, what: &str) -> Result<(), BusError> {
+    let bad = |why: &str| Err(BusError::Unsupported(format!("{what} `{tail}` {why}")));
+    if tail.is_empty() {
+        return bad("is empty");
+    }
+    if tail.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains whitespace; nats subjects cannot");
+    }
+    if tail.split('.').any(str::is_empty) {
+        return bad(
+            "has an empty token (`..`, or a leading or trailing `.`); nats subjects cannot",
+        );
+    }
+    if tail.contains(['*', '>']) {
+        return bad("contains `*` or `>`, which are wildcards in nats subjects");
+    }
+    if tail.starts_with('$') {
+        return bad("starts with `$`, reserved for tessera's replay subjects");
+    }
+    Ok(())
+}
+
+/// The subject of an event type: `<prefix>.<type>`.
+pub(crate) fn event_subject(prefix: &str, event_type: &str) -> Result<String, BusError> {
+    check_subject_tail(event_type, "the event type")?;
+    Ok(format!("{prefix}.{event_type}"))
+}
+
+/// The subject a group's replayed dead letters go to: `<prefix>.$replay.<group>`,
+/// in the event stream but outside every event type's subject.
+pub(crate) fn replay_subject(prefix: &str, group: &str) -> String {
+    format!("{prefix}.{REPLAY_TOKEN}.{group}")
+}
+
+/// The subject of a group's parked messages: `<parking prefix>.<group>`.
+pub(crate) fn parking_subject(parking_prefix: &str, group: &str) -> String {
+    format!("{parking_prefix}.{group}")
+}
+
+fn header_name(name: &str) -> Result<HeaderName, BusError> {
+    HeaderName::try_from(name)
+        .map_err(|_| BusError::Unsupported(format!("`{name}` cannot be a nats header name")))
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, BusError> {
+    HeaderValue::try_from(value).map_err(|_| {
+        BusError::Unsupported(format!(
+            "header `{name}` holds a line break, which nats headers cannot carry"
+        ))
+    })
+}
+
+/// The headers of an event in binary mode, with its id as `Nats-Msg-Id`.
+pub(crate) fn headers(event: &RawEvent) -> Result<HeaderMap, BusError> {
+    let msg = wire::to_binary(event);
+    let mut headers = HeaderMap::new();
+    for (name, value) in &msg.headers {
+        headers.insert(header_name(name)?, header_value(name, value)?);
+    }
+    if let Some(ct) = &msg.content_type {
+        headers.insert(CONTENT_TYPE, header_value(CONTENT_TYPE, ct)?);
+    }
+    headers.insert(MSG_ID, header_value(MSG_ID, event.id())?);
+    Ok(headers)
+}
+
+/// Reads a delivered message; the error is the reason it is parked.
+pub(crate) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Result<RawEvent, String> {
+    let mut attributes: Vec<(&str, &str)> = Vec::new();
+    let mut content_type = None;
+    if let Some(map) = headers {
+        for (name, values) in map.iter() {
+            let name: &str = name.as_ref();
+            let is_attribute = name
+                .get(..3)
+                .is_some_and(|p| p.eq_ignore_ascii_case(wire::BINARY_HEADER_PREFIX));
+            let is_content_type = name.eq_ignore_ascii_case(CONTENT_TYPE);
+            if !is_attribute && !is_content_type {
+                continue;
+            }
+            let mut values = values.iter().map(HeaderValue::as_str);
+            let Some(first) = values.next() else { continue };
+            if values.any(|other| other != first) {
+                return Err(format!(
+                    "header `{name}` is given twice with different values"
+                ));
+            }
+            if is_content_type {
+                content_type = Some(first);
+            } else {
+                attributes.push((name, first));
+            }
+        }
+    }
+    wire::from_message(content_type, attributes, payload).map_err(|e| e.to_string())
+}
+
+/// A header's value as text.
+pub(crate) fn text<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
+    headers?.get(name).map(HeaderValue::as_str)
+}
+
+/// A copy of a delivered message's headers for the parking stream: without
+/// `Nats-Msg-Id` (a second parking of the same event must not be dropped as
+/// a duplicate), with the reason, the delivery count and the first subject.
+pub(crate) fn parked_headers(
+    original: Option<&HeaderMap>,
+    subject: &str,
+    deliveries: u32,
+    reason: &str,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(original) = original {
+        for (name, values) in original.iter() {
+            let n: &str = name.as_ref();
+            if n.eq_ignore_ascii_case(MSG_ID)
+                || n.eq_ignore_ascii_case(REASON_HEADER)
+                || n.eq_ignore_ascii_case(DELIVERIES_HEADER)
+            {
+                continue;
+            }
+            for value in values {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    if text(Some(&headers), SUBJECT_HEADER).is_none() {
+        headers.insert(SUBJECT_HEADER, HeaderValue::from_lossy(subject));
+    }
+    headers.insert(DELIVERIES_HEADER, HeaderValue::from(deliveries));
+    headers.insert(REASON_HEADER, HeaderValue::from_lossy(reason));
+    headers
+}
+
+/// The headers of a replayed dead letter: the parked copy's, without what parking added.
+pub(crate) fn replayed_headers(parked: Option<&HeaderMap>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(parked) = parked {
+        for (name, values) in parked.iter() {
+            let n: &str = name.as_ref();
+            if [REASON_HEADER, DELIVERIES_HEADER, SUBJECT_HEADER, MSG_ID]
+                .iter()
+                .any(|h| n.eq_ignore_ascii_case(h))
+            {
+                continue;
+            }
+            for value in values {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Attributes;
+
+    fn event() -> RawEvent {
+        let mut a = Attributes::new("e-1", "/users", "com.example.user.registered.v1");
+        a.time = Some(wire::parse_time("2025-01-02T03:04:05Z").unwrap());
+        a.datacontenttype = Some("application/json".to_owned());
+        a.subject = Some("u-1".to_owned());
+        a.set_correlation_id("c-1");
+        RawEvent::new(a, Bytes::from_static(b"{}"))
+    }
+
+    #[test]
+    fn binary_mode_round_trips_with_ce_headers_content_type_and_msg_id() {
+        let headers = headers(&event()).unwrap();
+        assert_eq!(text(Some(&headers), "ce-id"), Some("e-1"));
+        assert_eq!(text(Some(&headers), "ce-specversion"), Some("1.0"));
+        assert_eq!(text(Some(&headers), "ce-correlationid"), Some("c-1"));
+        assert_eq!(text(Some(&headers), CONTENT_TYPE), Some("application/json"));
+        assert_eq!(text(Some(&headers), MSG_ID), Some("e-1"));
+        assert_eq!(
+            from_nats(Some(&headers), Bytes::from_static(b"{}")).unwrap(),
+            event()
+        );
+    }
+
+    #[test]
+    fn structured_mode_is_read() {
+        let body = wire::to_structured(&event()).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, wire::STRUCTURED_CONTENT_TYPE);
+        assert_eq!(
+            from_nats(Some(&headers), Bytes::from(body)).unwrap(),
+            event()
+        );
+    }
+
+    #[test]
+    fn garbage_and_missing_headers_give_a_reason() {
+        let reason = from_nats(None, Bytes::from_static(b"\x00garbage")).unwrap_err();
+        assert!(reason.contains("`specversion` is missing"), "{reason}");
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-specversion", "1.0");
+        headers.insert("ce-id", "1");
+        headers.insert("ce-type", "t");
+        let reason = from_nats(Some(&headers), Bytes::new()).unwrap_err();
+        assert!(reason.contains("`source` is missing"), "{reason}");
+        headers.insert("ce-source", "/s");
+        headers.append("ce-id", "2");
+        let reason = from_nats(Some(&headers), Bytes::new()).unwrap_err();
+        assert_eq!(
+            reason,
+            "header `ce-id` is given twice with different values"
+        );
+    }
+
+    #[test]
+    fn line_breaks_in_attributes_are_refused_not_mangled() {
+        let mut e = event();
+        e.attributes.subject = Some("a\r\nb".to_owned());
+        let err = headers(&e).unwrap_err();
+        assert!(
+            matches!(err, BusError::Unsupported(ref m) if m.contains("line break")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn event_types_that_are_not_subject_tokens_are_refused() {
+        assert_eq!(
+            event_subject("tessera.events", "com.example.a.v1").unwrap(),
+            "tessera.events.com.example.a.v1"
+        );
+        for bad in ["", "a b", "a..b", ".a", "a.", "a.*", "a.>", "$replay.g"] {
+            assert!(
+                matches!(event_subject("p", bad), Err(BusError::Unsupported(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parked_copies_drop_the_msg_id_and_carry_reason_count_and_subject() {
+        let original = headers(&event()).unwrap();
+        let parked = parked_headers(Some(&original), "p.t", 3, "boom\nline");
+        assert_eq!(text(Some(&parked), MSG_ID), None);
+        assert_eq!(text(Some(&parked), REASON_HEADER), Some("boom line"));
+        assert_eq!(text(Some(&parked), DELIVERIES_HEADER), Some("3"));
+        assert_eq!(text(Some(&parked), SUBJECT_HEADER), Some("p.t"));
+        // Parked twice (replayed, failed again): one reason, the newest.
+        let twice = parked_headers(Some(&parked), "ignored", 1, "again");
+        assert_eq!(text(Some(&twice), REASON_HEADER), Some("again"));
+        assert_eq!(text(Some(&twice), SUBJECT_HEADER), Some("p.t"));
+        let replayed = replayed_headers(Some(&twice));
+        assert_eq!(text(Some(&replayed), REASON_HEADER), None);
+        assert_eq!(
+            from_nats(Some(&replayed), Bytes::from_static(b"{}")).unwrap(),
+            event()
+        );
+    }
+}
