@@ -1,5 +1,5 @@
-//! Run with `cargo run -p demo` (add `-- --amqp URL`, `-- --database URL`,
-//! `-- --serve` as needed).
+//! Run with `cargo run -p demo` (add `-- --amqp URL` or `-- --nats URL`,
+//! `-- --database URL`, `-- --serve` as needed).
 //!
 //! The seed's scenario in one process: an embedded OIDC issuer, the
 //! user-service, the comment-service and the GraphQL gateway, on an
@@ -8,8 +8,9 @@
 //! (the comment-service's replica catches up, the gateway shows the new
 //! name); one deletes the account (comments anonymised); a service calls
 //! another with a client-credentials token; forged and expired tokens are
-//! refused. `--amqp URL` and `--database URL` switch to RabbitMQ and
-//! PostgreSQL; `--serve` keeps everything running and prints how to explore.
+//! refused. `--amqp URL` (or `--nats URL`, NATS JetStream) and `--database
+//! URL` switch to a real broker and PostgreSQL; `--serve` keeps everything
+//! running and prints how to explore.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use serde_json::{Value, json};
@@ -20,6 +21,7 @@ use tessera_authn::client::ClientCredentials;
 use tessera_authn::test_util::{TestClient, TestIssuer};
 use tessera_authn::{Algorithm, Issuer, JwtValidator};
 use tessera_event_bus::memory::MemoryBus;
+use tessera_event_bus::nats::{NatsBus, NatsConfig};
 use tessera_event_bus::outbox::{Outbox, OutboxRelay, OutboxRelayHandle, TableName};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
 use tessera_event_bus::router::RouterHandle;
@@ -32,9 +34,13 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Default)]
 struct Options {
     amqp: Option<String>,
+    nats: Option<String>,
     database: Option<String>,
     serve: bool,
 }
+
+const USAGE: &str =
+    "usage: demo [--amqp amqp://... | --nats nats://...] [--database postgres://...] [--serve]";
 
 fn options() -> Result<Options, String> {
     let mut options = Options::default();
@@ -42,16 +48,15 @@ fn options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--amqp" => options.amqp = Some(args.next().ok_or("--amqp needs a URL")?),
+            "--nats" => options.nats = Some(args.next().ok_or("--nats needs a URL")?),
             "--database" => options.database = Some(args.next().ok_or("--database needs a URL")?),
             "--serve" => options.serve = true,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: demo [--amqp amqp://...] [--database postgres://...] [--serve]"
-                        .to_owned(),
-                );
-            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
+    }
+    if options.amqp.is_some() && options.nats.is_some() {
+        return Err(format!("--amqp and --nats: one broker at a time\n{USAGE}"));
     }
     Ok(options)
 }
@@ -75,6 +80,32 @@ async fn main() -> ExitCode {
     }
 }
 
+/// A real broker, closed (and for NATS its streams deleted) at the end.
+enum Broker {
+    Rabbit(RabbitBus),
+    Nats(NatsBus),
+}
+
+impl Broker {
+    async fn close(self) {
+        match self {
+            Self::Rabbit(bus) => bus.close().await,
+            Self::Nats(bus) => {
+                // The demo's streams are its own: remove them with what they hold.
+                let js = async_nats::jetstream::new(bus.client().clone());
+                let streams = [
+                    bus.config().stream_name().to_owned(),
+                    bus.config().parking_stream_name(),
+                ];
+                for stream in streams {
+                    let _ = js.delete_stream(&stream).await;
+                }
+                bus.close().await;
+            }
+        }
+    }
+}
+
 /// The running system.
 struct System {
     idp: TestIssuer,
@@ -85,7 +116,7 @@ struct System {
     consumer: RouterHandle,
     /// With `--database`: the pool and the schemas to drop at the end.
     database: Option<(sqlx::PgPool, [String; 2])>,
-    rabbit: Option<RabbitBus>,
+    broker: Option<Broker>,
     http: reqwest::Client,
 }
 
@@ -112,33 +143,51 @@ async fn start(options: &Options) -> Result<System, Error> {
             .audiences(["user-service"]),
     );
 
-    let (publisher, subscriber, rabbit): (
-        Arc<dyn Publisher>,
-        Arc<dyn Subscriber>,
-        Option<RabbitBus>,
-    ) = match &options.amqp {
-        Some(url) => {
-            let bus = RabbitBus::connect(
-                RabbitConfig::new(url)
-                    .exchange(format!("tessera.demo.{}", std::process::id()))
-                    // Our own copy of the comment-service group's queue: a
-                    // service or another demo on this vhost keeps its own.
-                    .queue_prefix(format!("tessera-demo-{}.", std::process::id()))
-                    .connection_name("tessera-demo")
-                    .temporary_topology(Duration::from_secs(60)),
-            )
-            .await?;
-            (
-                Arc::new(bus.publisher()),
-                Arc::new(bus.subscriber()),
-                Some(bus),
-            )
-        }
-        None => {
-            let bus = MemoryBus::new();
-            (Arc::new(bus.publisher()), Arc::new(bus.subscriber()), None)
-        }
-    };
+    let (publisher, subscriber, broker): (Arc<dyn Publisher>, Arc<dyn Subscriber>, Option<Broker>) =
+        match (&options.amqp, &options.nats) {
+            (_, Some(url)) => {
+                let id = std::process::id();
+                let bus = NatsBus::connect(
+                    NatsConfig::new(url)
+                        // Our own streams and subjects: a service or another demo
+                        // on this server keeps its own.
+                        .stream(format!("TESSERA_DEMO_{id}"))
+                        .subject_prefix(format!("tessera.demo.{id}"))
+                        .parking_stream(format!("TESSERA_DEMO_{id}_PARKING"))
+                        .parking_prefix(format!("tessera.demo-parking.{id}"))
+                        .consumer_prefix(format!("tessera-demo-{id}-"))
+                        .connection_name("tessera-demo")
+                        .max_age(Duration::from_secs(3600)),
+                )
+                .await?;
+                (
+                    Arc::new(bus.publisher()),
+                    Arc::new(bus.subscriber()),
+                    Some(Broker::Nats(bus)),
+                )
+            }
+            (Some(url), None) => {
+                let bus = RabbitBus::connect(
+                    RabbitConfig::new(url)
+                        .exchange(format!("tessera.demo.{}", std::process::id()))
+                        // Our own copy of the comment-service group's queue: a
+                        // service or another demo on this vhost keeps its own.
+                        .queue_prefix(format!("tessera-demo-{}.", std::process::id()))
+                        .connection_name("tessera-demo")
+                        .temporary_topology(Duration::from_secs(60)),
+                )
+                .await?;
+                (
+                    Arc::new(bus.publisher()),
+                    Arc::new(bus.subscriber()),
+                    Some(Broker::Rabbit(bus)),
+                )
+            }
+            (None, None) => {
+                let bus = MemoryBus::new();
+                (Arc::new(bus.publisher()), Arc::new(bus.subscriber()), None)
+            }
+        };
     let pool = match &options.database {
         Some(url) => Some(
             sqlx::postgres::PgPoolOptions::new()
@@ -208,7 +257,7 @@ async fn start(options: &Options) -> Result<System, Error> {
                 [format!("{schema}_comments"), format!("{schema}_users")],
             )
         }),
-        rabbit,
+        broker,
         http: reqwest::Client::new(),
     })
 }
@@ -354,10 +403,11 @@ async fn run(options: Options) -> Result<bool, Error> {
     println!("   gateway (GraphQL)  {}/graphql", system.gateway_url);
     println!(
         "   bus: {}; stores: {}",
-        options
-            .amqp
-            .as_deref()
-            .map_or("in memory".to_owned(), |_| "RabbitMQ".to_owned()),
+        match (&options.amqp, &options.nats) {
+            (_, Some(_)) => "NATS JetStream",
+            (Some(_), None) => "RabbitMQ",
+            (None, None) => "in memory",
+        },
         options
             .database
             .as_deref()
@@ -651,8 +701,8 @@ async fn run(options: Options) -> Result<bool, Error> {
                 .await?;
         }
     }
-    if let Some(bus) = system.rabbit {
-        bus.close().await;
+    if let Some(broker) = system.broker {
+        broker.close().await;
     }
     println!(
         "\n{}",

@@ -41,6 +41,41 @@ fn demo_on_rabbitmq_and_postgresql_behaves_as_narrated() {
 }
 
 #[test]
+#[ignore = "needs NATS and PostgreSQL"]
+fn demo_on_nats_and_postgresql_behaves_as_narrated() {
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let db = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (ok, out) = run(&["--nats", &nats, "--database", &db]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("bus: NATS JetStream; stores: PostgreSQL"),
+        "{out}"
+    );
+    assert!(out.contains("Every step behaved as expected."), "{out}");
+}
+
+#[test]
+#[ignore = "needs NATS"]
+fn demo_on_nats_with_in_memory_stores_behaves_as_narrated() {
+    let nats = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let (ok, out) = run(&["--nats", &nats]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("bus: NATS JetStream; stores: in memory"),
+        "{out}"
+    );
+    assert!(out.contains("Every step behaved as expected."), "{out}");
+}
+
+#[test]
+fn one_broker_at_a_time() {
+    let (ok, out) = run(&["--amqp", "amqp://x", "--nats", "nats://x"]);
+    assert!(!ok);
+    assert!(out.contains("one broker at a time"), "{out}");
+}
+
+#[test]
 fn unknown_arguments_are_refused() {
     let (ok, out) = run(&["--nope"]);
     assert!(!ok);
