@@ -1,0 +1,145 @@
+//! One DPoP proof checked against what the request and the token expect:
+//! RFC 9449 §4.3, checks 2 to 12 (the single header, check 1, and the
+//! replay, are the request's: see `request.rs`).
+
+use super::htu::normalize;
+use super::jwk::ProofKey;
+use super::options::DpopOptions;
+use crate::error::{AuthnError, DpopProofError};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The longest `jti` accepted.
+const MAX_JTI_LEN: usize = 256;
+
+/// What a proof must say to be accepted for this request and token.
+pub(super) struct Expected<'a> {
+    /// The request's method.
+    pub(super) method: &'a str,
+    /// The request's URI, normalised; `None` when it cannot be known
+    /// (no `Host`), which no proof matches.
+    pub(super) uri: Option<&'a str>,
+    /// The access token the proof must hash (`ath`).
+    pub(super) access_token: &'a str,
+    /// The thumbprint the token is bound to (`cnf.jkt`).
+    pub(super) jkt: &'a str,
+    /// Our clock, Unix seconds.
+    pub(super) now: i64,
+}
+
+/// A proof that passed every check but the replay one.
+#[derive(Debug)]
+pub(super) struct Accepted {
+    pub(super) jti: String,
+    pub(super) iat: i64,
+    pub(super) thumbprint: String,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    typ: Option<String>,
+    alg: String,
+    #[serde(default)]
+    jwk: Option<Value>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    jti: String,
+    htm: String,
+    htu: String,
+    iat: i64,
+    #[serde(default)]
+    ath: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// Checks `proof` against `expected` under `options`.
+pub(super) fn check(
+    proof: &str,
+    expected: &Expected<'_>,
+    options: &DpopOptions,
+) -> Result<Accepted, AuthnError> {
+    let bad = AuthnError::InvalidDpopProof;
+    let mut parts = proof.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad(DpopProofError::Malformed));
+    };
+    let header: Header = decode(h).ok_or(bad(DpopProofError::Malformed))?;
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"))
+    {
+        return Err(bad(DpopProofError::InvalidType));
+    }
+    if header.crit.is_some() {
+        return Err(bad(DpopProofError::Malformed));
+    }
+    let alg: Algorithm = header
+        .alg
+        .parse()
+        .map_err(|_| bad(DpopProofError::AlgorithmNotAllowed))?;
+    if !options.algorithms.contains(&alg) {
+        return Err(bad(DpopProofError::AlgorithmNotAllowed));
+    }
+    let jwk = header.jwk.as_ref().ok_or(bad(DpopProofError::InvalidKey))?;
+    let key = ProofKey::from_jwk(jwk, alg).map_err(bad)?;
+    let message = &proof[..h.len() + 1 + p.len()];
+    match jsonwebtoken::crypto::verify(s, message.as_bytes(), &key.key, alg) {
+        Ok(true) => {}
+        _ => return Err(bad(DpopProofError::InvalidSignature)),
+    }
+    let claims: Payload = decode(p).ok_or(bad(DpopProofError::Malformed))?;
+    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+        return Err(bad(DpopProofError::Malformed));
+    }
+    if claims.htm != expected.method {
+        return Err(bad(DpopProofError::MethodMismatch));
+    }
+    let htu = normalize(&claims.htu);
+    if htu.is_none() || htu.as_deref() != expected.uri {
+        return Err(bad(DpopProofError::UriMismatch));
+    }
+    if claims.iat < expected.now.saturating_sub(options.max_age) {
+        return Err(bad(DpopProofError::Expired));
+    }
+    if claims.iat > expected.now.saturating_add(options.max_skew) {
+        return Err(bad(DpopProofError::IssuedInFuture));
+    }
+    let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(expected.access_token.as_bytes()));
+    if claims.ath.as_deref() != Some(ath.as_str()) {
+        return Err(bad(DpopProofError::AccessTokenHashMismatch));
+    }
+    if key.thumbprint != expected.jkt {
+        return Err(bad(DpopProofError::KeyMismatch));
+    }
+    if let Some(nonces) = &options.nonces
+        && !claims
+            .nonce
+            .as_deref()
+            .is_some_and(|n| nonces.accepts(n, expected.now))
+    {
+        return Err(AuthnError::UseDpopNonce);
+    }
+    Ok(Accepted {
+        jti: claims.jti,
+        iat: claims.iat,
+        thumbprint: key.thumbprint,
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
