@@ -648,3 +648,90 @@ async fn an_unsupported_confirmation_method_is_refused() {
         &AuthnError::UnsupportedConfirmation,
     );
 }
+
+/// A replay store that cannot answer.
+#[derive(Debug)]
+struct BrokenStore;
+
+impl tessera_authn::dpop::ReplayStore for BrokenStore {
+    fn first_use(&self, _key: [u8; 32], _until: i64) -> tessera_authn::dpop::ReplayFuture<'_> {
+        Box::pin(async {
+            Err(tessera_authn::dpop::ReplayStoreError(
+                "connection refused".into(),
+            ))
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_replay_store_fails_closed_with_503() {
+    let s = setup(DpopOptions::new().replay_store(BrokenStore)).await;
+    let proof = s.key.proof("GET", &s.url).access_token(&s.token).sign();
+    let answer = get_dpop(&s.url, &s.token, proof).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(answer.challenges.is_empty());
+    assert_eq!(answer.body["error"], "temporarily_unavailable");
+    // Bearer tokens do not touch the store.
+    let unbound = s.idp.token().sign();
+    let ok = call(
+        reqwest::Method::GET,
+        &s.url,
+        Some(format!("Bearer {unbound}")),
+        &[],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+}
+
+#[tokio::test]
+async fn a_proof_checked_while_keys_are_fetched_is_still_checked() {
+    // The first request waits for discovery and JWKS (the deferred path);
+    // its proof is checked there too.
+    let s = setup(DpopOptions::new()).await;
+    let thief = DpopKey::generate(Algorithm::ES256);
+    let proof = thief.proof("GET", &s.url).access_token(&s.token).sign();
+    get_dpop(&s.url, &s.token, proof).await.refused(
+        "DPoP",
+        "invalid_dpop_proof",
+        &proof_error(P::KeyMismatch),
+    );
+    let proof = s.key.proof("GET", &s.url).access_token(&s.token).sign();
+    assert_eq!(get_dpop(&s.url, &s.token, proof.clone()).await.status, 200);
+    get_dpop(&s.url, &s.token, proof).await.refused(
+        "DPoP",
+        "invalid_dpop_proof",
+        &proof_error(P::Replayed),
+    );
+}
+
+#[tokio::test]
+async fn an_introspected_token_with_cnf_is_bound_too() {
+    use tessera_authn::introspection::Introspection;
+    use tessera_authn::test_util::TestClient;
+    let idp = TestIssuer::start().await.unwrap();
+    idp.add_client(TestClient::new("orders-api", "s3cret"));
+    let validator = tessera_authn::JwtValidator::builder()
+        .issuer(
+            tessera_authn::Issuer::new(idp.issuer())
+                .audience(idp.audience())
+                .introspection(Introspection::new("orders-api", "s3cret")),
+        )
+        .build()
+        .unwrap();
+    let server = serve(AuthnLayer::new(validator).dpop(DpopOptions::new())).await;
+    let url = format!("{}/me", server.base);
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = idp.token().subject("acme").bound_to(&key).opaque();
+    call(
+        reqwest::Method::GET,
+        &url,
+        Some(format!("Bearer {token}")),
+        &[],
+    )
+    .await
+    .refused("Bearer", "invalid_token", &AuthnError::BoundToken);
+    let proof = key.proof("GET", &url).access_token(&token).sign();
+    let ok = get_dpop(&url, &token, proof).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.body["cnf"]["jkt"], key.thumbprint());
+}
