@@ -735,3 +735,46 @@ async fn an_introspected_token_with_cnf_is_bound_too() {
     assert_eq!(ok.status, 200, "{ok:?}");
     assert_eq!(ok.body["cnf"]["jkt"], key.thumbprint());
 }
+
+#[tokio::test]
+async fn the_test_issuer_binds_tokens_requested_with_a_proof() {
+    use tessera_authn::test_util::TestClient;
+    let idp = TestIssuer::start().await.unwrap();
+    idp.add_client(TestClient::new("svc", "s3cret"));
+    let key = DpopKey::generate(Algorithm::ES256);
+    let request = |proof: Option<String>| {
+        let mut req = reqwest::Client::new()
+            .post(idp.token_url())
+            .basic_auth("svc", Some("s3cret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials");
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
+        }
+        req.send()
+    };
+    let res = request(Some(key.proof("POST", &idp.token_url()).sign()))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let server = serve(AuthnLayer::new(discovery_validator(&idp)).dpop(DpopOptions::new())).await;
+    let url = format!("{}/me", server.base);
+    let proof = key.proof("GET", &url).access_token(&token).sign();
+    let ok = get_dpop(&url, &token, proof).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.body["cnf"]["jkt"], key.thumbprint());
+
+    // A proof for another URL: 400 invalid_dpop_proof, no token.
+    let res = request(Some(key.proof("POST", &url).sign())).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof");
+    // No proof: a bearer token.
+    let text = request(None).await.unwrap().text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+}

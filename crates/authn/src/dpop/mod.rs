@@ -23,6 +23,8 @@ pub use nonce::DEFAULT_NONCE_ROTATION;
 pub use options::{
     DEFAULT_MAX_PROOF_LEN, DEFAULT_PROOF_MAX_AGE, DEFAULT_PROOF_MAX_SKEW, DpopOptions, DpopPolicy,
 };
+#[cfg(feature = "test-util")]
+pub(crate) use proof::token_request_jkt;
 pub use replay::{
     DEFAULT_REPLAY_ENTRIES, FirstUse, InMemoryReplayStore, ReplayFuture, ReplayStore,
     ReplayStoreError,

@@ -62,12 +62,16 @@ struct Payload {
     nonce: Option<String>,
 }
 
-/// Checks `proof` against `expected` under `options`.
-pub(super) fn check(
-    proof: &str,
-    expected: &Expected<'_>,
-    options: &DpopOptions,
-) -> Result<Accepted, AuthnError> {
+/// A proof whose signature verified with its embedded public key.
+pub(super) struct Signed {
+    claims: Payload,
+    thumbprint: String,
+}
+
+/// RFC 9449 §4.3 checks 2 to 7: a JWS of type `dpop+jwt`, an allowed
+/// asymmetric `alg`, a public `jwk` that verifies the signature, and the
+/// claims every proof has.
+pub(super) fn verify_signature(proof: &str, options: &DpopOptions) -> Result<Signed, AuthnError> {
     let bad = AuthnError::InvalidDpopProof;
     let mut parts = proof.split('.');
     let (Some(h), Some(p), Some(s), None) =
@@ -104,28 +108,58 @@ pub(super) fn check(
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
         return Err(bad(DpopProofError::Malformed));
     }
-    if claims.htm != expected.method {
-        return Err(bad(DpopProofError::MethodMismatch));
+    Ok(Signed {
+        claims,
+        thumbprint: key.thumbprint,
+    })
+}
+
+impl Signed {
+    /// Checks 8, 9 and 11: `htm`, `htu` and `iat`.
+    fn check_request(
+        &self,
+        method: &str,
+        uri: Option<&str>,
+        now: i64,
+        options: &DpopOptions,
+    ) -> Result<(), AuthnError> {
+        let bad = AuthnError::InvalidDpopProof;
+        if self.claims.htm != method {
+            return Err(bad(DpopProofError::MethodMismatch));
+        }
+        let htu = normalize(&self.claims.htu);
+        if htu.is_none() || htu.as_deref() != uri {
+            return Err(bad(DpopProofError::UriMismatch));
+        }
+        if self.claims.iat < now.saturating_sub(options.max_age) {
+            return Err(bad(DpopProofError::Expired));
+        }
+        if self.claims.iat > now.saturating_add(options.max_skew) {
+            return Err(bad(DpopProofError::IssuedInFuture));
+        }
+        Ok(())
     }
-    let htu = normalize(&claims.htu);
-    if htu.is_none() || htu.as_deref() != expected.uri {
-        return Err(bad(DpopProofError::UriMismatch));
-    }
-    if claims.iat < expected.now.saturating_sub(options.max_age) {
-        return Err(bad(DpopProofError::Expired));
-    }
-    if claims.iat > expected.now.saturating_add(options.max_skew) {
-        return Err(bad(DpopProofError::IssuedInFuture));
-    }
+}
+
+/// Checks `proof` against `expected` under `options`.
+pub(super) fn check(
+    proof: &str,
+    expected: &Expected<'_>,
+    options: &DpopOptions,
+) -> Result<Accepted, AuthnError> {
+    let bad = AuthnError::InvalidDpopProof;
+    let signed = verify_signature(proof, options)?;
+    signed.check_request(expected.method, expected.uri, expected.now, options)?;
     let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(expected.access_token.as_bytes()));
-    if claims.ath.as_deref() != Some(ath.as_str()) {
+    if signed.claims.ath.as_deref() != Some(ath.as_str()) {
         return Err(bad(DpopProofError::AccessTokenHashMismatch));
     }
-    if key.thumbprint != expected.jkt {
+    if signed.thumbprint != expected.jkt {
         return Err(bad(DpopProofError::KeyMismatch));
     }
     if let Some(nonces) = &options.nonces
-        && !claims
+        && !signed
+            .claims
             .nonce
             .as_deref()
             .is_some_and(|n| nonces.accepts(n, expected.now))
@@ -133,10 +167,25 @@ pub(super) fn check(
         return Err(AuthnError::UseDpopNonce);
     }
     Ok(Accepted {
-        jti: claims.jti,
-        iat: claims.iat,
-        thumbprint: key.thumbprint,
+        jti: signed.claims.jti,
+        iat: signed.claims.iat,
+        thumbprint: signed.thumbprint,
     })
+}
+
+/// The thumbprint of the key of a token request's proof (RFC 9449 §5):
+/// checked as a resource server checks one, `POST` to `token_url`, without
+/// an access token to hash.
+#[cfg(feature = "test-util")]
+pub(crate) fn token_request_jkt(
+    proof: &str,
+    token_url: &str,
+    options: &DpopOptions,
+) -> Result<String, AuthnError> {
+    let signed = verify_signature(proof, options)?;
+    let uri = normalize(token_url);
+    signed.check_request("POST", uri.as_deref(), crate::time::now(), options)?;
+    Ok(signed.thumbprint)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
