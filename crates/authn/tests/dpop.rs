@@ -778,3 +778,30 @@ async fn the_test_issuer_binds_tokens_requested_with_a_proof() {
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["token_type"], "Bearer");
 }
+
+#[tokio::test]
+async fn a_fractional_iat_is_a_numeric_date_and_a_string_is_not() {
+    let s = setup(DpopOptions::new()).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let proof = s
+        .key
+        .proof("GET", &s.url)
+        .access_token(&s.token)
+        .claim("iat", now - 0.5)
+        .sign();
+    assert_eq!(get_dpop(&s.url, &s.token, proof).await.status, 200);
+    let proof = s
+        .key
+        .proof("GET", &s.url)
+        .access_token(&s.token)
+        .claim("iat", "now")
+        .sign();
+    get_dpop(&s.url, &s.token, proof).await.refused(
+        "DPoP",
+        "invalid_dpop_proof",
+        &proof_error(P::Malformed),
+    );
+}

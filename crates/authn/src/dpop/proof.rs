@@ -55,6 +55,7 @@ struct Payload {
     jti: String,
     htm: String,
     htu: String,
+    #[serde(deserialize_with = "numeric_date")]
     iat: i64,
     #[serde(default)]
     ath: Option<String>,
@@ -186,6 +187,19 @@ pub(crate) fn token_request_jkt(
     let uri = normalize(token_url);
     signed.check_request("POST", uri.as_deref(), crate::time::now(), options)?;
     Ok(signed.thumbprint)
+}
+
+/// A NumericDate: integer or not (RFC 7519 §2), to the second below.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(d)?;
+    if let Some(secs) = number.as_i64() {
+        return Ok(secs);
+    }
+    match number.as_f64() {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(secs) if secs.is_finite() && secs.abs() < 1e15 => Ok(secs.floor() as i64),
+        _ => Err(serde::de::Error::custom("iat out of range")),
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
