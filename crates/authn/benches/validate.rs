@@ -210,5 +210,77 @@ fn cold(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate, layer, cold);
+/// The layer with DPoP: an RS256 token bound to an ES256 key, a fresh
+/// proof per request (minted outside the measurement), cold and cached.
+fn dpop(c: &mut Criterion) {
+    use criterion::BatchSize;
+    use tessera_authn::dpop::{DpopOptions, InMemoryReplayStore};
+    use tessera_authn::test_util::DpopKey;
+
+    let s = setup();
+    let mut group = c.benchmark_group("layer");
+    group
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let key = DpopKey::generate(Algorithm::ES256);
+    let token = s
+        .idp
+        .token()
+        .expires_in_secs(24 * 3600)
+        .claim("scope", "read write admin")
+        .bound_to(&key)
+        .sign();
+    let authorization = format!("DPoP {token}");
+    for (cache, suffix) in [(false, ""), (true, "_cached")] {
+        let options = DpopOptions::new().replay_store(InMemoryReplayStore::new(50_000_000));
+        let service = AuthnLayer::new(validator(&s, cache))
+            .dpop(options)
+            .layer(tower::service_fn(|req: Request<String>| async move {
+                Ok::<_, Infallible>(http::Response::new(bytes::Bytes::from(
+                    req.extensions()
+                        .get::<tessera_authn::Principal>()
+                        .map_or(0, |_| 1)
+                        .to_string(),
+                )))
+            }));
+        let request = || {
+            let proof = key
+                .proof("GET", "http://api.example/me")
+                .access_token(&token)
+                .sign();
+            Request::get("/me")
+                .header(http::header::HOST, "api.example")
+                .header(http::header::AUTHORIZATION, authorization.as_str())
+                .header("dpop", proof)
+                .body(String::new())
+                .expect("request")
+        };
+        group.bench_function(
+            BenchmarkId::new(format!("authn_layer_dpop{suffix}"), "RS256+ES256"),
+            |b| {
+                b.iter_batched(
+                    request,
+                    |req| {
+                        let mut svc = service.clone();
+                        let res = svc
+                            .ready()
+                            .now_or_never()
+                            .expect("ready")
+                            .expect("ready")
+                            .call(req)
+                            .now_or_never()
+                            .expect("no fetch")
+                            .expect("response");
+                        assert_eq!(res.status(), 200);
+                        res
+                    },
+                    BatchSize::SmallInput,
+                );
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate, layer, cold, dpop);
 criterion_main!(benches);

@@ -76,6 +76,116 @@ pub enum AuthnError {
     /// our credentials). A server-side condition, answered with 503.
     #[error("token introspection unavailable")]
     IntrospectionUnavailable,
+    /// The token is sender-constrained (it carries `cnf`) but was presented
+    /// as a bearer token, or validated without the request it came with.
+    #[error("sender-constrained token presented as a bearer token")]
+    BoundToken,
+    /// The token's `cnf` names a confirmation method we do not check.
+    #[error("unsupported confirmation method")]
+    UnsupportedConfirmation,
+    /// The token came with the `DPoP` scheme but is not bound to a key (no `cnf.jkt`).
+    #[error("token not bound to a dpop key")]
+    TokenNotBound,
+    /// The issuer's policy requires DPoP and the token came as a bearer token.
+    #[error("dpop-bound token required")]
+    DpopRequired,
+    /// The token came with the `DPoP` scheme and its issuer's policy accepts
+    /// bearer tokens only.
+    #[error("dpop not accepted for this issuer")]
+    DpopNotAccepted,
+    /// The DPoP proof is missing or invalid (RFC 9449 §4.3).
+    #[error("invalid dpop proof: {0}")]
+    InvalidDpopProof(DpopProofError),
+    /// The server demands a nonce in the proof and it is missing or stale
+    /// (RFC 9449 §8); the answer carries a fresh one in `DPoP-Nonce`.
+    #[error("dpop nonce required")]
+    UseDpopNonce,
+    /// The proof's `jti` could not be checked against the replay store.
+    /// A server-side condition, answered with 503.
+    #[error("dpop replay store unavailable")]
+    ReplayStoreUnavailable,
+    /// The token is bound to a client certificate (`cnf["x5t#S256"]`, RFC
+    /// 8705) and the request came without one.
+    #[error("client certificate required")]
+    MissingCertificate,
+    /// The client certificate is not the one the token is bound to.
+    #[error("client certificate does not match the token")]
+    CertificateMismatch,
+}
+
+/// Why a DPoP proof was refused: each check of RFC 9449 §4.3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpopProofError {
+    /// No `DPoP` header.
+    #[error("missing")]
+    Missing,
+    /// More than one `DPoP` header.
+    #[error("more than one proof")]
+    Multiple,
+    /// Not a compact JWS of valid JSON with the required claims, or too large.
+    #[error("malformed")]
+    Malformed,
+    /// The header's `typ` is not `dpop+jwt`.
+    #[error("wrong type")]
+    InvalidType,
+    /// `alg` is `none`, symmetric, unknown or not allowed.
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// The `jwk` header is missing, malformed, or does not fit `alg`.
+    #[error("invalid key")]
+    InvalidKey,
+    /// The `jwk` header carries a private key.
+    #[error("private key in proof")]
+    PrivateKey,
+    /// The signature does not verify with the embedded key.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// `htm` is not the request's method.
+    #[error("method mismatch")]
+    MethodMismatch,
+    /// `htu` is not the request's URI.
+    #[error("uri mismatch")]
+    UriMismatch,
+    /// `iat` is older than the acceptance window.
+    #[error("expired")]
+    Expired,
+    /// `iat` lies in the future beyond the allowed skew.
+    #[error("issued in the future")]
+    IssuedInFuture,
+    /// A proof with this `jti` was already accepted.
+    #[error("replayed")]
+    Replayed,
+    /// `ath` is missing or not the hash of the access token.
+    #[error("access token hash mismatch")]
+    AccessTokenHashMismatch,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`).
+    #[error("key does not match the token")]
+    KeyMismatch,
+}
+
+impl DpopProofError {
+    /// A short, stable, machine-readable code for metrics and logs.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "dpop_missing",
+            Self::Multiple => "dpop_multiple",
+            Self::Malformed => "dpop_malformed",
+            Self::InvalidType => "dpop_invalid_type",
+            Self::AlgorithmNotAllowed => "dpop_algorithm_not_allowed",
+            Self::InvalidKey => "dpop_invalid_key",
+            Self::PrivateKey => "dpop_private_key",
+            Self::InvalidSignature => "dpop_invalid_signature",
+            Self::MethodMismatch => "dpop_method_mismatch",
+            Self::UriMismatch => "dpop_uri_mismatch",
+            Self::Expired => "dpop_expired",
+            Self::IssuedInFuture => "dpop_issued_in_future",
+            Self::Replayed => "dpop_replayed",
+            Self::AccessTokenHashMismatch => "dpop_ath_mismatch",
+            Self::KeyMismatch => "dpop_key_mismatch",
+        }
+    }
 }
 
 impl AuthnError {
@@ -103,17 +213,33 @@ impl AuthnError {
             Self::KeysUnavailable => "keys_unavailable",
             Self::Inactive => "inactive",
             Self::IntrospectionUnavailable => "introspection_unavailable",
+            Self::BoundToken => "bound_token",
+            Self::UnsupportedConfirmation => "unsupported_confirmation",
+            Self::TokenNotBound => "token_not_bound",
+            Self::DpopRequired => "dpop_required",
+            Self::DpopNotAccepted => "dpop_not_accepted",
+            Self::InvalidDpopProof(e) => e.reason(),
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::ReplayStoreUnavailable => "replay_store_unavailable",
+            Self::MissingCertificate => "missing_certificate",
+            Self::CertificateMismatch => "certificate_mismatch",
         }
     }
 
     /// The RFC 6750 error code for the challenge: `None` when no credentials
     /// were sent (RFC 6750 §3.1), `invalid_request` for malformed requests,
-    /// `invalid_token` otherwise.
+    /// `invalid_dpop_proof` and `use_dpop_nonce` for DPoP proofs (RFC 9449
+    /// §7.1, §8), `invalid_token` otherwise.
     #[must_use]
     pub fn oauth_error(&self) -> Option<&'static str> {
         match self {
-            Self::MissingToken | Self::KeysUnavailable | Self::IntrospectionUnavailable => None,
+            Self::MissingToken
+            | Self::KeysUnavailable
+            | Self::IntrospectionUnavailable
+            | Self::ReplayStoreUnavailable => None,
             Self::MalformedRequest => Some("invalid_request"),
+            Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce => Some("use_dpop_nonce"),
             _ => Some("invalid_token"),
         }
     }
@@ -124,11 +250,17 @@ impl AuthnError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             Self::MalformedRequest => http::StatusCode::BAD_REQUEST,
-            Self::KeysUnavailable | Self::IntrospectionUnavailable => {
-                http::StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::KeysUnavailable
+            | Self::IntrospectionUnavailable
+            | Self::ReplayStoreUnavailable => http::StatusCode::SERVICE_UNAVAILABLE,
             _ => http::StatusCode::UNAUTHORIZED,
         }
+    }
+
+    /// Whether this is a server-side condition (503), not the caller's fault.
+    #[must_use]
+    pub fn unavailable(&self) -> bool {
+        self.status() == http::StatusCode::SERVICE_UNAVAILABLE
     }
 }
 
@@ -193,6 +325,9 @@ pub enum ConfigError {
     /// The introspection settings are invalid.
     #[error("introspection: {0}")]
     Introspection(String),
+    /// The DPoP settings are invalid.
+    #[error("dpop: {0}")]
+    Dpop(String),
     /// A multi-tenant issuer's settings are invalid.
     #[error("multi-tenant issuer {0}")]
     Tenants(String),

@@ -354,13 +354,19 @@ impl Introspector {
         claims: &Map<String, Value>,
         now: i64,
     ) -> Result<Principal<E>, AuthnError> {
+        let confirmation = crate::confirmation::Confirmation::from_claims(claims)?;
         let claims: Claims<E> = serde_json::from_value(Value::Object(claims.clone()))
             .map_err(|_| AuthnError::InvalidClaims)?;
         // A cached answer is rechecked against the clock.
         if claims.exp.saturating_add(self.leeway) < now {
             return Err(AuthnError::Expired);
         }
-        Ok(Principal::new(Arc::clone(&self.iss), claims, token))
+        Ok(Principal::bound(
+            Arc::clone(&self.iss),
+            claims,
+            token,
+            confirmation,
+        ))
     }
 }
 

@@ -7,6 +7,9 @@ mod cache;
 pub mod claims;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod confirmation;
+#[cfg(feature = "dpop")]
+pub mod dpop;
 #[cfg(any(feature = "client", feature = "introspection"))]
 mod endpoint;
 pub mod error;
@@ -15,17 +18,21 @@ pub mod introspection;
 #[cfg(feature = "remote")]
 pub mod jwks;
 pub mod keys;
+pub mod mtls;
 pub mod principal;
 mod signature;
+pub mod thumbprint;
 mod time;
 pub mod validator;
 
 pub use claims::{Audience, Claims, ExtraClaims};
-pub use error::{AuthnError, ConfigError, KeyError};
+pub use confirmation::Confirmation;
+pub use error::{AuthnError, ConfigError, DpopProofError, KeyError};
 pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "remote")]
 pub use jwks::{JwksCache, JwksOptions};
 pub use keys::KeySet;
+pub use mtls::{CertificateSource, ClientCertificate};
 pub use principal::Principal;
 pub use validator::{Issuer, JwtValidator, JwtValidatorBuilder, TENANT_PLACEHOLDER, TokenTypes};
 pub mod layer;

@@ -12,6 +12,7 @@
 //! ```
 
 use crate::claims::{Claims, ExtraClaims};
+use crate::confirmation::Confirmation;
 use crate::error::Redacted;
 use std::fmt;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ struct Inner<E> {
     issuer: Arc<str>,
     claims: Claims<E>,
     token: Box<str>,
+    confirmation: Option<Confirmation>,
 }
 
 impl<E> Principal<E> {
@@ -39,8 +41,33 @@ impl<E> Principal<E> {
                 issuer: issuer.into(),
                 claims,
                 token: token.into(),
+                confirmation: None,
             }),
         }
+    }
+
+    /// Builds the principal of a sender-constrained token: bound by `cnf`.
+    pub fn bound(
+        issuer: impl Into<Arc<str>>,
+        claims: Claims<E>,
+        token: impl Into<Box<str>>,
+        confirmation: Option<Confirmation>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                issuer: issuer.into(),
+                claims,
+                token: token.into(),
+                confirmation,
+            }),
+        }
+    }
+
+    /// The token's `cnf`: what it is bound to, if it is sender-constrained.
+    /// The [`AuthnLayer`](crate::AuthnLayer) has checked the binding.
+    #[must_use]
+    pub fn confirmation(&self) -> Option<&Confirmation> {
+        self.inner.confirmation.as_ref()
     }
 
     /// The trusted issuer that vouched for this token (its configured URL).
@@ -83,6 +110,7 @@ impl<E: fmt::Debug> fmt::Debug for Principal<E> {
             .field("issuer", &self.inner.issuer)
             .field("claims", &self.inner.claims)
             .field("token", &Redacted)
+            .field("confirmation", &self.inner.confirmation)
             .finish()
     }
 }

@@ -1,6 +1,6 @@
 //! Run with `AUTHN_ISSUER=https://idp.example AUTHN_AUDIENCE=api cargo run -p protected-api`.
 
-use protected_api::{Config, app};
+use protected_api::{Config, app_with};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -15,6 +15,13 @@ async fn main() -> ExitCode {
         .init();
     let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => config,
+        Err(problem) => {
+            tracing::error!("configuration error: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    let dpop = match config.dpop_options() {
+        Ok(dpop) => dpop,
         Err(problem) => {
             tracing::error!("configuration error: {problem}");
             return ExitCode::from(2);
@@ -38,8 +45,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(bind = %config.bind, issuer = %config.issuer, "protected-api listening");
-    let server = axum::serve(listener, app(validator)).with_graceful_shutdown(async {
+    tracing::info!(
+        bind = %config.bind,
+        issuer = %config.issuer,
+        dpop = ?config.dpop,
+        dpop_nonce = config.dpop_nonce,
+        "protected-api listening"
+    );
+    let server = axum::serve(listener, app_with(validator, dpop)).with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     });
     match server.await {

@@ -3,16 +3,27 @@
 
 use serde_json::Value;
 use std::process::Command;
-use tessera_authn::test_util::TestIssuer;
+use tessera_authn::Algorithm;
+use tessera_authn::test_util::{DpopKey, TestIssuer};
 
-async fn start(idp: &TestIssuer, jwks_url: Option<String>) -> String {
-    let config = protected_api::Config {
+fn config(idp: &TestIssuer, jwks_url: Option<String>) -> protected_api::Config {
+    protected_api::Config {
         issuer: idp.issuer().to_owned(),
         audience: idp.audience().to_owned(),
         jwks_url,
         bind: "127.0.0.1:0".parse().unwrap(),
-    };
-    let app = protected_api::app(config.validator().unwrap());
+        dpop: protected_api::DpopMode::Allow,
+        dpop_nonce: false,
+        public_url: None,
+    }
+}
+
+async fn start(idp: &TestIssuer, jwks_url: Option<String>) -> String {
+    serve(config(idp, jwks_url)).await
+}
+
+async fn serve(config: protected_api::Config) -> String {
+    let app = protected_api::app_with(config.validator().unwrap(), config.dpop_options().unwrap());
     let listener = tokio::net::TcpListener::bind(config.bind).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -71,6 +82,128 @@ async fn routes_answer_as_specified() {
         let wrong_aud = idp.token().audience("other").claim("scope", "admin").sign();
         assert_eq!(get("/me", Some(wrong_aud)).await.unwrap().status(), 401);
     }
+}
+
+/// A GET of `url` with `authorization` and an optional proof: status,
+/// body, the challenges and the `DPoP-Nonce`.
+async fn get(
+    url: &str,
+    authorization: String,
+    proof: Option<String>,
+) -> (u16, Value, Vec<String>, Option<String>) {
+    let mut req = reqwest::Client::new()
+        .get(url)
+        .header("authorization", authorization);
+    if let Some(proof) = proof {
+        req = req.header("dpop", proof);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenges = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let nonce = res
+        .headers()
+        .get("dpop-nonce")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = serde_json::from_str(&res.text().await.unwrap()).unwrap_or(Value::Null);
+    (status, body, challenges, nonce)
+}
+
+#[tokio::test]
+async fn authn_dpop_allow_accepts_both_and_a_bound_token_only_with_its_proof() {
+    let idp = TestIssuer::start().await.unwrap();
+    let base = start(&idp, None).await;
+    let url = format!("{base}/me");
+    let key = DpopKey::generate(Algorithm::ES256);
+    let bound = idp.token().subject("alice").bound_to(&key).sign();
+    let proof = key.proof("GET", &url).access_token(&bound).sign();
+    let (status, body, _, _) = get(&url, format!("DPoP {bound}"), Some(proof)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(body["cnf"]["jkt"], key.thumbprint());
+    let (status, body, challenges, _) = get(&url, format!("Bearer {bound}"), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_token");
+    assert!(challenges[0].starts_with(r#"Bearer realm="protected-api", error="invalid_token""#));
+    assert!(challenges[1].starts_with(r#"DPoP realm="protected-api", algs=""#));
+    let (status, body, _, _) = get(&url, format!("Bearer {}", idp.token().sign()), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("cnf").is_none());
+}
+
+#[tokio::test]
+async fn authn_dpop_require_refuses_bearer_and_off_refuses_bound_tokens() {
+    let idp = TestIssuer::start().await.unwrap();
+    let key = DpopKey::generate(Algorithm::ES256);
+    let bound = idp.token().bound_to(&key).sign();
+
+    let mut require = config(&idp, None);
+    require.dpop = protected_api::DpopMode::Require;
+    let url = format!("{}/me", serve(require).await);
+    let (status, _, challenges, _) =
+        get(&url, format!("Bearer {}", idp.token().sign()), None).await;
+    assert_eq!(status, 401);
+    assert_eq!(challenges.len(), 1);
+    assert!(challenges[0].contains(r#"error_description="dpop-bound token required""#));
+    let proof = key.proof("GET", &url).access_token(&bound).sign();
+    assert_eq!(get(&url, format!("DPoP {bound}"), Some(proof)).await.0, 200);
+
+    let mut off = config(&idp, None);
+    off.dpop = protected_api::DpopMode::Off;
+    let url = format!("{}/me", serve(off).await);
+    assert_eq!(get(&url, format!("Bearer {bound}"), None).await.0, 401);
+    let proof = key.proof("GET", &url).access_token(&bound).sign();
+    let (status, _, challenges, _) = get(&url, format!("DPoP {bound}"), Some(proof)).await;
+    assert_eq!(status, 401);
+    assert_eq!(challenges, [r#"Bearer realm="protected-api""#]);
+    assert_eq!(
+        get(&url, format!("Bearer {}", idp.token().sign()), None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn authn_dpop_nonce_and_public_url() {
+    let idp = TestIssuer::start().await.unwrap();
+    let key = DpopKey::generate(Algorithm::ES256);
+    let bound = idp.token().bound_to(&key).sign();
+    let mut c = config(&idp, None);
+    c.dpop_nonce = true;
+    c.public_url = Some("https://api.example.com".into());
+    let url = format!("{}/me", serve(c).await);
+    let public = "https://api.example.com/me";
+    let proof = key.proof("GET", public).access_token(&bound).sign();
+    let (status, body, challenges, nonce) = get(&url, format!("DPoP {bound}"), Some(proof)).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "use_dpop_nonce");
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.contains(r#"error="use_dpop_nonce""#))
+    );
+    let nonce = nonce.expect("DPoP-Nonce");
+    let proof = key
+        .proof("GET", public)
+        .access_token(&bound)
+        .nonce(&nonce)
+        .sign();
+    let (status, body, _, _) = get(&url, format!("DPoP {bound}"), Some(proof)).await;
+    assert_eq!(status, 200, "{body}");
+    // htu names the public URL, not the address the request reached.
+    let proof = key
+        .proof("GET", &url)
+        .access_token(&bound)
+        .nonce(&nonce)
+        .sign();
+    let (status, body, _, _) = get(&url, format!("DPoP {bound}"), Some(proof)).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_dpop_proof");
 }
 
 #[test]

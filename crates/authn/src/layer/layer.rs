@@ -5,6 +5,9 @@ use super::refusal::{Grpc, Http};
 use super::service::Authn;
 use super::token::{DEFAULT_MAX_HEADER_LEN, TokenLocation};
 use crate::claims::ExtraClaims;
+#[cfg(feature = "dpop")]
+use crate::dpop::DpopOptions;
+use crate::mtls::CertificateSource;
 use crate::validator::JwtValidator;
 use http::{HeaderName, HeaderValue};
 use std::fmt;
@@ -13,12 +16,38 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 /// What the layer's services share.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Config {
     pub(super) realm: HeaderValue,
     pub(super) location: TokenLocation,
     pub(super) optional: bool,
     pub(super) max_header_len: usize,
+    pub(super) certificates: CertificateSource,
+    #[cfg(feature = "dpop")]
+    pub(super) dpop: Option<Arc<DpopOptions>>,
+}
+
+impl Config {
+    pub(super) fn new() -> Self {
+        Self {
+            realm: HeaderValue::from_static("api"),
+            location: TokenLocation::AuthorizationHeader,
+            optional: false,
+            max_header_len: DEFAULT_MAX_HEADER_LEN,
+            certificates: CertificateSource::Extension,
+            #[cfg(feature = "dpop")]
+            dpop: None,
+        }
+    }
+
+    /// Whether the `DPoP` scheme is looked for.
+    #[cfg_attr(not(feature = "dpop"), allow(clippy::unused_self))]
+    pub(super) fn dpop_on(&self) -> bool {
+        #[cfg(feature = "dpop")]
+        return self.dpop.as_ref().is_some_and(|d| d.any_dpop());
+        #[cfg(not(feature = "dpop"))]
+        false
+    }
 }
 
 /// Validates the bearer token of every request; see the [module docs](super).
@@ -62,12 +91,7 @@ impl<E> AuthnLayer<E> {
     pub fn new(validator: JwtValidator<E>) -> Self {
         Self {
             validator,
-            config: Arc::new(Config {
-                realm: HeaderValue::from_static("api"),
-                location: TokenLocation::AuthorizationHeader,
-                optional: false,
-                max_header_len: DEFAULT_MAX_HEADER_LEN,
-            }),
+            config: Arc::new(Config::new()),
             mode: PhantomData,
         }
     }
@@ -146,13 +170,25 @@ impl<E, M> AuthnLayer<E, M> {
         self.map_config(|c| c.max_header_len = len)
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449) as `options` say: the `DPoP`
+    /// scheme with a proof, each issuer's policy, replay protection,
+    /// nonces. Without this, bearer tokens only, and a DPoP-bound token is
+    /// refused. See [`crate::dpop`].
+    #[cfg(feature = "dpop")]
+    pub fn dpop(self, options: DpopOptions) -> Self {
+        let options = Arc::new(options);
+        self.map_config(|c| c.dpop = Some(options))
+    }
+
+    /// Where the client certificate of certificate-bound tokens (RFC 8705)
+    /// comes from (default a [`ClientCertificate`](crate::ClientCertificate)
+    /// request extension). See [`crate::mtls`].
+    pub fn client_certificate_from(self, source: CertificateSource) -> Self {
+        self.map_config(|c| c.certificates = source)
+    }
+
     fn map_config(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config {
-            realm: self.config.realm.clone(),
-            location: self.config.location.clone(),
-            optional: self.config.optional,
-            max_header_len: self.config.max_header_len,
-        };
+        let mut config = Config::clone(&self.config);
         f(&mut config);
         self.config = Arc::new(config);
         self

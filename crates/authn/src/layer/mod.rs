@@ -26,6 +26,7 @@
 //! ```
 
 // `layer::layer`, as tower-http names its middleware folders' files.
+mod binding;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;

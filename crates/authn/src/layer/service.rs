@@ -1,15 +1,16 @@
 //! [`Authn`]: the service that finds the token, validates it, and either
 //! calls the inner service with the principal or answers the refusal.
 
+use super::binding::{Bound, check};
 use super::future::{Outcome, ResponseFuture};
 use super::layer::{AuthnLayer, Config};
 use super::refusal::{Http, Refusal, reject};
-use super::token::extract;
+use super::token::{Scheme, extract};
 use crate::claims::ExtraClaims;
 use crate::error::AuthnError;
 use crate::validator::JwtValidator;
 use crate::validator::Step;
-use http::{Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
@@ -81,42 +82,105 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let token = match extract(&req, &self.config.location, self.config.max_header_len) {
-            Ok(token) => token,
-            Err(AuthnError::MissingToken) if self.config.optional => {
+        let config = &self.config;
+        let (scheme, token) = match extract(
+            &req,
+            &config.location,
+            config.max_header_len,
+            config.dpop_on(),
+        ) {
+            Ok(found) => found,
+            Err(AuthnError::MissingToken) if config.optional => {
                 return ResponseFuture::inner(self.inner.call(req));
             }
-            Err(error) => {
-                return ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm));
-            }
+            Err(error) => return ResponseFuture::reject(reject::<M, _>(&error, config, None)),
         };
+        let header = nonce_header(config, scheme);
         match self.validator.validate_or_defer(token) {
-            Ok(Step::Done(principal)) => {
-                req.extensions_mut().insert(principal);
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Err(error) => ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm)),
+            Ok(Step::Done(principal)) => match check(&req, scheme, token, &principal, config) {
+                Ok(Bound::Ready) => {
+                    req.extensions_mut().insert(principal);
+                    ResponseFuture::inner_with(self.inner.call(req), header)
+                }
+                #[cfg(feature = "dpop")]
+                Ok(Bound::Replay(pending)) => {
+                    let mut inner = self.take_ready();
+                    let config = Arc::clone(&self.config);
+                    ResponseFuture::boxed(Box::pin(async move {
+                        match pending.record().await {
+                            Ok(()) => {
+                                req.extensions_mut().insert(principal);
+                                Ok(Outcome::Call(inner.call(req), header))
+                            }
+                            Err(error) => Ok(Outcome::Respond(reject::<M, _>(
+                                &error,
+                                &config,
+                                Some(scheme),
+                            ))),
+                        }
+                    }))
+                }
+                Err(error) => ResponseFuture::reject(reject::<M, _>(&error, config, Some(scheme))),
+            },
+            Err(error) => ResponseFuture::reject(reject::<M, _>(&error, config, Some(scheme))),
             Ok(Step::Later(deferred)) => {
                 // Keys must be fetched (or the token introspected) first; the
-                // parsed token goes along, so it is not parsed again. The ready
-                // inner service goes with the request; a fresh clone stays
-                // behind (tower's documented pattern for services that await
-                // before calling).
+                // parsed token goes along, so it is not parsed again.
                 let token = token.to_owned();
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let mut inner = self.take_ready();
                 let validator = self.validator.clone();
                 let config = Arc::clone(&self.config);
                 ResponseFuture::boxed(Box::pin(async move {
-                    match validator.finish_deferred(&token, deferred).await {
-                        Ok(principal) => {
-                            req.extensions_mut().insert(principal);
-                            Ok(Outcome::Call(inner.call(req)))
+                    let refuse = |error: AuthnError| {
+                        Ok(Outcome::Respond(reject::<M, _>(
+                            &error,
+                            &config,
+                            Some(scheme),
+                        )))
+                    };
+                    let principal = match validator.finish_deferred(&token, deferred).await {
+                        Ok(principal) => principal,
+                        Err(error) => return refuse(error),
+                    };
+                    match check(&req, scheme, &token, &principal, &config) {
+                        Ok(Bound::Ready) => {}
+                        #[cfg(feature = "dpop")]
+                        Ok(Bound::Replay(pending)) => {
+                            if let Err(error) = pending.record().await {
+                                return refuse(error);
+                            }
                         }
-                        Err(error) => Ok(Outcome::Respond(reject::<M, _>(&error, &config.realm))),
+                        Err(error) => return refuse(error),
                     }
+                    req.extensions_mut().insert(principal);
+                    Ok(Outcome::Call(inner.call(req), header))
                 }))
             }
         }
     }
+}
+
+impl<S: Clone, E, M> Authn<S, E, M> {
+    /// The ready inner service, to call later from a future; a fresh clone
+    /// stays behind (tower's documented pattern for services that await
+    /// before calling).
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+/// The `DPoP-Nonce` header for the response to a DPoP request, when the
+/// server demands nonces.
+fn nonce_header(config: &Config, scheme: Scheme) -> Option<(HeaderName, HeaderValue)> {
+    #[cfg(feature = "dpop")]
+    if scheme == Scheme::Dpop {
+        return config
+            .dpop
+            .as_ref()
+            .and_then(|d| d.current_nonce())
+            .map(|nonce| (crate::dpop::DPOP_NONCE, nonce));
+    }
+    let _ = (config, scheme);
+    None
 }

@@ -20,13 +20,25 @@ pub enum TokenLocation {
     Header(HeaderName),
 }
 
-/// The token of `req` at `location`; header values longer than
-/// `max_header_len` are refused before any parsing.
+/// The scheme the token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scheme {
+    /// `Bearer`, or a cookie or custom header.
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1), looked for only when DPoP is on.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    Dpop,
+}
+
+/// The token of `req` at `location` and its scheme; header values longer
+/// than `max_header_len` are refused before any parsing. The `DPoP` scheme
+/// counts only when `dpop` is set.
 pub(super) fn extract<'r, B>(
     req: &'r Request<B>,
     location: &TokenLocation,
     max_header_len: usize,
-) -> Result<&'r str, AuthnError> {
+    dpop: bool,
+) -> Result<(Scheme, &'r str), AuthnError> {
     match location {
         TokenLocation::AuthorizationHeader => {
             let value = single_header(req, &AUTHORIZATION, max_header_len)?.as_bytes();
@@ -34,7 +46,14 @@ pub(super) fn extract<'r, B>(
                 Some(space) => (&value[..space], &value[space + 1..]),
                 None => (value, &b""[..]),
             };
-            if !scheme.eq_ignore_ascii_case(b"bearer") {
+            let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
+                Some(Scheme::Bearer)
+            } else if dpop && scheme.eq_ignore_ascii_case(b"dpop") {
+                Some(Scheme::Dpop)
+            } else {
+                None
+            };
+            let Some(scheme) = scheme else {
                 // Other schemes (Basic, DPoP...) are not bearer credentials,
                 // provided the header is text at all.
                 let text = value
@@ -45,12 +64,13 @@ pub(super) fn extract<'r, B>(
                 } else {
                     AuthnError::MalformedRequest
                 });
-            }
+            };
             let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-            token68(&rest[start..])
+            token68(&rest[start..]).map(|t| (scheme, t))
         }
         TokenLocation::Header(name) => {
             token68(single_header(req, name, max_header_len)?.as_bytes())
+                .map(|t| (Scheme::Bearer, t))
         }
         TokenLocation::Cookie(name) => {
             let mut found = None;
@@ -72,7 +92,7 @@ pub(super) fn extract<'r, B>(
                     }
                 }
             }
-            token68(found.ok_or(AuthnError::MissingToken)?.as_bytes())
+            token68(found.ok_or(AuthnError::MissingToken)?.as_bytes()).map(|t| (Scheme::Bearer, t))
         }
     }
 }
@@ -137,7 +157,26 @@ mod tests {
     }
 
     fn extract<'r>(req: &'r Request<()>, config: &Config) -> Result<&'r str, AuthnError> {
-        super::extract(req, &config.location, config.max_header_len)
+        super::extract(req, &config.location, config.max_header_len, false).map(|(_, t)| t)
+    }
+
+    #[test]
+    fn dpop_scheme_counts_only_when_on() {
+        let req = with_auth(&["DPoP abc.def.ghi"]);
+        let c = config();
+        assert_eq!(
+            super::extract(&req, &c.location, 64, true),
+            Ok((Scheme::Dpop, "abc.def.ghi"))
+        );
+        assert_eq!(
+            super::extract(&req, &c.location, 64, false),
+            Err(AuthnError::MissingToken)
+        );
+        let req = with_auth(&["dpop abc"]);
+        assert_eq!(
+            super::extract(&req, &c.location, 64, true),
+            Ok((Scheme::Dpop, "abc"))
+        );
     }
 
     fn with_auth(values: &[&str]) -> Request<()> {

@@ -27,6 +27,7 @@
 //! ```
 
 mod builder;
+mod dpop;
 mod issuer;
 mod key;
 mod oauth;
@@ -35,6 +36,7 @@ mod token;
 mod trust;
 
 pub use builder::TestIssuerBuilder;
+pub use dpop::{DpopKey, ProofBuilder};
 pub use issuer::{TestIssuer, TestIssuerError};
 pub use key::alg_name;
 pub use oauth::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, TestClient, TestUser};

@@ -628,11 +628,18 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
     if !scope.is_empty() {
         claims.insert("scope".into(), json!(scope));
     }
+    let token_type = match dpop_jkt(state, headers)? {
+        Some(jkt) => {
+            claims.insert("cnf".into(), json!({ "jkt": jkt }));
+            "DPoP"
+        }
+        None => "Bearer",
+    };
     let token = sign(state, &claims).ok_or_else(|| OAuthError::new("server_error", "no key"))?;
     state.oauth.remember(&token, claims);
     let mut response = json!({
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": lifetime,
     });
     if !scope.is_empty() {
@@ -642,6 +649,33 @@ fn issue(state: &IssuerState, headers: &HeaderMap, body: &[u8]) -> Result<Value,
         response["issued_token_type"] = json!(issued);
     }
     Ok(response)
+}
+
+/// The thumbprint of the token request's DPoP proof, if it carries one
+/// (RFC 9449 §5): the token is then bound to that key. Without the `dpop`
+/// feature the header is ignored, as by a server that does not know DPoP.
+fn dpop_jkt(state: &IssuerState, headers: &HeaderMap) -> Result<Option<String>, OAuthError> {
+    let mut proofs = headers.get_all("dpop").iter();
+    let Some(proof) = proofs.next() else {
+        return Ok(None);
+    };
+    #[cfg(feature = "dpop")]
+    {
+        let invalid = |why: String| OAuthError::new("invalid_dpop_proof", why);
+        if proofs.next().is_some() {
+            return Err(invalid("more than one proof".into()));
+        }
+        let proof = proof.to_str().map_err(|_| invalid("malformed".into()))?;
+        let token_url = format!("{}/token", state.issuer.trim_end_matches('/'));
+        crate::dpop::token_request_jkt(proof, &token_url, &crate::dpop::DpopOptions::new())
+            .map(Some)
+            .map_err(|e| invalid(e.to_string()))
+    }
+    #[cfg(not(feature = "dpop"))]
+    {
+        let _ = (state, proof, proofs);
+        Ok(None)
+    }
 }
 
 /// Signs RS256 `at+jwt` with the newest published RS256 key.

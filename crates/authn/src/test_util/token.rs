@@ -132,6 +132,19 @@ impl TokenBuilder<'_> {
         self
     }
 
+    /// Binds the token to a DPoP key: `cnf: {"jkt": <its thumbprint>}`.
+    pub fn bound_to(self, key: &super::DpopKey) -> Self {
+        self.claim("cnf", json!({ "jkt": key.thumbprint() }))
+    }
+
+    /// Binds the token to a client certificate (RFC 8705):
+    /// `cnf: {"x5t#S256": base64url(SHA-256(der))}`.
+    pub fn bound_to_certificate(self, der: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let x5t = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der));
+        self.claim("cnf", json!({ "x5t#S256": x5t }))
+    }
+
     /// Signs and returns the compact token.
     ///
     /// # Panics

@@ -6,6 +6,7 @@ use super::issuer::TokenTypes;
 use super::tenant::TenantTemplate;
 use crate::cache::TokenCache;
 use crate::claims::{Claims, ExtraClaims};
+use crate::confirmation::Confirmation;
 use crate::error::AuthnError;
 use crate::keys::{Found, FoundKey, KeySet};
 use crate::principal::Principal;
@@ -176,6 +177,14 @@ struct IssPeek<'a> {
     tid: Option<Cow<'a, str>>,
 }
 
+/// A principal whose token is not sender-constrained, else the refusal.
+fn unbound<E>(principal: Principal<E>) -> Result<Principal<E>, AuthnError> {
+    match principal.confirmation() {
+        None => Ok(principal),
+        Some(_) => Err(AuthnError::BoundToken),
+    }
+}
+
 /// The header of a token is small; decoding it on the stack saves an allocation.
 const HEADER_ON_STACK: usize = 512;
 
@@ -183,9 +192,19 @@ impl<E> JwtValidator<E>
 where
     E: DeserializeOwned + Send + Sync + 'static,
 {
-    /// Validates a token, fetching keys if the issuer's key set is not
-    /// loaded yet or does not know the token's `kid`.
+    /// Validates a bearer token, fetching keys if the issuer's key set is
+    /// not loaded yet or does not know the token's `kid`.
+    ///
+    /// A sender-constrained token (one with `cnf`) is refused with
+    /// [`AuthnError::BoundToken`]: its binding can only be checked with the
+    /// request it came with, which [`AuthnLayer`](crate::AuthnLayer) does.
     pub async fn validate(&self, token: &str) -> Result<Principal<E>, AuthnError> {
+        unbound(self.validate_bound(token).await?)
+    }
+
+    /// Validates a token without refusing a sender-constrained one: the
+    /// caller checks the binding ([`Principal::confirmation`]).
+    pub(crate) async fn validate_bound(&self, token: &str) -> Result<Principal<E>, AuthnError> {
         match self.validate_or_defer(token)? {
             Step::Done(principal) => Ok(principal),
             Step::Later(deferred) => self.finish_deferred(token, deferred).await,
@@ -193,8 +212,13 @@ where
     }
 
     /// Validates without waiting: `Ok(None)` when the key set must be
-    /// fetched first (then call [`validate`](Self::validate)).
+    /// fetched first (then call [`validate`](Self::validate)). Refuses
+    /// sender-constrained tokens as [`validate`](Self::validate) does.
     pub fn validate_now(&self, token: &str) -> Result<Option<Principal<E>>, AuthnError> {
+        self.validate_now_bound(token)?.map(unbound).transpose()
+    }
+
+    fn validate_now_bound(&self, token: &str) -> Result<Option<Principal<E>>, AuthnError> {
         match self.validate_or_defer(token)? {
             Step::Done(principal) => Ok(Some(principal)),
             #[cfg(feature = "introspection")]
@@ -479,7 +503,8 @@ where
         let issuer = self.issuer(parsed);
         let iss = parsed.tenant_iss.as_ref().unwrap_or(&issuer.iss);
         self.check_claims(issuer, iss, &claims, now)?;
-        let principal = Principal::new(Arc::clone(iss), claims, token);
+        let confirmation = Confirmation::from_payload(&parsed.payload)?;
+        let principal = Principal::bound(Arc::clone(iss), claims, token, confirmation);
         if let (Some(cache), Some(cache_key)) = (&self.cache, cache_key) {
             let epoch = match key {
                 KeyRef::Borrowed(_) => None,
