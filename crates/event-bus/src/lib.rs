@@ -15,7 +15,10 @@ pub mod inbox;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod message;
+pub mod messaging;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 #[cfg(feature = "postgres")]
 pub mod outbox;
 pub mod publisher;
