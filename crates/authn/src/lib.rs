@@ -8,6 +8,8 @@ pub mod claims;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(any(feature = "client", feature = "introspection"))]
+mod client_span;
+#[cfg(any(feature = "client", feature = "introspection"))]
 mod endpoint;
 pub mod error;
 #[cfg(feature = "introspection")]

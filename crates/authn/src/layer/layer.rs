@@ -19,6 +19,8 @@ pub(super) struct Config {
     pub(super) location: TokenLocation,
     pub(super) optional: bool,
     pub(super) max_header_len: usize,
+    /// Whether the request span gets `enduser.id` (feature `otel`).
+    pub(super) record_enduser_id: bool,
 }
 
 /// Validates the bearer token of every request; see the [module docs](super).
@@ -67,6 +69,7 @@ impl<E> AuthnLayer<E> {
                 location: TokenLocation::AuthorizationHeader,
                 optional: false,
                 max_header_len: DEFAULT_MAX_HEADER_LEN,
+                record_enduser_id: false,
             }),
             mode: PhantomData,
         }
@@ -146,12 +149,21 @@ impl<E, M> AuthnLayer<E, M> {
         self.map_config(|c| c.max_header_len = len)
     }
 
+    /// Records the token's `sub` as `enduser.id` on the request span
+    /// (feature `otel`). Off by default: a user id in traces is personal
+    /// data, so turning it on is the application's decision.
+    #[cfg(feature = "otel")]
+    pub fn record_enduser_id(self) -> Self {
+        self.map_config(|c| c.record_enduser_id = true)
+    }
+
     fn map_config(mut self, f: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             realm: self.config.realm.clone(),
             location: self.config.location.clone(),
             optional: self.config.optional,
             max_header_len: self.config.max_header_len,
+            record_enduser_id: self.config.record_enduser_id,
         };
         f(&mut config);
         self.config = Arc::new(config);

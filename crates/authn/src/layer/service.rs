@@ -5,6 +5,7 @@ use super::future::{Outcome, ResponseFuture};
 use super::layer::{AuthnLayer, Config};
 use super::refusal::{Http, Refusal, reject};
 use super::token::extract;
+use super::trace::RequestSpan;
 use crate::claims::ExtraClaims;
 use crate::error::AuthnError;
 use crate::validator::JwtValidator;
@@ -81,21 +82,28 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let span = RequestSpan::current();
         let token = match extract(&req, &self.config.location, self.config.max_header_len) {
             Ok(token) => token,
             Err(AuthnError::MissingToken) if self.config.optional => {
+                span.anonymous();
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Err(error) => {
+                span.refused(&error);
                 return ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm));
             }
         };
         match self.validator.validate_or_defer(token) {
             Ok(Step::Done(principal)) => {
+                span.authenticated(&principal, self.config.record_enduser_id);
                 req.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(req))
             }
-            Err(error) => ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm)),
+            Err(error) => {
+                span.refused(&error);
+                ResponseFuture::reject(reject::<M, _>(&error, &self.config.realm))
+            }
             Ok(Step::Later(deferred)) => {
                 // Keys must be fetched (or the token introspected) first; the
                 // parsed token goes along, so it is not parsed again. The ready
@@ -110,10 +118,14 @@ where
                 ResponseFuture::boxed(Box::pin(async move {
                     match validator.finish_deferred(&token, deferred).await {
                         Ok(principal) => {
+                            span.authenticated(&principal, config.record_enduser_id);
                             req.extensions_mut().insert(principal);
                             Ok(Outcome::Call(inner.call(req)))
                         }
-                        Err(error) => Ok(Outcome::Respond(reject::<M, _>(&error, &config.realm))),
+                        Err(error) => {
+                            span.refused(&error);
+                            Ok(Outcome::Respond(reject::<M, _>(&error, &config.realm)))
+                        }
                     }
                 }))
             }
