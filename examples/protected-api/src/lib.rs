@@ -35,6 +35,7 @@ pub fn app(validator: JwtValidator) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)
+        .layer(axum::middleware::from_fn(telemetry::trace_requests))
 }
 
 async fn healthz() -> &'static str {
