@@ -303,3 +303,42 @@ async fn a_request_through_the_outbox_and_the_relay_is_one_trace_to_the_handler(
     assert_eq!(attribute(&process, "messaging.message.id"), message_id);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_filtered_out_publish_span_still_carries_the_callers_context() {
+    use tracing_subscriber::{Layer as _, filter::filter_fn};
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("test"))
+        .with_filter(filter_fn(|meta| meta.name() != "tessera.publish"));
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+
+    let bus = MemoryBus::new();
+    let mut sub = tessera_event_bus::Subscriber::subscribe(
+        &bus.subscriber(),
+        tessera_event_bus::SubscribeOptions::new("audit").event_type(USER_DELETED),
+    )
+    .await
+    .unwrap();
+    publish_in_request(&bus).await;
+    let delivery = sub.next().await.unwrap().unwrap();
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 1, "only the request span is recorded");
+    let request = &spans[0];
+    assert_eq!(
+        delivery.event().attributes.traceparent(),
+        Some(
+            format!(
+                "00-{}-{}-01",
+                request.span_context.trace_id(),
+                request.span_context.span_id()
+            )
+            .as_str()
+        )
+    );
+}

@@ -18,6 +18,10 @@ pub(crate) fn join_producer(
     attributes: &Attributes,
     as_parent: bool,
 ) {
+    // Nothing records the span: no name to give, no context to read.
+    if span.is_disabled() {
+        return;
+    }
     span.record("otel.name", format!("process {destination}").as_str());
     let producer = extract_context(attributes);
     let producer_span = producer.span().span_context().clone();

@@ -69,6 +69,17 @@ fn start(messaging: &Messaging, event: &mut RawEvent, parent: Parent) -> Span {
         "messaging.rabbitmq.destination.routing_key" = Empty,
         "error.type" = Empty,
     );
+    // Our span is filtered out (or nothing records spans): the event still
+    // carries the current span's context, if there is one.
+    if span.is_disabled() {
+        if parent == Parent::Current {
+            let cx = Span::current().context();
+            if cx.span().span_context().is_valid() {
+                inject_context(&cx, &mut event.attributes);
+            }
+        }
+        return span;
+    }
     if messaging.is_rabbitmq() {
         span.record("messaging.rabbitmq.destination.routing_key", ty);
     }
