@@ -342,3 +342,97 @@ async fn a_filtered_out_publish_span_still_carries_the_callers_context() {
         )
     );
 }
+
+/// On RabbitMQ the destination is the exchange and the routing key is recorded.
+#[cfg(feature = "rabbitmq")]
+#[tokio::test]
+#[ignore = "needs RabbitMQ"]
+async fn rabbitmq_spans_name_the_exchange_and_the_routing_key() {
+    use common::rabbitmq::{config, unique};
+    use tessera_event_bus::{BusError, rabbitmq::RabbitBus, testkit::amqp_url};
+
+    let traces = Traces::install();
+    let bus = RabbitBus::connect(config(amqp_url(), &unique("otel")))
+        .await
+        .unwrap();
+    let exchange = bus.exchange().to_owned();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let router = Router::new(Arc::new(bus.subscriber()), unique("comments"))
+        .producer_as_parent()
+        .handle(move |env: Envelope<UserDeleted>, _ctx: EventContext| {
+            let tx = tx.clone();
+            async move {
+                tx.send(env.data().user_id.clone()).unwrap();
+                Ok(())
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let events = EventPublisher::new(Arc::new(bus.publisher()), "/users");
+    let request = tracing::info_span!("PATCH /users/me");
+    events
+        .publish(UserDeleted {
+            user_id: "u1".into(),
+        })
+        .instrument(request)
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, rx.recv()).await.unwrap(),
+        Some("u1".to_owned())
+    );
+    router.shutdown().await.unwrap();
+
+    // Nobody is bound to this type: the publish fails and its span says why.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Unbound {
+        id: String,
+    }
+    tessera_event_bus::event!(Unbound => "com.example.nobody.v1");
+    let err = events
+        .publish(Unbound { id: "x".into() })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::Unroutable(_)), "{err}");
+    bus.close().await;
+
+    let publishes = traces
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == format!("publish {exchange}"))
+        .collect::<Vec<_>>();
+    assert_eq!(publishes.len(), 2);
+    let (ok, failed) = (&publishes[0], &publishes[1]);
+    assert_attributes(
+        ok,
+        &[
+            ("messaging.system", "rabbitmq"),
+            ("messaging.destination.name", &exchange),
+            ("messaging.rabbitmq.destination.routing_key", USER_DELETED),
+            ("messaging.operation.type", "send"),
+        ],
+    );
+    assert_eq!(attribute(ok, "error.type"), None);
+    assert_attributes(
+        failed,
+        &[
+            (
+                "messaging.rabbitmq.destination.routing_key",
+                "com.example.nobody.v1",
+            ),
+            ("error.type", "unroutable"),
+        ],
+    );
+    assert!(matches!(failed.status, Status::Error { .. }));
+    let process = traces.span(&format!("process {exchange}"));
+    assert_eq!(process.span_kind, SpanKind::Consumer);
+    assert_eq!(process.parent_span_id, ok.span_context.span_id());
+    assert_attributes(
+        &process,
+        &[
+            ("messaging.system", "rabbitmq"),
+            ("messaging.rabbitmq.destination.routing_key", USER_DELETED),
+        ],
+    );
+}
