@@ -1,5 +1,5 @@
 //! Run with `cargo run -p demo` (add `-- --amqp URL`, `-- --database URL`,
-//! `-- --serve` as needed).
+//! `-- --serve`, `-- --trace` as needed).
 //!
 //! The seed's scenario in one process: an embedded OIDC issuer, the
 //! user-service, the comment-service and the GraphQL gateway, on an
@@ -9,8 +9,12 @@
 //! name); one deletes the account (comments anonymised); a service calls
 //! another with a client-credentials token; forged and expired tokens are
 //! refused. `--amqp URL` and `--database URL` switch to RabbitMQ and
-//! PostgreSQL; `--serve` keeps everything running and prints how to explore.
+//! PostgreSQL; `--serve` keeps everything running and prints how to explore;
+//! `--trace` records every span in memory and prints the trace of the rename
+//! as an indented tree (service, span, duration).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod trace;
 
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -34,6 +38,7 @@ struct Options {
     amqp: Option<String>,
     database: Option<String>,
     serve: bool,
+    trace: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -44,9 +49,10 @@ fn options() -> Result<Options, String> {
             "--amqp" => options.amqp = Some(args.next().ok_or("--amqp needs a URL")?),
             "--database" => options.database = Some(args.next().ok_or("--database needs a URL")?),
             "--serve" => options.serve = true,
+            "--trace" => options.trace = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: demo [--amqp amqp://...] [--database postgres://...] [--serve]"
+                    "usage: demo [--amqp amqp://...] [--database postgres://...] [--serve] [--trace]"
                         .to_owned(),
                 );
             }
@@ -345,6 +351,7 @@ impl Narrator {
 }
 
 async fn run(options: Options) -> Result<bool, Error> {
+    let recorder = options.trace.then(trace::Recorder::install);
     println!("Tessera demo: users, comments and a gateway, kept consistent by events\n");
     let system = start(&options).await?;
     let mut n = Narrator { ok: true };
@@ -653,6 +660,10 @@ async fn run(options: Options) -> Result<bool, Error> {
     }
     if let Some(bus) = system.rabbit {
         bus.close().await;
+    }
+    if let Some(recorder) = recorder {
+        Narrator::act("The trace of Bob's rename: request, event, handler");
+        Narrator::list(&recorder.tree_of("PATCH /users/me")?);
     }
     println!(
         "\n{}",
