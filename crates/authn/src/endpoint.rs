@@ -225,24 +225,29 @@ pub(crate) async fn post_form(
     mut params: Vec<(&'static str, String)>,
     timeout: Duration,
 ) -> Result<Vec<u8>, PostError> {
+    let span = crate::client_span::ClientSpan::start("POST", url);
     let request = client
         .post(url.clone())
+        .headers(span.trace_headers())
         .header(http::header::ACCEPT, "application/json")
         .timeout(timeout);
     let request = auth.apply(request, &mut params);
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
         .finish();
-    let response = request
+    let send = request
         .header(
             http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
         .body(body)
-        .send()
-        .await
-        .map_err(|e| PostError::Unreachable(e.without_url().to_string()))?;
+        .send();
+    let response = span.run(send).await.map_err(|e| {
+        span.unreachable();
+        PostError::Unreachable(e.without_url().to_string())
+    })?;
     let status = response.status().as_u16();
+    span.status(status);
     if status >= 500 || status == 429 {
         return Err(PostError::Status(status));
     }

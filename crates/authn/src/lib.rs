@@ -7,6 +7,8 @@ mod cache;
 pub mod claims;
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(any(feature = "client", feature = "introspection"))]
+mod client_span;
 pub mod confirmation;
 #[cfg(feature = "dpop")]
 pub mod dpop;

@@ -53,7 +53,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use crate::{RawEvent, error::BusError};
+use crate::{RawEvent, error::BusError, messaging::Messaging};
 
 /// Sends events to the bus.
 ///
@@ -95,6 +95,11 @@ pub trait Publisher: Send + Sync + fmt::Debug {
 
     /// The state of the connection behind this publisher.
     fn health(&self) -> Health;
+
+    /// How this backend appears in telemetry (`messaging.system`, the destination).
+    fn messaging(&self) -> Messaging {
+        Messaging::default()
+    }
 }
 
 /// Opens subscriptions on the bus.
@@ -124,6 +129,11 @@ pub trait Subscriber: Send + Sync + fmt::Debug {
 
     /// The state of the connection behind this subscriber.
     fn health(&self) -> Health;
+
+    /// How this backend appears in telemetry (`messaging.system`, the destination).
+    fn messaging(&self) -> Messaging {
+        Messaging::default()
+    }
 }
 
 /// A stream of deliveries for one member of a consumer group.

@@ -15,9 +15,12 @@ pub mod inbox;
 #[cfg(feature = "memory")]
 pub mod memory;
 pub mod message;
+pub mod messaging;
 pub mod metrics;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "otel")]
+pub mod otel;
 #[cfg(feature = "postgres")]
 pub mod outbox;
 pub mod publisher;

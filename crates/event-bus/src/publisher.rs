@@ -104,6 +104,10 @@ impl<C: Codec> EventPublisher<C> {
 
     async fn publish_raw<E: Event>(&self, raw: RawEvent) -> Result<(), BusError> {
         raw.attributes.validate()?;
+        #[cfg(feature = "otel")]
+        crate::otel::publish::publish(&*self.publisher, raw, crate::otel::publish::Parent::Current)
+            .await?;
+        #[cfg(not(feature = "otel"))]
         self.publisher.publish(raw).await?;
         self.published.increment(E::TYPE);
         Ok(())

@@ -134,6 +134,7 @@ pub fn app(validator: JwtValidator, storage: Storage) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(protected)
+        .layer(axum::middleware::from_fn(telemetry::trace_requests))
         .with_state(storage)
 }
 

@@ -8,16 +8,10 @@ use std::time::Duration;
 
 use comment_service::{Config, Storage, app};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = telemetry::init("comment-service", "info");
     let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => config,
         Err(problem) => {

@@ -183,7 +183,8 @@ impl Storage {
     /// touching the replica. See the crate docs for how the inbox and the
     /// replica's own transaction relate.
     pub fn consumer(&self, subscriber: Arc<dyn Subscriber>) -> Router {
-        let router = Router::new(subscriber, GROUP);
+        // Each handled event continues the trace of the request that caused it.
+        let router = Router::new(subscriber, GROUP).producer_as_parent();
         match &self.users {
             Users::Memory(replica) => replica.route(router),
             Users::Pg { replica, inbox } => router

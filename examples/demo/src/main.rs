@@ -1,5 +1,5 @@
 //! Run with `cargo run -p demo` (add `-- --amqp URL` or `-- --nats URL`,
-//! `-- --database URL`, `-- --serve` as needed).
+//! `-- --database URL`, `-- --serve`, `-- --trace` as needed).
 //!
 //! The seed's scenario in one process: an embedded OIDC issuer, the
 //! user-service, the comment-service and the GraphQL gateway, on an
@@ -10,8 +10,12 @@
 //! another with a client-credentials token; forged and expired tokens are
 //! refused. `--amqp URL` (or `--nats URL`, NATS JetStream) and `--database
 //! URL` switch to a real broker and PostgreSQL; `--serve` keeps everything
-//! running and prints how to explore.
+//! running and prints how to explore; `--trace` records every span in memory
+//! and prints the trace of the rename as an indented tree (service, span,
+//! duration).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod trace;
 
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -37,10 +41,10 @@ struct Options {
     nats: Option<String>,
     database: Option<String>,
     serve: bool,
+    trace: bool,
 }
 
-const USAGE: &str =
-    "usage: demo [--amqp amqp://... | --nats nats://...] [--database postgres://...] [--serve]";
+const USAGE: &str = "usage: demo [--amqp amqp://... | --nats nats://...] [--database postgres://...] [--serve] [--trace]";
 
 fn options() -> Result<Options, String> {
     let mut options = Options::default();
@@ -51,6 +55,7 @@ fn options() -> Result<Options, String> {
             "--nats" => options.nats = Some(args.next().ok_or("--nats needs a URL")?),
             "--database" => options.database = Some(args.next().ok_or("--database needs a URL")?),
             "--serve" => options.serve = true,
+            "--trace" => options.trace = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
@@ -394,6 +399,7 @@ impl Narrator {
 }
 
 async fn run(options: Options) -> Result<bool, Error> {
+    let recorder = options.trace.then(trace::Recorder::install);
     println!("Tessera demo: users, comments and a gateway, kept consistent by events\n");
     let system = start(&options).await?;
     let mut n = Narrator { ok: true };
@@ -703,6 +709,10 @@ async fn run(options: Options) -> Result<bool, Error> {
     }
     if let Some(broker) = system.broker {
         broker.close().await;
+    }
+    if let Some(recorder) = recorder {
+        Narrator::act("The trace of Bob's rename: request, event, handler");
+        Narrator::list(&recorder.tree_of("PATCH /users/me")?);
     }
     println!(
         "\n{}",

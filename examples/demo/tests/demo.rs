@@ -81,3 +81,29 @@ fn unknown_arguments_are_refused() {
     assert!(!ok);
     assert!(out.contains("unknown argument"), "{out}");
 }
+
+#[test]
+fn trace_prints_the_rename_from_request_to_handler_as_one_tree() {
+    let (ok, out) = run(&["--trace"]);
+    assert!(ok, "{out}");
+    let tree: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("The trace of Bob's rename"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("- "))
+        .collect();
+    assert!(tree[0].contains("trace "), "{out}");
+    let request = tree
+        .iter()
+        .position(|l| l.contains("user-service     PATCH /users/me"));
+    let publish = tree
+        .iter()
+        .position(|l| l.contains("user-service       publish tessera.user.profile_updated.v1"));
+    let process = tree
+        .iter()
+        .position(|l| l.contains("comment-service      process tessera.user.profile_updated.v1"));
+    assert!(
+        matches!((request, publish, process), (Some(a), Some(b), Some(c)) if a < b && b < c),
+        "request, its publish, the comment-service's process, nested in that order:\n{out}"
+    );
+}

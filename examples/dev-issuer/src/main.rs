@@ -3,16 +3,10 @@
 //! Then: `curl -u svc:dev -d grant_type=client_credentials http://127.0.0.1:8080/token`.
 
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = telemetry::init("dev-issuer", "info");
     let config = match dev_issuer::Config::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => config,
         Err(problem) => {

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_authn::client::{TokenProvider, TokenRelay};
 use tessera_authn::{AuthnLayer, ConfigError, Issuer, JwtValidator, Principal};
+use tracing::Instrument as _;
 use url::Url;
 
 /// The most ids sent to the user service in one batch request.
@@ -142,12 +143,16 @@ impl Call {
                 service,
                 reason: e.to_string(),
             })?;
+        let span = telemetry::client_span("GET", url.as_str());
+        let headers = span.in_scope(telemetry::trace_headers);
         let response = self
             .downstream
             .client
             .get(url)
+            .headers(headers)
             .bearer_auth(token.secret())
             .send()
+            .instrument(span)
             .await
             .map_err(|e| DownstreamError::Unreachable {
                 service,
@@ -332,6 +337,7 @@ pub fn app(validator: JwtValidator, downstream: Downstream) -> Router {
         .route("/graphql", post(graphql))
         .layer(AuthnLayer::new(validator).realm("gateway"))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(telemetry::trace_requests))
         .with_state(state)
 }
 

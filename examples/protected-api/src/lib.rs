@@ -50,6 +50,7 @@ pub fn app_with(validator: JwtValidator, dpop: Option<DpopOptions>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)
+        .layer(axum::middleware::from_fn(telemetry::trace_requests))
 }
 
 async fn healthz() -> &'static str {

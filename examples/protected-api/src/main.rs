@@ -2,17 +2,10 @@
 
 use protected_api::{Config, app_with};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tessera_authn=debug")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = telemetry::init("protected-api", "info,tessera_authn=debug");
     let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => config,
         Err(problem) => {

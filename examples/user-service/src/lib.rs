@@ -123,6 +123,7 @@ pub fn app(validator: JwtValidator, users: Users) -> Router {
         .merge(public)
         .layer(AuthnLayer::new(validator).realm("user-service"))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(telemetry::trace_requests))
         .with_state(users)
 }
 

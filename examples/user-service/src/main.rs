@@ -8,19 +8,13 @@ use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
 use tessera_event_bus::{EventPublisher, Publisher};
 use tessera_user_sync::producer::MemoryUserDirectory;
 use tessera_user_sync::producer::postgres::PgUserDirectory;
-use tracing_subscriber::EnvFilter;
 use user_service::{Config, Users, app};
 
 const SOURCE: &str = "/user-service";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let _telemetry = telemetry::init("user-service", "info");
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

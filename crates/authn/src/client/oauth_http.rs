@@ -33,16 +33,24 @@ impl<'c> AsyncHttpClient<'c> for OAuthHttp {
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let response = self
+            let url = url::Url::parse(&parts.uri.to_string())
+                .map_err(|e| HttpError(PostError::Unreachable(e.to_string())))?;
+            let span = crate::client_span::ClientSpan::start(parts.method.as_str(), &url);
+            let mut headers = parts.headers;
+            headers.extend(span.trace_headers());
+            let send = self
                 .client
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
+                .request(parts.method, url)
+                .headers(headers)
                 .timeout(self.timeout)
                 .body(body)
-                .send()
-                .await
-                .map_err(|e| HttpError(PostError::Unreachable(e.without_url().to_string())))?;
+                .send();
+            let response = span.run(send).await.map_err(|e| {
+                span.unreachable();
+                HttpError(PostError::Unreachable(e.without_url().to_string()))
+            })?;
             let status = response.status();
+            span.status(status.as_u16());
             if status.as_u16() >= 500 || status.as_u16() == 429 {
                 return Err(HttpError(PostError::Status(status.as_u16())));
             }

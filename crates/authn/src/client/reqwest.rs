@@ -87,6 +87,7 @@ impl<P: TokenProvider> AuthorizedClient<P> {
         &self,
         mut request: reqwest::Request,
     ) -> Result<reqwest::Response, InjectTokenError<reqwest::Error>> {
+        crate::client_span::propagate(request.headers_mut());
         let token = self
             .provider
             .token()

@@ -25,6 +25,8 @@ pub(super) struct Config {
     pub(super) certificates: CertificateSource,
     #[cfg(feature = "dpop")]
     pub(super) dpop: Option<Arc<DpopOptions>>,
+    /// Whether the request span gets `enduser.id` (feature `otel`).
+    pub(super) record_enduser_id: bool,
 }
 
 impl Config {
@@ -37,6 +39,7 @@ impl Config {
             certificates: CertificateSource::Extension,
             #[cfg(feature = "dpop")]
             dpop: None,
+            record_enduser_id: false,
         }
     }
 
@@ -185,6 +188,14 @@ impl<E, M> AuthnLayer<E, M> {
     /// request extension). See [`crate::mtls`].
     pub fn client_certificate_from(self, source: CertificateSource) -> Self {
         self.map_config(|c| c.certificates = source)
+    }
+
+    /// Records the token's `sub` as `enduser.id` on the request span
+    /// (feature `otel`). Off by default: a user id in traces is personal
+    /// data, so turning it on is the application's decision.
+    #[cfg(feature = "otel")]
+    pub fn record_enduser_id(self) -> Self {
+        self.map_config(|c| c.record_enduser_id = true)
     }
 
     fn map_config(mut self, f: impl FnOnce(&mut Config)) -> Self {

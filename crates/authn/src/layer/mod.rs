@@ -33,6 +33,7 @@ mod layer;
 mod refusal;
 mod service;
 mod token;
+mod trace;
 
 pub use future::ResponseFuture;
 pub use layer::AuthnLayer;

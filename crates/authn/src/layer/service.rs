@@ -6,6 +6,7 @@ use super::future::{Outcome, ResponseFuture};
 use super::layer::{AuthnLayer, Config};
 use super::refusal::{Http, Refusal, reject};
 use super::token::{Scheme, extract};
+use super::trace::RequestSpan;
 use crate::claims::ExtraClaims;
 use crate::error::AuthnError;
 use crate::validator::JwtValidator;
@@ -83,6 +84,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
+        let span = RequestSpan::current();
         let (scheme, token) = match extract(
             &req,
             &config.location,
@@ -91,14 +93,19 @@ where
         ) {
             Ok(found) => found,
             Err(AuthnError::MissingToken) if config.optional => {
+                span.anonymous();
                 return ResponseFuture::inner(self.inner.call(req));
             }
-            Err(error) => return ResponseFuture::reject(reject::<M, _>(&error, config, None)),
+            Err(error) => {
+                span.refused(&error);
+                return ResponseFuture::reject(reject::<M, _>(&error, config, None));
+            }
         };
         let header = nonce_header(config, scheme);
         match self.validator.validate_or_defer(token) {
             Ok(Step::Done(principal)) => match check(&req, scheme, token, &principal, config) {
                 Ok(Bound::Ready) => {
+                    span.authenticated(&principal, config.record_enduser_id);
                     req.extensions_mut().insert(principal);
                     ResponseFuture::inner_with(self.inner.call(req), header)
                 }
@@ -109,20 +116,30 @@ where
                     ResponseFuture::boxed(Box::pin(async move {
                         match pending.record().await {
                             Ok(()) => {
+                                span.authenticated(&principal, config.record_enduser_id);
                                 req.extensions_mut().insert(principal);
                                 Ok(Outcome::Call(inner.call(req), header))
                             }
-                            Err(error) => Ok(Outcome::Respond(reject::<M, _>(
-                                &error,
-                                &config,
-                                Some(scheme),
-                            ))),
+                            Err(error) => {
+                                span.refused(&error);
+                                Ok(Outcome::Respond(reject::<M, _>(
+                                    &error,
+                                    &config,
+                                    Some(scheme),
+                                )))
+                            }
                         }
                     }))
                 }
-                Err(error) => ResponseFuture::reject(reject::<M, _>(&error, config, Some(scheme))),
+                Err(error) => {
+                    span.refused(&error);
+                    ResponseFuture::reject(reject::<M, _>(&error, config, Some(scheme)))
+                }
             },
-            Err(error) => ResponseFuture::reject(reject::<M, _>(&error, config, Some(scheme))),
+            Err(error) => {
+                span.refused(&error);
+                ResponseFuture::reject(reject::<M, _>(&error, config, Some(scheme)))
+            }
             Ok(Step::Later(deferred)) => {
                 // Keys must be fetched (or the token introspected) first; the
                 // parsed token goes along, so it is not parsed again.
@@ -132,6 +149,7 @@ where
                 let config = Arc::clone(&self.config);
                 ResponseFuture::boxed(Box::pin(async move {
                     let refuse = |error: AuthnError| {
+                        span.refused(&error);
                         Ok(Outcome::Respond(reject::<M, _>(
                             &error,
                             &config,
@@ -152,6 +170,7 @@ where
                         }
                         Err(error) => return refuse(error),
                     }
+                    span.authenticated(&principal, config.record_enduser_id);
                     req.extensions_mut().insert(principal);
                     Ok(Outcome::Call(inner.call(req), header))
                 }))

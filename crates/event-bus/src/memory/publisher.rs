@@ -122,6 +122,10 @@ impl Publisher for MemoryPublisher {
             Health::up()
         }
     }
+
+    fn messaging(&self) -> crate::messaging::Messaging {
+        crate::messaging::Messaging::new("memory")
+    }
 }
 
 /// A publish's place in line; given up (and the next one's turn made

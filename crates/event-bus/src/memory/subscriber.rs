@@ -78,6 +78,10 @@ impl Subscriber for MemorySubscriber {
             Health::up()
         }
     }
+
+    fn messaging(&self) -> crate::messaging::Messaging {
+        crate::messaging::Messaging::new("memory")
+    }
 }
 
 /// One member of a consumer group on a [`MemoryBus`](super::MemoryBus).

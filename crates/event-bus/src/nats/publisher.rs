@@ -199,4 +199,9 @@ impl Publisher for NatsPublisher {
             self.connection.health()
         }
     }
+
+    fn messaging(&self) -> crate::messaging::Messaging {
+        // The destination is the subject's last part, the event type.
+        crate::messaging::Messaging::new("nats")
+    }
 }

@@ -100,6 +100,11 @@ impl Subscriber for NatsSubscriber {
             self.connection.health()
         }
     }
+
+    fn messaging(&self) -> crate::messaging::Messaging {
+        // The destination is the subject's last part, the event type.
+        crate::messaging::Messaging::new("nats")
+    }
 }
 
 type StopSignal = Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;

@@ -125,6 +125,30 @@ impl<C: Codec> Outbox<C> {
         if events.is_empty() {
             return Ok(());
         }
+        #[cfg(feature = "otel")]
+        let span = crate::otel::create::start(&self.inner.table.label(), events);
+        let result = self.insert(tx, events, |_attributes| {
+            #[cfg(feature = "otel")]
+            crate::otel::create::inject(&span, _attributes);
+        });
+        #[cfg(feature = "otel")]
+        let result = tracing::Instrument::instrument(result, span.clone());
+        let result = result.await;
+        #[cfg(feature = "otel")]
+        if let Err(error) = &result {
+            crate::otel::create::failed(&span, error);
+        }
+        result
+    }
+
+    /// Validates and inserts the rows; `stamp` sees each row's attributes
+    /// before they are written.
+    async fn insert(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        events: &[RawEvent],
+        stamp: impl Fn(&mut crate::Attributes),
+    ) -> Result<(), OutboxError> {
         let mut ids = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
         let mut subjects = Vec::with_capacity(events.len());
@@ -132,7 +156,8 @@ impl<C: Codec> Outbox<C> {
         let mut data = Vec::with_capacity(events.len());
         for event in events {
             event.attributes.validate()?;
-            let header = RawEvent::new(event.attributes.clone(), Bytes::new());
+            let mut header = RawEvent::new(event.attributes.clone(), Bytes::new());
+            stamp(&mut header.attributes);
             let json = wire::to_structured(&header)?;
             // to_structured writes UTF-8 JSON; a failure here would be a bug.
             let json =

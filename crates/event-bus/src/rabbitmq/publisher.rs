@@ -67,4 +67,9 @@ impl Publisher for RabbitPublisher {
             self.connector.health()
         }
     }
+
+    fn messaging(&self) -> crate::messaging::Messaging {
+        crate::messaging::Messaging::new("rabbitmq")
+            .with_destination(self.connector.config.exchange.as_str())
+    }
 }

@@ -97,6 +97,11 @@ impl Subscriber for RabbitSubscriber {
             self.connector.health()
         }
     }
+
+    fn messaging(&self) -> crate::messaging::Messaging {
+        crate::messaging::Messaging::new("rabbitmq")
+            .with_destination(self.connector.config.exchange.as_str())
+    }
 }
 
 struct Open {

@@ -28,6 +28,8 @@ pub struct Router<C = JsonCodec> {
     pub(super) spawn: bool,
     pub(super) prefetch: u16,
     pub(super) shutdown_timeout: Duration,
+    #[cfg(feature = "otel")]
+    pub(super) producer_as_parent: bool,
 }
 
 impl<C: Codec> fmt::Debug for Router<C> {
@@ -67,7 +69,20 @@ impl<C: Codec> Router<C> {
             spawn: false,
             prefetch: 100,
             shutdown_timeout: Duration::from_secs(30),
+            #[cfg(feature = "otel")]
+            producer_as_parent: false,
         }
+    }
+
+    /// Makes each delivery's `process` span a child of the producer's span
+    /// (feature `otel`), so the request that published the event and the
+    /// handler are one trace. By default the process span starts a trace of
+    /// its own and links to the producer's span, as the OpenTelemetry
+    /// messaging conventions recommend for consumers.
+    #[cfg(feature = "otel")]
+    pub fn producer_as_parent(mut self) -> Self {
+        self.producer_as_parent = true;
+        self
     }
 
     /// The `source` of events handlers publish through

@@ -9,6 +9,7 @@ use tracing::Instrument as _;
 use super::{
     handler::{DeliveryRequest, EventContext, HandlerError},
     route::ActiveRoute,
+    spans::DeliverySpans,
 };
 use crate::{Delivery, error::BusError, metrics};
 
@@ -22,6 +23,7 @@ pub(super) fn dispatch(
     route: Option<&mut ActiveRoute>,
     group: &Arc<str>,
     source: &Arc<str>,
+    spans: &DeliverySpans,
     deferred: bool,
 ) -> impl Future<Output = ()> + Send + use<> {
     let event = Arc::clone(delivery.shared_event());
@@ -31,9 +33,19 @@ pub(super) fn dispatch(
         Arc::clone(&event),
         delivery.attempt(),
     );
+    let destination = spans.messaging.destination_name(event.event_type());
     let span = tracing::info_span!(
         "tessera.event",
         otel.kind = "consumer",
+        "otel.name" = tracing::field::Empty,
+        "otel.status_code" = tracing::field::Empty,
+        "messaging.system" = spans.messaging.system(),
+        "messaging.destination.name" = destination,
+        "messaging.operation.type" = "process",
+        "messaging.message.id" = event.id(),
+        "messaging.consumer.group.name" = &**group,
+        "messaging.rabbitmq.destination.routing_key" = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
         event.r#type = event.event_type(),
         event.id = event.id(),
         event.subject = event.subject(),
@@ -43,6 +55,19 @@ pub(super) fn dispatch(
         span_id = %context.trace_context().span_id(),
         parent_span_id = crate::trace_context::TraceContext::from_attributes(&event.attributes)
             .map(|parent| parent.span_id()),
+    );
+    if spans.messaging.is_rabbitmq() {
+        span.record(
+            "messaging.rabbitmq.destination.routing_key",
+            event.event_type(),
+        );
+    }
+    #[cfg(feature = "otel")]
+    crate::otel::process::join_producer(
+        &span,
+        destination,
+        &event.attributes,
+        spans.producer_as_parent,
     );
     let started = Instant::now();
     let call = route.map(|route| {
@@ -58,6 +83,7 @@ pub(super) fn dispatch(
         (call, Arc::clone(&route.metrics))
     });
     let group = Arc::clone(group);
+    let failed_span = span.clone();
     async move {
         let ty = event.event_type();
         let Some((call, metrics)) = call else {
@@ -82,6 +108,8 @@ pub(super) fn dispatch(
             }
             Err(error) => {
                 metrics.duration(seconds);
+                failed_span.record("error.type", error.kind());
+                failed_span.record("otel.status_code", "error");
                 tracing::warn!(%error, kind = error.kind(), "handler failed; dead-lettering");
                 settle(delivery.dead_letter(error.to_string()).await, "dead-letter");
                 metrics::dead_lettered(ty, &group, error.kind());

@@ -67,6 +67,7 @@ mod options;
 mod retry;
 mod route;
 mod run;
+mod spans;
 pub mod timeout;
 
 pub use self::{

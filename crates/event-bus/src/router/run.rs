@@ -10,6 +10,7 @@ use super::{
     dispatch::dispatch,
     error::RouterError,
     route::{ActiveRoute, Route},
+    spans::DeliverySpans,
 };
 use crate::{Codec, Delivery, SubscribeOptions, Subscription, metrics};
 
@@ -55,7 +56,13 @@ impl<C: Codec> Router<C> {
             .collect();
         routes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let source = self.source.unwrap_or_else(|| format!("/{}", self.group));
+        let spans = DeliverySpans {
+            messaging: self.subscriber.messaging(),
+            #[cfg(feature = "otel")]
+            producer_as_parent: self.producer_as_parent,
+        };
         Ok(Running {
+            spans,
             subscription,
             routes,
             group: Arc::from(self.group),
@@ -75,6 +82,7 @@ pub(super) struct Running {
     routes: Vec<(String, ActiveRoute)>,
     group: Arc<str>,
     source: Arc<str>,
+    spans: DeliverySpans,
     concurrency: usize,
     spawn: bool,
     shutdown_timeout: Duration,
@@ -157,7 +165,14 @@ impl Running {
             Ok(index) => Some(&mut self.routes[index].1),
             Err(_) => None,
         };
-        let work = dispatch(delivery, route, &self.group, &self.source, self.spawn);
+        let work = dispatch(
+            delivery,
+            route,
+            &self.group,
+            &self.source,
+            &self.spans,
+            self.spawn,
+        );
         if self.spawn {
             Either::Left(Spawned(tokio::spawn(work)))
         } else {

@@ -51,6 +51,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        crate::client_span::propagate(req.headers_mut());
         // The ready service goes with this request; a clone stays behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -55,10 +55,7 @@ impl Publishing {
             return done;
         }
         let events = fresh.iter().map(|r| r.event.clone()).collect();
-        match self
-            .within_timeout(self.publisher.publish_all(events))
-            .await
-        {
+        match self.within_timeout(self.publish_all(events)).await {
             Ok(()) => {
                 done.outcomes
                     .extend(fresh.iter().map(|r| (r.seq, Outcome::Sent)));
@@ -103,7 +100,7 @@ impl Publishing {
             let result = if done.unreachable {
                 Err(BusError::Connection("the broker is out of reach".into()))
             } else {
-                self.within_timeout(self.publisher.publish(row.event)).await
+                self.within_timeout(self.publish(row.event)).await
             };
             if let Err(error) = &result
                 && is_connection_error(error)
@@ -146,6 +143,33 @@ impl Publishing {
             && self
                 .park_after
                 .is_some_and(|limit| i64::from(attempts) + 1 >= i64::from(limit))
+    }
+
+    /// Publishes one row's event (in a `publish` span continuing the row's
+    /// trace, with the `otel` feature).
+    async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
+        #[cfg(feature = "otel")]
+        return crate::otel::publish::publish(
+            &*self.publisher,
+            event,
+            crate::otel::publish::Parent::Event,
+        )
+        .await;
+        #[cfg(not(feature = "otel"))]
+        self.publisher.publish(event).await
+    }
+
+    /// Publishes rows' events at once (each in its `publish` span, with the `otel` feature).
+    async fn publish_all(&self, events: Vec<RawEvent>) -> Result<(), BusError> {
+        #[cfg(feature = "otel")]
+        return crate::otel::publish::publish_all(
+            &*self.publisher,
+            events,
+            crate::otel::publish::Parent::Event,
+        )
+        .await;
+        #[cfg(not(feature = "otel"))]
+        self.publisher.publish_all(events).await
     }
 
     async fn within_timeout(
