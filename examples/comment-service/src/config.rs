@@ -74,6 +74,15 @@ impl fmt::Debug for BackfillClient {
     }
 }
 
+/// The broker user events arrive on, from `AMQP_URL` or `NATS_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broker {
+    /// `AMQP_URL`: one URL, or a comma-separated list of a cluster's nodes.
+    Rabbitmq(String),
+    /// `NATS_URL`: one URL, or a comma-separated list of a cluster's servers.
+    Nats(String),
+}
+
 /// Configuration of the comment-service process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -81,9 +90,10 @@ pub struct Config {
     pub issuer: String,
     /// `AUTHN_AUDIENCE`: the audience tokens must name.
     pub audience: String,
-    /// `AMQP_URL`: the RabbitMQ broker the user events arrive on. Required
-    /// for the process: without a broker no user event would ever arrive.
-    pub amqp_url: String,
+    /// `AMQP_URL` (RabbitMQ) or `NATS_URL` (NATS JetStream): the broker
+    /// the user events arrive on. One is required for the process: without
+    /// a broker no user event would ever arrive.
+    pub broker: Broker,
     /// `AMQP_EXCHANGE`: the topic exchange user events are published to
     /// (optional; the bus default `tessera.events` when absent).
     pub amqp_exchange: Option<String>,
@@ -140,13 +150,25 @@ impl Config {
             });
         }
         let audience = required("AUTHN_AUDIENCE")?;
-        let amqp_url = optional("AMQP_URL").ok_or(ConfigProblem::Invalid {
-            name: "AMQP_URL",
-            reason: "not set; the comment service needs a broker to receive user events \
-                     (to run it without one, embed it in process on an in-memory bus as \
-                     `cargo run -p demo` does)"
-                .to_owned(),
-        })?;
+        let broker = match (optional("AMQP_URL"), optional("NATS_URL")) {
+            (Some(url), None) => Broker::Rabbitmq(url),
+            (None, Some(url)) => Broker::Nats(url),
+            (Some(_), Some(_)) => {
+                return Err(ConfigProblem::Invalid {
+                    name: "NATS_URL",
+                    reason: "AMQP_URL is set too; set one broker, AMQP_URL or NATS_URL".to_owned(),
+                });
+            }
+            (None, None) => {
+                return Err(ConfigProblem::Invalid {
+                    name: "AMQP_URL",
+                    reason: "not set (nor NATS_URL); the comment service needs a broker to \
+                             receive user events (to run it without one, embed it in process \
+                             on an in-memory bus as `cargo run -p demo` does)"
+                        .to_owned(),
+                });
+            }
+        };
         let backfill = match optional("USER_SERVICE_URL") {
             None => None,
             Some(url) => Some(BackfillClient {
@@ -167,7 +189,7 @@ impl Config {
         Ok(Self {
             issuer,
             audience,
-            amqp_url,
+            broker,
             amqp_exchange: optional("AMQP_EXCHANGE"),
             amqp_queue_prefix: optional("AMQP_QUEUE_PREFIX").map(|p| p.trim().to_owned()),
             database_url: optional("DATABASE_URL"),
@@ -240,6 +262,20 @@ mod tests {
         assert!(matches!(
             Config::from_lookup(lookup(&bad_bind)),
             Err(ConfigProblem::Invalid { name: "BIND", .. })
+        ));
+        let nats = [BASE[0], BASE[1], ("NATS_URL", "nats://127.0.0.1:4222")];
+        assert_eq!(
+            Config::from_lookup(lookup(&nats)).unwrap().broker,
+            Broker::Nats("nats://127.0.0.1:4222".to_owned())
+        );
+        let mut both = BASE.to_vec();
+        both.push(("NATS_URL", "nats://127.0.0.1:4222"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&both)),
+            Err(ConfigProblem::Invalid {
+                name: "NATS_URL",
+                ..
+            })
         ));
         let mut prefixed = BASE.to_vec();
         prefixed.push(("AMQP_QUEUE_PREFIX", "staging."));

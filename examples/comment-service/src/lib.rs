@@ -27,7 +27,8 @@
 //! | --- | --- | --- |
 //! | `AUTHN_ISSUER` | required | the OIDC issuer URL; keys by discovery |
 //! | `AUTHN_AUDIENCE` | required | the audience tokens must name |
-//! | `AMQP_URL` | required | RabbitMQ, where user events arrive; a comma-separated list for the nodes of a cluster |
+//! | `AMQP_URL` | required (or `NATS_URL`) | RabbitMQ, where user events arrive; a comma-separated list for the nodes of a cluster |
+//! | `NATS_URL` | instead of `AMQP_URL` | NATS JetStream (`nats://`), the bus's default stream and subjects; not with `AMQP_URL` |
 //! | `AMQP_EXCHANGE` | optional | the topic exchange (default `tessera.events`) |
 //! | `AMQP_QUEUE_PREFIX` | optional | a prefix for the group's queue names (`<prefix>comment-service`, its parking lot and retry queues), so environments or test runs sharing a virtual host keep their own copy; none by default |
 //! | `BIND` | optional | listen address, default `127.0.0.1:3002` |
@@ -37,7 +38,7 @@
 //! | `COMMENT_SERVICE_CLIENT_ID`, `COMMENT_SERVICE_CLIENT_SECRET` | with `USER_SERVICE_URL` | client credentials for the backfill token (scope `users:snapshot`, from the issuer's token endpoint) |
 //! | `USER_SERVICE_AUDIENCE` | optional | the audience to request that token for |
 //!
-//! `AMQP_URL` is required: as a process of its own, the service would
+//! `AMQP_URL` (or `NATS_URL`) is required: as a process of its own, the service would
 //! otherwise never receive a user event, every display name would stay
 //! `null` and deleted users' comments would never be anonymised, silently.
 //! A missing variable exits with status 2 and says which; an unreachable
@@ -110,7 +111,7 @@ use tessera_authn::{AuthnLayer, JwtValidator, Principal};
 use tessera_authz::policy::subject_is;
 use tessera_authz::{Forbidden, RequireScopes, ensure};
 
-pub use config::{BackfillClient, Config, ConfigProblem, SNAPSHOT_SCOPE};
+pub use config::{BackfillClient, Broker, Config, ConfigProblem, SNAPSHOT_SCOPE};
 pub use store::{Comment, GROUP, Storage, StorageError};
 
 /// The longest comment text accepted, in characters.

@@ -6,8 +6,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use comment_service::{Config, Storage, app};
+use comment_service::{Broker, Config, Storage, app};
+use tessera_event_bus::Subscriber;
+use tessera_event_bus::nats::{NatsBus, NatsConfig};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
+
+/// The connection to the broker, closed at the end.
+enum Bus {
+    Rabbitmq(RabbitBus),
+    Nats(NatsBus),
+}
+
+impl Bus {
+    async fn close(&self) {
+        match self {
+            Self::Rabbitmq(bus) => bus.close().await,
+            Self::Nats(bus) => bus.close().await,
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -48,22 +65,37 @@ async fn main() -> ExitCode {
             }
         }
     };
-    let mut rabbit = RabbitConfig::new(config.amqp_url.clone()).connection_name("comment-service");
-    if let Some(exchange) = &config.amqp_exchange {
-        rabbit = rabbit.exchange(exchange);
-    }
-    if let Some(prefix) = &config.amqp_queue_prefix {
-        rabbit = rabbit.queue_prefix(prefix);
-    }
-    let bus = match RabbitBus::connect(rabbit).await {
-        Ok(bus) => bus,
-        Err(error) => {
-            tracing::error!(%error, "cannot connect to AMQP_URL");
-            return ExitCode::from(1);
+    let (subscriber, bus): (Arc<dyn Subscriber>, Bus) = match &config.broker {
+        Broker::Rabbitmq(url) => {
+            let mut rabbit = RabbitConfig::new(url.clone()).connection_name("comment-service");
+            if let Some(exchange) = &config.amqp_exchange {
+                rabbit = rabbit.exchange(exchange);
+            }
+            if let Some(prefix) = &config.amqp_queue_prefix {
+                rabbit = rabbit.queue_prefix(prefix);
+            }
+            match RabbitBus::connect(rabbit).await {
+                Ok(bus) => (Arc::new(bus.subscriber()), Bus::Rabbitmq(bus)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot connect to AMQP_URL");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        Broker::Nats(url) => {
+            match NatsBus::connect(NatsConfig::new(url.clone()).connection_name("comment-service"))
+                .await
+            {
+                Ok(bus) => (Arc::new(bus.subscriber()), Bus::Nats(bus)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot connect to NATS_URL");
+                    return ExitCode::from(1);
+                }
+            }
         }
     };
     // The queue is bound before the backfill starts, so no live event is missed.
-    let consumer = match storage.consumer(Arc::new(bus.subscriber())).start().await {
+    let consumer = match storage.consumer(subscriber).start().await {
         Ok(c) => c,
         Err(error) => {
             tracing::error!(%error, "cannot start consuming user events");

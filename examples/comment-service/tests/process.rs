@@ -10,6 +10,8 @@ fn run(vars: &[(&str, &str)]) -> Output {
         "AUTHN_AUDIENCE",
         "AMQP_URL",
         "AMQP_EXCHANGE",
+        "AMQP_QUEUE_PREFIX",
+        "NATS_URL",
         "DATABASE_URL",
         "DATABASE_SCHEMA",
         "USER_SERVICE_URL",

@@ -380,6 +380,47 @@ async fn batch(users: &Users, ids: &str) -> Result<Vec<PublicProfile>, Problem> 
     Ok(found)
 }
 
+/// The broker user events go to, from `AMQP_URL` or `NATS_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broker {
+    /// `AMQP_URL`: one `amqp://` / `amqps://` URL, or a comma-separated list
+    /// of a cluster's nodes.
+    Rabbitmq(String),
+    /// `NATS_URL`: one `nats://` / `tls://` URL, or a comma-separated list of
+    /// a cluster's servers.
+    Nats(String),
+}
+
+impl Broker {
+    /// `AMQP_URL` or `NATS_URL` as `get` finds them: exactly one.
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigProblem> {
+        let all = |url: &str, schemes: &[&str]| {
+            url.split(',')
+                .map(str::trim)
+                .all(|u| schemes.iter().any(|s| u.starts_with(s)))
+        };
+        match (get("AMQP_URL"), get("NATS_URL")) {
+            (Some(_), Some(_)) => Err(ConfigProblem::Invalid {
+                name: "NATS_URL",
+                reason: "AMQP_URL is set too; set one broker, AMQP_URL or NATS_URL".to_owned(),
+            }),
+            (None, None) => Err(ConfigProblem::Missing("AMQP_URL (or NATS_URL)")),
+            (Some(url), None) if all(&url, &["amqp://", "amqps://"]) => Ok(Self::Rabbitmq(url)),
+            (Some(_), None) => Err(ConfigProblem::Invalid {
+                name: "AMQP_URL",
+                reason: "expected an amqp:// or amqps:// URL, or a comma-separated list of them"
+                    .to_owned(),
+            }),
+            (None, Some(url)) if all(&url, &["nats://", "tls://"]) => Ok(Self::Nats(url)),
+            (None, Some(_)) => Err(ConfigProblem::Invalid {
+                name: "NATS_URL",
+                reason: "expected a nats:// or tls:// URL, or a comma-separated list of them"
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
 /// Configuration read from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -387,9 +428,9 @@ pub struct Config {
     pub issuer: String,
     /// `AUTHN_AUDIENCE`.
     pub audience: String,
-    /// `AMQP_URL`: where user events go (required for the standalone
-    /// process); one URL, or a comma-separated list of a cluster's nodes.
-    pub amqp_url: String,
+    /// `AMQP_URL` (RabbitMQ) or `NATS_URL` (NATS JetStream): where user
+    /// events go; exactly one is required for the standalone process.
+    pub broker: Broker,
     /// `DATABASE_URL`: optional; profiles in memory without it.
     pub database_url: Option<String>,
     /// `BIND` (default `127.0.0.1:3001`).
@@ -432,24 +473,12 @@ impl Config {
                 reason: format!("{issuer:?} is not an http(s) URL"),
             });
         }
-        let amqp_url = required("AMQP_URL")?;
-        // One URL, or the nodes of a cluster as a comma-separated list.
-        if !amqp_url
-            .split(',')
-            .map(str::trim)
-            .all(|url| url.starts_with("amqp://") || url.starts_with("amqps://"))
-        {
-            return Err(ConfigProblem::Invalid {
-                name: "AMQP_URL",
-                reason: "expected an amqp:// or amqps:// URL, or a comma-separated list of them"
-                    .to_owned(),
-            });
-        }
+        let broker = Broker::from_lookup(get)?;
         let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:3001".to_owned());
         Ok(Self {
             issuer,
             audience: required("AUTHN_AUDIENCE")?,
-            amqp_url,
+            broker,
             database_url: get("DATABASE_URL"),
             bind: bind.parse().map_err(|e| ConfigProblem::Invalid {
                 name: "BIND",
@@ -517,7 +546,7 @@ mod tests {
                 ("AUTHN_ISSUER", "http://x"),
                 ("AUTHN_AUDIENCE", "a")
             ])),
-            Err(ConfigProblem::Missing("AMQP_URL"))
+            Err(ConfigProblem::Missing("AMQP_URL (or NATS_URL)"))
         ));
         assert!(matches!(
             Config::from_lookup(lookup(&[
@@ -540,7 +569,7 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert!(cluster.amqp_url.contains("5682"));
+        assert!(matches!(&cluster.broker, Broker::Rabbitmq(url) if url.contains("5682")));
         assert!(matches!(
             Config::from_lookup(lookup(&[
                 ("AUTHN_ISSUER", "http://x"),
@@ -552,5 +581,37 @@ mod tests {
                 ..
             })
         ));
+        // NATS JetStream instead of RabbitMQ; one broker, not both.
+        let nats = Config::from_lookup(lookup(&[
+            ("AUTHN_ISSUER", "http://x"),
+            ("AUTHN_AUDIENCE", "a"),
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            nats.broker,
+            Broker::Nats("nats://127.0.0.1:4222".to_owned())
+        );
+        assert!(matches!(
+            Config::from_lookup(lookup(&[
+                ("AUTHN_ISSUER", "http://x"),
+                ("AUTHN_AUDIENCE", "a"),
+                ("NATS_URL", "amqp://127.0.0.1:5672/%2f")
+            ])),
+            Err(ConfigProblem::Invalid {
+                name: "NATS_URL",
+                ..
+            })
+        ));
+        let both = Config::from_lookup(lookup(&[
+            ("AUTHN_ISSUER", "http://x"),
+            ("AUTHN_AUDIENCE", "a"),
+            ("AMQP_URL", "amqp://127.0.0.1:5672/%2f"),
+            ("NATS_URL", "nats://127.0.0.1:4222"),
+        ]));
+        assert!(
+            matches!(&both, Err(ConfigProblem::Invalid { name: "NATS_URL", reason }) if reason.contains("one broker")),
+            "{both:?}"
+        );
     }
 }

@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use tessera_event_bus::nats::{NatsBus, NatsConfig};
 use tessera_event_bus::outbox::{Outbox, OutboxRelay, TableName};
 use tessera_event_bus::rabbitmq::{RabbitBus, RabbitConfig};
 use tessera_event_bus::{EventPublisher, Publisher};
 use tessera_user_sync::producer::MemoryUserDirectory;
 use tessera_user_sync::producer::postgres::PgUserDirectory;
-use user_service::{Config, Users, app};
+use user_service::{Broker, Config, Users, app};
 
 const SOURCE: &str = "/user-service";
 
@@ -24,17 +25,41 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The connection to the broker, closed at the end.
+enum Bus {
+    Rabbitmq(RabbitBus),
+    Nats(NatsBus),
+}
+
+impl Bus {
+    async fn close(&self) {
+        match self {
+            Self::Rabbitmq(bus) => bus.close().await,
+            Self::Nats(bus) => bus.close().await,
+        }
+    }
+}
+
 async fn run() -> Result<(), String> {
     let config = Config::from_lookup(|k| std::env::var(k).ok())
         .map_err(|e| format!("configuration error: {e}"))?;
     let validator = config
         .validator()
         .map_err(|e| format!("configuration error: {e}"))?;
-    let bus =
-        RabbitBus::connect(RabbitConfig::new(&config.amqp_url).connection_name("user-service"))
-            .await
-            .map_err(|e| format!("cannot connect to RabbitMQ: {e}"))?;
-    let publisher: Arc<dyn Publisher> = Arc::new(bus.publisher());
+    let (publisher, bus): (Arc<dyn Publisher>, Bus) = match &config.broker {
+        Broker::Rabbitmq(url) => {
+            let bus = RabbitBus::connect(RabbitConfig::new(url).connection_name("user-service"))
+                .await
+                .map_err(|e| format!("cannot connect to RabbitMQ: {e}"))?;
+            (Arc::new(bus.publisher()), Bus::Rabbitmq(bus))
+        }
+        Broker::Nats(url) => {
+            let bus = NatsBus::connect(NatsConfig::new(url).connection_name("user-service"))
+                .await
+                .map_err(|e| format!("cannot connect to NATS: {e}"))?;
+            (Arc::new(bus.publisher()), Bus::Nats(bus))
+        }
+    };
 
     let mut relay = None;
     let users = match &config.database_url {
