@@ -88,6 +88,7 @@ impl ClientSpan {
 
 /// Writes the current trace context into `headers` with the global
 /// propagator (W3C `traceparent` / `tracestate` with the usual setup).
+#[cfg(any(feature = "client", feature = "otel"))]
 pub(crate) fn propagate(_headers: &mut http::HeaderMap) {
     #[cfg(feature = "otel")]
     {
