@@ -11,6 +11,7 @@
 //! | `DEV_ISSUER_URL` | the `iss` in tokens and discovery, default `http://<BIND>` |
 //! | `DEV_ISSUER_CLIENTS` | JSON array of `{"client_id", "client_secret", "scopes": [..], "audience"}` |
 //! | `DEV_ISSUER_USERS` | optional JSON array of `{"username", "password", "sub", "scopes": [..], "claims": {..}}` |
+//! | `DEV_ISSUER_DPOP_NONCE` | `on`: token requests' DPoP proofs must echo a server nonce (400 `use_dpop_nonce` with `DPoP-Nonce` otherwise); default `off` |
 //!
 //! Endpoints: `GET /.well-known/openid-configuration`, `GET /jwks.json`,
 //! `POST /token` (`client_credentials` with `client_secret_basic` or
@@ -51,6 +52,8 @@ pub struct Config {
     pub clients: Vec<TestClient>,
     /// Password-grant users (development only).
     pub users: Vec<TestUser>,
+    /// Whether token requests' DPoP proofs must echo a server nonce.
+    pub dpop_nonce: bool,
 }
 
 /// A configuration problem; the binary prints it and exits with status 2.
@@ -63,6 +66,9 @@ pub enum ConfigError {
     /// `DEV_ISSUER_URL` is not an http(s) URL.
     #[error("DEV_ISSUER_URL: {0}")]
     IssuerUrl(String),
+    /// `DEV_ISSUER_DPOP_NONCE` is neither `on` nor `off`.
+    #[error("DEV_ISSUER_DPOP_NONCE: {0:?} is neither on nor off")]
+    DpopNonce(String),
     /// `DEV_ISSUER_CLIENTS` or `DEV_ISSUER_USERS` is not valid.
     #[error("{var}: {problem}")]
     Json {
@@ -151,11 +157,17 @@ impl Config {
                 ));
             }
         }
+        let dpop_nonce = match lookup("DEV_ISSUER_DPOP_NONCE").as_deref().map(str::trim) {
+            None | Some("" | "off") => false,
+            Some("on") => true,
+            Some(other) => return Err(ConfigError::DpopNonce(other.to_owned())),
+        };
         Ok(Self {
             bind,
             issuer,
             clients,
             users,
+            dpop_nonce,
         })
     }
 }
@@ -170,7 +182,8 @@ pub async fn start(config: Config) -> Result<TestIssuer, TestIssuerError> {
         .bind(config.bind)
         .audience(DEFAULT_AUDIENCE)
         .clients(config.clients)
-        .users(config.users);
+        .users(config.users)
+        .demand_dpop_nonces(config.dpop_nonce);
     match config.issuer {
         Some(issuer) => builder.issuer(issuer),
         None => builder,

@@ -208,6 +208,59 @@ async fn the_library_client_works_against_it() {
 }
 
 #[tokio::test]
+async fn dpop_bound_tokens_through_the_nonce_demand() {
+    use tessera_authn::client::DpopSigner;
+    let config = dev_issuer::Config::from_lookup(|k| match k {
+        "BIND" => Some("127.0.0.1:0".to_owned()),
+        "DEV_ISSUER_CLIENTS" => Some(CLIENTS.to_owned()),
+        "DEV_ISSUER_DPOP_NONCE" => Some("on".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(config.dpop_nonce);
+    let idp = dev_issuer::start(config).await.unwrap();
+
+    // A proof without the nonce: 400 use_dpop_nonce, with the nonce to use.
+    let signer = DpopSigner::generate(tessera_authn::Algorithm::ES256).unwrap();
+    let proof = signer.proof("POST", &idp.token_url(), None, None).unwrap();
+    let response = reqwest::Client::new()
+        .post(idp.token_url())
+        .basic_auth("gateway", Some("gw secret&="))
+        .header("dpop", proof)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", "comments"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().contains_key("dpop-nonce"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce");
+
+    // The library client follows it and gets a token bound to its key.
+    let cc = ClientCredentials::builder("gateway", "gw secret&=")
+        .discovery(idp.issuer())
+        .audience("comments")
+        .dpop(signer.clone())
+        .build()
+        .unwrap();
+    let token = cc.token().await.unwrap();
+    assert_eq!(token.scheme(), "DPoP");
+    use base64::Engine as _;
+    let payload = token.secret().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["jkt"], signer.thumbprint());
+    assert_eq!(claims["aud"], "comments");
+}
+
+#[tokio::test]
 async fn password_grant_for_dev_users() {
     let idp = start().await;
     let url = format!("{}/token", idp.issuer());
@@ -645,6 +698,9 @@ fn bad_configuration_is_refused_with_a_clear_message() {
             "must not be empty",
         ),
     ];
+    let cases = cases
+        .into_iter()
+        .chain([("DEV_ISSUER_DPOP_NONCE", "yes", "neither on nor off")]);
     for (var, value, expected) in cases {
         let error = dev_issuer::Config::from_lookup(|k| (k == var).then(|| value.to_owned()))
             .unwrap_err()

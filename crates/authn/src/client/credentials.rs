@@ -54,6 +54,8 @@ struct Shared {
     endpoint: TokenEndpoint,
     default_lifetime: Duration,
     slots: moka::sync::Cache<TokenRequest, Arc<Slot>>,
+    #[cfg(feature = "dpop")]
+    dpop: Option<super::DpopSigner>,
 }
 
 /// An OAuth 2.0 client credentials token provider (RFC 6749 §4.4); see the
@@ -88,6 +90,8 @@ pub struct ClientCredentialsBuilder {
     request: TokenRequest,
     default_lifetime: Duration,
     max_requests: u64,
+    #[cfg(feature = "dpop")]
+    dpop: Option<super::DpopSigner>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -127,6 +131,20 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Asks for tokens bound to `signer`'s key (DPoP, RFC 9449 §5): every
+    /// token request carries a proof (echoing the server's nonce, after one
+    /// `use_dpop_nonce` retry if the server demands one), and the answer
+    /// must be a `DPoP` token, or the request fails (a server that ignores
+    /// DPoP answers `Bearer`: refused rather than sent unbound). The tokens
+    /// go out with a fresh proof per request through
+    /// [`InjectTokenLayer`](super::InjectTokenLayer) and
+    /// [`AuthorizedClient`](super::AuthorizedClient).
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, signer: super::DpopSigner) -> Self {
+        self.dpop = Some(signer);
+        self
+    }
+
     /// Checks the configuration. Performs no I/O.
     pub fn build(self) -> Result<ClientCredentials, ClientError> {
         let shared = Arc::new(Shared {
@@ -135,6 +153,8 @@ impl ClientCredentialsBuilder {
             slots: moka::sync::Cache::builder()
                 .max_capacity(self.max_requests.max(1))
                 .build(),
+            #[cfg(feature = "dpop")]
+            dpop: self.dpop,
         });
         Ok(ClientCredentials::handle(shared, self.request))
     }
@@ -151,6 +171,8 @@ impl ClientCredentials {
             request: TokenRequest::new(),
             default_lifetime: Duration::from_secs(60),
             max_requests: 1024,
+            #[cfg(feature = "dpop")]
+            dpop: None,
         }
     }
 
@@ -196,6 +218,20 @@ impl ClientCredentials {
     }
 
     async fn fetch_once(&self) -> Result<Fetched, ClientError> {
+        match self.request_token().await {
+            // RFC 9449 §8: the server wants its nonce in the proof; the
+            // answer carried it, and the next proof echoes it.
+            #[cfg(feature = "dpop")]
+            Err(ClientError::OAuth { code, .. })
+                if code == "use_dpop_nonce" && self.shared.dpop.is_some() =>
+            {
+                self.request_token().await
+            }
+            result => result,
+        }
+    }
+
+    async fn request_token(&self) -> Result<Fetched, ClientError> {
         let endpoint = &self.shared.endpoint;
         let url = endpoint.url().await?;
         let client =
@@ -216,6 +252,8 @@ impl ClientCredentials {
         let http = OAuthHttp {
             client: endpoint.http.clone(),
             timeout: endpoint.timeout,
+            #[cfg(feature = "dpop")]
+            dpop: self.shared.dpop.clone(),
         };
         let response = request.request_async(&http).await.map_err(|e| match e {
             oauth2::RequestTokenError::Request(HttpError(error)) => ClientError::from_post(error),
@@ -230,12 +268,7 @@ impl ClientCredentials {
             }
             oauth2::RequestTokenError::Other(message) => ClientError::InvalidResponse(message),
         })?;
-        if *response.token_type() != oauth2::basic::BasicTokenType::Bearer {
-            return Err(ClientError::InvalidResponse(format!(
-                "token type {} is not bearer",
-                response.token_type().as_ref()
-            )));
-        }
+        let token = self.token_of(response.access_token().secret(), response.token_type())?;
         let lifetime = response
             .expires_in()
             .unwrap_or(self.shared.default_lifetime);
@@ -246,10 +279,36 @@ impl ClientCredentials {
             lifetime_secs = lifetime.as_secs(),
             "client credentials token obtained"
         );
-        Ok(Fetched {
-            token: AccessToken::new(response.access_token().secret().as_str()),
-            lifetime,
-        })
+        Ok(Fetched { token, lifetime })
+    }
+
+    /// The token, as its `token_type` says it must be sent: a bearer token
+    /// without a DPoP key, a DPoP-bound one with it; anything else refused.
+    fn token_of(
+        &self,
+        token: &str,
+        token_type: &oauth2::basic::BasicTokenType,
+    ) -> Result<AccessToken, ClientError> {
+        use oauth2::basic::BasicTokenType;
+        #[cfg(feature = "dpop")]
+        if let Some(signer) = &self.shared.dpop {
+            return match token_type {
+                BasicTokenType::Extension(t) if t.eq_ignore_ascii_case("dpop") => {
+                    Ok(AccessToken::dpop_bound(token, signer.clone()))
+                }
+                other => Err(ClientError::InvalidResponse(format!(
+                    "token type {} is not DPoP: the server did not bind the token to the key",
+                    other.as_ref()
+                ))),
+            };
+        }
+        if *token_type != BasicTokenType::Bearer {
+            return Err(ClientError::InvalidResponse(format!(
+                "token type {} is not bearer",
+                token_type.as_ref()
+            )));
+        }
+        Ok(AccessToken::new(token))
     }
 }
 

@@ -10,6 +10,10 @@
 //!   does the same for a `reqwest::Client`. Both drop the cached token and
 //!   retry once when the downstream answers 401 `error="invalid_token"` and
 //!   the body can be replayed.
+//! - `DpopSigner` (feature `dpop`): sender-constrained tokens (RFC 9449).
+//!   `ClientCredentials` with a signer asks for DPoP-bound tokens (a proof on
+//!   the token request, the `use_dpop_nonce` retry), and the two above send
+//!   them as `Authorization: DPoP` with a fresh proof per request.
 //! - [`TokenRelay`]: forwards the caller's validated token (gateways).
 //! - [`TokenExchange`]: RFC 8693, trades the caller's token for one scoped to
 //!   a downstream audience, cached per (subject token hash, audience, scopes).
@@ -36,8 +40,12 @@
 //! # Ok(()) }
 //! ```
 
-mod bearer;
+mod authorization;
 mod credentials;
+#[cfg(feature = "dpop")]
+mod dpop_nonces;
+#[cfg(feature = "dpop")]
+mod dpop_signer;
 mod error;
 mod exchange;
 mod inject;
@@ -51,6 +59,8 @@ mod token_endpoint;
 
 pub use crate::endpoint::AuthMethod;
 pub use credentials::{ClientCredentials, ClientCredentialsBuilder, TokenRequest};
+#[cfg(feature = "dpop")]
+pub use dpop_signer::DpopSigner;
 pub use error::ClientError;
 pub use exchange::{ExchangedToken, TokenExchange, TokenExchangeBuilder};
 pub use inject::{InjectToken, InjectTokenError, InjectTokenLayer, ReplayBody};

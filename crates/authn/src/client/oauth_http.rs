@@ -13,6 +13,10 @@ use std::time::Duration;
 pub(super) struct OAuthHttp {
     pub(super) client: reqwest::Client,
     pub(super) timeout: Duration,
+    /// The DPoP key the token is requested for: each request carries a
+    /// proof by it, and each answer's `DPoP-Nonce` is kept for the next.
+    #[cfg(feature = "dpop")]
+    pub(super) dpop: Option<super::DpopSigner>,
 }
 
 #[derive(Debug)]
@@ -38,9 +42,21 @@ impl<'c> AsyncHttpClient<'c> for OAuthHttp {
             let span = crate::client_span::ClientSpan::start(parts.method.as_str(), &url);
             let mut headers = parts.headers;
             headers.extend(span.trace_headers());
+            #[cfg(feature = "dpop")]
+            if let Some(signer) = &self.dpop {
+                let nonce = signer.nonces().get(url.as_str());
+                let proof = signer
+                    .proof(parts.method.as_str(), url.as_str(), None, nonce.as_deref())
+                    .ok()
+                    .and_then(|proof| http::HeaderValue::try_from(proof).ok())
+                    .ok_or_else(|| {
+                        HttpError(PostError::Body("the DPoP proof could not be made".into()))
+                    })?;
+                headers.insert(crate::dpop::DPOP, proof);
+            }
             let send = self
                 .client
-                .request(parts.method, url)
+                .request(parts.method, url.clone())
                 .headers(headers)
                 .timeout(self.timeout)
                 .body(body)
@@ -51,6 +67,10 @@ impl<'c> AsyncHttpClient<'c> for OAuthHttp {
             })?;
             let status = response.status();
             span.status(status.as_u16());
+            #[cfg(feature = "dpop")]
+            if let Some(signer) = &self.dpop {
+                signer.nonces().remember(url.as_str(), response.headers());
+            }
             if status.as_u16() >= 500 || status.as_u16() == 429 {
                 return Err(HttpError(PostError::Status(status.as_u16())));
             }

@@ -1,15 +1,15 @@
-//! [`AuthorizedClient`]: a `reqwest::Client` that sends bearer tokens.
+//! [`AuthorizedClient`]: a `reqwest::Client` that sends tokens (bearer or DPoP-bound).
 
-use super::bearer::{bearer_value, is_invalid_token};
-use super::error::ClientError;
+use super::authorization::{Refusal, authorize, refusal};
 use super::inject::InjectTokenError;
 use super::token::TokenProvider;
 use std::fmt;
 
 /// A `reqwest::Client` paired with a [`TokenProvider`]: every request gets
-/// `Authorization: Bearer`, and a 401 `error="invalid_token"` answer
-/// invalidates the token and is retried once with a fresh one when the body
-/// can be replayed (not a stream).
+/// `Authorization: Bearer` (or `DPoP` and a proof, for a DPoP-bound token),
+/// and a 401 `error="invalid_token"` answer invalidates the token and is
+/// retried once with a fresh one when the body can be replayed (not a
+/// stream); a 401 `error="use_dpop_nonce"`, once with the nonce.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -73,7 +73,7 @@ impl<P: TokenProvider> AuthorizedClient<P> {
         self.client.request(method, url)
     }
 
-    /// Builds and sends a request with a bearer token.
+    /// Builds and sends a request with a token (see [`execute`](Self::execute)).
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -82,50 +82,68 @@ impl<P: TokenProvider> AuthorizedClient<P> {
         self.execute(request).await
     }
 
-    /// Sends a request with a bearer token.
+    /// Sends a request with a token: `Authorization: Bearer`, or `DPoP`
+    /// with a fresh proof for a DPoP-bound token. A 401 `invalid_token`
+    /// answer drops the token and sends once more with a fresh one; a 401
+    /// `use_dpop_nonce` sends once more with a proof echoing the nonce
+    /// (both only when the body can be replayed).
     pub async fn execute(
         &self,
         mut request: reqwest::Request,
     ) -> Result<reqwest::Response, InjectTokenError<reqwest::Error>> {
         crate::client_span::propagate(request.headers_mut());
-        let token = self
+        let mut token = self
             .provider
             .token()
             .await
             .map_err(InjectTokenError::Token)?;
-        let replay = request.try_clone();
-        request
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, bearer(&token)?);
-        let response = self
+        let mut replay = request.try_clone();
+        authorize_request(&mut request, &token)?;
+        let mut response = self
             .client
             .execute(request)
             .await
             .map_err(InjectTokenError::Inner)?;
-        let Some(mut retry) = replay else {
-            return Ok(response);
-        };
-        if !is_invalid_token(response.status(), response.headers()) {
-            return Ok(response);
+        // At most one retry for each reason: a fresh token, a nonce.
+        let (mut fresh_token, mut nonce) = (false, false);
+        loop {
+            let url = response.url().as_str().to_owned();
+            let retry = match refusal(&token, &url, response.status(), response.headers()) {
+                Some(Refusal::InvalidToken) if !fresh_token => {
+                    fresh_token = true;
+                    self.provider.invalidate(&token);
+                    token = self
+                        .provider
+                        .token()
+                        .await
+                        .map_err(InjectTokenError::Token)?;
+                    true
+                }
+                Some(Refusal::UseDpopNonce) if !nonce => {
+                    nonce = true;
+                    true
+                }
+                _ => false,
+            };
+            let Some(mut again) = replay.take().filter(|_| retry) else {
+                return Ok(response);
+            };
+            replay = again.try_clone();
+            authorize_request(&mut again, &token)?;
+            response = self
+                .client
+                .execute(again)
+                .await
+                .map_err(InjectTokenError::Inner)?;
         }
-        self.provider.invalidate(&token);
-        let fresh = self
-            .provider
-            .token()
-            .await
-            .map_err(InjectTokenError::Token)?;
-        retry
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, bearer(&fresh)?);
-        self.client
-            .execute(retry)
-            .await
-            .map_err(InjectTokenError::Inner)
     }
 }
 
-fn bearer(
+fn authorize_request(
+    request: &mut reqwest::Request,
     token: &super::AccessToken,
-) -> Result<http::HeaderValue, InjectTokenError<reqwest::Error>> {
-    bearer_value(token).map_err(|e: ClientError| InjectTokenError::Token(e))
+) -> Result<(), InjectTokenError<reqwest::Error>> {
+    let method = request.method().as_str().to_owned();
+    let url = request.url().as_str().to_owned();
+    authorize(request.headers_mut(), &method, &url, token).map_err(InjectTokenError::Token)
 }

@@ -24,7 +24,7 @@ pub use options::{
     DEFAULT_MAX_PROOF_LEN, DEFAULT_PROOF_MAX_AGE, DEFAULT_PROOF_MAX_SKEW, DpopOptions, DpopPolicy,
 };
 #[cfg(feature = "test-util")]
-pub(crate) use proof::token_request_jkt;
+pub(crate) use proof::{current_nonce, token_request_jkt};
 pub use replay::{
     DEFAULT_REPLAY_ENTRIES, FirstUse, InMemoryReplayStore, ReplayFuture, ReplayStore,
     ReplayStoreError,

@@ -176,7 +176,8 @@ pub(super) fn check(
 
 /// The thumbprint of the key of a token request's proof (RFC 9449 §5):
 /// checked as a resource server checks one, `POST` to `token_url`, without
-/// an access token to hash.
+/// an access token to hash, with the server's nonce when `options` demand
+/// nonces.
 #[cfg(feature = "test-util")]
 pub(crate) fn token_request_jkt(
     proof: &str,
@@ -185,8 +186,27 @@ pub(crate) fn token_request_jkt(
 ) -> Result<String, AuthnError> {
     let signed = verify_signature(proof, options)?;
     let uri = normalize(token_url);
-    signed.check_request("POST", uri.as_deref(), crate::time::now(), options)?;
+    let now = crate::time::now();
+    signed.check_request("POST", uri.as_deref(), now, options)?;
+    if let Some(nonces) = &options.nonces
+        && !signed
+            .claims
+            .nonce
+            .as_deref()
+            .is_some_and(|n| nonces.accepts(n, now))
+    {
+        return Err(AuthnError::UseDpopNonce);
+    }
     Ok(signed.thumbprint)
+}
+
+/// The nonce a server demanding them hands out now (`DPoP-Nonce`).
+#[cfg(feature = "test-util")]
+pub(crate) fn current_nonce(options: &DpopOptions) -> Option<http::HeaderValue> {
+    options
+        .nonces
+        .as_ref()
+        .map(|nonces| nonces.current(crate::time::now()))
 }
 
 /// A NumericDate: integer or not (RFC 7519 §2), to the second below.

@@ -37,6 +37,8 @@ pub struct TestIssuerBuilder {
     audience: String,
     clients: Vec<TestClient>,
     users: Vec<TestUser>,
+    #[cfg(feature = "dpop")]
+    dpop_nonces: bool,
 }
 
 impl Default for TestIssuerBuilder {
@@ -47,6 +49,8 @@ impl Default for TestIssuerBuilder {
             audience: "test-api".to_owned(),
             clients: Vec::new(),
             users: Vec::new(),
+            #[cfg(feature = "dpop")]
+            dpop_nonces: false,
         }
     }
 }
@@ -94,6 +98,14 @@ impl TestIssuerBuilder {
         self
     }
 
+    /// Demands server nonces in token requests' DPoP proofs from the first
+    /// request on (see [`TestIssuer::demand_dpop_nonces`]).
+    #[cfg(feature = "dpop")]
+    pub fn demand_dpop_nonces(mut self, demand: bool) -> Self {
+        self.dpop_nonces = demand;
+        self
+    }
+
     /// Binds the listener, generates the RS256 signing key, registers the
     /// clients and users, and only then starts serving: RSA key generation
     /// can take seconds on a loaded machine, and connections arriving
@@ -115,6 +127,11 @@ impl TestIssuerBuilder {
                     .into_iter()
                     .map(|u| (u.username.clone(), u))
                     .collect::<HashMap<_, _>>(),
+            ),
+            #[cfg(feature = "dpop")]
+            dpop: Mutex::new(
+                self.dpop_nonces
+                    .then(|| Arc::new(crate::dpop::DpopOptions::new().nonces())),
             ),
             ..OAuthState::default()
         };

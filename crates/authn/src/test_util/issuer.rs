@@ -302,6 +302,15 @@ impl TestIssuer {
         *lock(&self.state.oauth.delay) = delay;
     }
 
+    /// Demands server nonces (RFC 9449 §8) in the DPoP proofs of token
+    /// requests: a proof without the current one is answered 400
+    /// `use_dpop_nonce` with a `DPoP-Nonce` header, as Okta and Keycloak do.
+    #[cfg(feature = "dpop")]
+    pub fn demand_dpop_nonces(&self, demand: bool) {
+        *lock(&self.state.oauth.dpop) =
+            demand.then(|| Arc::new(crate::dpop::DpopOptions::new().nonces()));
+    }
+
     /// The lifetime of tokens issued by the token endpoint (default 300 s).
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.state

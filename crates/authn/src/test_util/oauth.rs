@@ -174,6 +174,10 @@ pub(super) struct OAuthState {
     pub(super) lifetime: AtomicU64,
     pub(super) token_requests: AtomicU64,
     pub(super) introspection_requests: AtomicU64,
+    /// How token requests' DPoP proofs are checked (`None`: the defaults,
+    /// no nonces).
+    #[cfg(feature = "dpop")]
+    pub(super) dpop: Mutex<Option<Arc<crate::dpop::DpopOptions>>>,
 }
 
 impl OAuthState {
@@ -216,6 +220,8 @@ struct OAuthError {
     code: &'static str,
     description: String,
     basic_challenge: bool,
+    /// The `DPoP-Nonce` to send with a `use_dpop_nonce` error.
+    dpop_nonce: Option<HeaderValue>,
 }
 
 impl OAuthError {
@@ -224,6 +230,7 @@ impl OAuthError {
             code,
             description: description.into(),
             basic_challenge: false,
+            dpop_nonce: None,
         }
     }
 
@@ -232,6 +239,7 @@ impl OAuthError {
             code: "invalid_client",
             description: description.into(),
             basic_challenge,
+            dpop_nonce: None,
         }
     }
 }
@@ -250,6 +258,9 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Basic realm="token", charset="UTF-8""#),
             );
+        }
+        if let Some(nonce) = self.dpop_nonce {
+            response.headers_mut().insert("dpop-nonce", nonce);
         }
         response
     }
@@ -498,8 +509,29 @@ pub(super) async fn token(
         return failure(status);
     }
     match issue(&state, &headers, &body) {
-        Ok(body) => (StatusCode::OK, no_store(), body.to_string()).into_response(),
+        Ok(body) => {
+            let mut response = (StatusCode::OK, no_store(), body.to_string()).into_response();
+            // RFC 9449 §8.2: the next nonce may come with a success too.
+            if let Some(nonce) = dpop_nonce(&state) {
+                response.headers_mut().insert("dpop-nonce", nonce);
+            }
+            response
+        }
         Err(error) => error.into_response(),
+    }
+}
+
+/// The nonce token requests must echo now, when the issuer demands them.
+fn dpop_nonce(state: &IssuerState) -> Option<HeaderValue> {
+    #[cfg(feature = "dpop")]
+    {
+        let options = lock(&state.oauth.dpop).clone()?;
+        crate::dpop::current_nonce(&options)
+    }
+    #[cfg(not(feature = "dpop"))]
+    {
+        let _ = state;
+        None
     }
 }
 
@@ -667,9 +699,17 @@ fn dpop_jkt(state: &IssuerState, headers: &HeaderMap) -> Result<Option<String>, 
         }
         let proof = proof.to_str().map_err(|_| invalid("malformed".into()))?;
         let token_url = format!("{}/token", state.issuer.trim_end_matches('/'));
-        crate::dpop::token_request_jkt(proof, &token_url, &crate::dpop::DpopOptions::new())
-            .map(Some)
-            .map_err(|e| invalid(e.to_string()))
+        let options = lock(&state.oauth.dpop)
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::dpop::DpopOptions::new()));
+        match crate::dpop::token_request_jkt(proof, &token_url, &options) {
+            Ok(jkt) => Ok(Some(jkt)),
+            Err(crate::AuthnError::UseDpopNonce) => Err(OAuthError {
+                dpop_nonce: crate::dpop::current_nonce(&options),
+                ..OAuthError::new("use_dpop_nonce", "the proof must carry the server's nonce")
+            }),
+            Err(e) => Err(invalid(e.to_string())),
+        }
     }
     #[cfg(not(feature = "dpop"))]
     {

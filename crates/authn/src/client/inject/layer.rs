@@ -7,8 +7,11 @@ use tower_layer::Layer;
 
 /// Adds `Authorization: Bearer <token>` from a
 /// [`TokenProvider`](crate::client::TokenProvider) to every
-/// request; on a 401 `error="invalid_token"` answer, invalidates the token
-/// and retries once with a fresh one when the body can be replayed.
+/// request (for a DPoP-bound token, `Authorization: DPoP <token>` and a
+/// fresh `DPoP` proof for the request's method and absolute URI); on a 401
+/// `error="invalid_token"` answer, invalidates the token and retries once
+/// with a fresh one when the body can be replayed, and on a 401
+/// `error="use_dpop_nonce"`, once with a proof echoing the nonce.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

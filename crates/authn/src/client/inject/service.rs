@@ -1,9 +1,10 @@
-//! [`InjectToken`]: the service that sends each request with a token, and
-//! once more with a fresh one after an `invalid_token` refusal.
+//! [`InjectToken`]: the service that sends each request with a token (a
+//! DPoP proof too for a bound one), and once more with a fresh token after
+//! an `invalid_token` refusal, or with the nonce after `use_dpop_nonce`.
 
 use super::body::ReplayBody;
 use super::error::InjectTokenError;
-use crate::client::bearer::{bearer_value, is_invalid_token};
+use crate::client::authorization::{Refusal, authorize, refusal};
 use crate::client::token::{BoxFuture, TokenProvider};
 use http::{Request, Response};
 use std::fmt;
@@ -57,39 +58,60 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let provider = self.provider.clone();
         Box::pin(async move {
-            let token = provider.token().await.map_err(InjectTokenError::Token)?;
-            let value = bearer_value(&token).map_err(InjectTokenError::Token)?;
-            let replay = req.body().try_clone().map(|body| {
-                let mut copy = Request::new(body);
-                *copy.method_mut() = req.method().clone();
-                *copy.uri_mut() = req.uri().clone();
-                *copy.version_mut() = req.version();
-                *copy.headers_mut() = req.headers().clone();
-                *copy.extensions_mut() = req.extensions().clone();
-                copy
-            });
-            req.headers_mut().insert(http::header::AUTHORIZATION, value);
-            let response = inner.call(req).await.map_err(InjectTokenError::Inner)?;
-            let Some(mut retry) = replay else {
-                return Ok(response);
-            };
-            if !is_invalid_token(response.status(), response.headers()) {
-                return Ok(response);
+            let mut token = provider.token().await.map_err(InjectTokenError::Token)?;
+            let method = req.method().as_str().to_owned();
+            let url = req.uri().to_string();
+            let mut replay = copy(&req);
+            authorize(req.headers_mut(), &method, &url, &token).map_err(InjectTokenError::Token)?;
+            let mut response = inner.call(req).await.map_err(InjectTokenError::Inner)?;
+            // At most one retry for each reason: a fresh token, a nonce.
+            let (mut fresh_token, mut nonce) = (false, false);
+            loop {
+                let retry = match refusal(&token, &url, response.status(), response.headers()) {
+                    Some(Refusal::InvalidToken) if !fresh_token => {
+                        tracing::debug!(
+                            target: "tessera_authn::client",
+                            "downstream refused the token; retrying once with a fresh one"
+                        );
+                        fresh_token = true;
+                        provider.invalidate(&token);
+                        token = provider.token().await.map_err(InjectTokenError::Token)?;
+                        true
+                    }
+                    Some(Refusal::UseDpopNonce) if !nonce => {
+                        tracing::debug!(
+                            target: "tessera_authn::client",
+                            "downstream asked for a DPoP nonce; retrying once with it"
+                        );
+                        nonce = true;
+                        true
+                    }
+                    _ => false,
+                };
+                let Some(mut again) = replay.take().filter(|_| retry) else {
+                    return Ok(response);
+                };
+                replay = copy(&again);
+                authorize(again.headers_mut(), &method, &url, &token)
+                    .map_err(InjectTokenError::Token)?;
+                std::future::poll_fn(|cx| inner.poll_ready(cx))
+                    .await
+                    .map_err(InjectTokenError::Inner)?;
+                response = inner.call(again).await.map_err(InjectTokenError::Inner)?;
             }
-            tracing::debug!(
-                target: "tessera_authn::client",
-                "downstream refused the token; retrying once with a fresh one"
-            );
-            provider.invalidate(&token);
-            let fresh = provider.token().await.map_err(InjectTokenError::Token)?;
-            let value = bearer_value(&fresh).map_err(InjectTokenError::Token)?;
-            retry
-                .headers_mut()
-                .insert(http::header::AUTHORIZATION, value);
-            std::future::poll_fn(|cx| inner.poll_ready(cx))
-                .await
-                .map_err(InjectTokenError::Inner)?;
-            inner.call(retry).await.map_err(InjectTokenError::Inner)
         })
     }
+}
+
+/// A copy of `req` to send again, when its body can be replayed.
+fn copy<B: ReplayBody>(req: &Request<B>) -> Option<Request<B>> {
+    req.body().try_clone().map(|body| {
+        let mut copy = Request::new(body);
+        *copy.method_mut() = req.method().clone();
+        *copy.uri_mut() = req.uri().clone();
+        *copy.version_mut() = req.version();
+        *copy.headers_mut() = req.headers().clone();
+        *copy.extensions_mut() = req.extensions().clone();
+        copy
+    })
 }
