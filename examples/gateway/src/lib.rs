@@ -351,12 +351,14 @@ async fn graphql(
         relay: TokenRelay::from_principal(&principal),
     });
     // One loader per GraphQL request: batches carry that caller's token,
-    // and nothing is cached across callers.
+    // and nothing is cached across callers. Its batches run in tasks of
+    // their own, inside this request's span so their calls stay in its trace.
+    let span = tracing::Span::current();
     let loader = DataLoader::new(
         UserLoader {
             call: Arc::clone(&call),
         },
-        tokio::spawn,
+        move |batch| tokio::spawn(batch.instrument(span.clone())),
     )
     .max_batch_size(MAX_BATCH);
     Json(state.schema.execute(request.data(call).data(loader)).await)
