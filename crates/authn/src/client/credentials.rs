@@ -284,6 +284,7 @@ impl ClientCredentials {
 
     /// The token, as its `token_type` says it must be sent: a bearer token
     /// without a DPoP key, a DPoP-bound one with it; anything else refused.
+    #[cfg_attr(not(feature = "dpop"), allow(clippy::unused_self))]
     fn token_of(
         &self,
         token: &str,
