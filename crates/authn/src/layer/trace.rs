@@ -8,6 +8,9 @@
 //! only when [`AuthnLayer::record_enduser_id`](super::AuthnLayer::record_enduser_id)
 //! says so, `enduser.id` (the token's `sub`).
 
+// Without `otel` the methods record nothing and ignore `self`.
+#![cfg_attr(not(feature = "otel"), allow(clippy::unused_self))]
+
 use crate::error::AuthnError;
 use crate::principal::Principal;
 

@@ -246,6 +246,7 @@ impl Issuer {
 
     /// Why this issuer's settings rule out tenants, if they do: a
     /// multi-tenant issuer has no discovery document, nor introspection.
+    #[cfg_attr(not(feature = "remote"), allow(clippy::unused_self))]
     pub(super) fn unsupported_with_tenants(&self) -> Option<&'static str> {
         #[cfg(feature = "remote")]
         if matches!(self.keys, Some(KeySourceSpec::Discovery)) {
