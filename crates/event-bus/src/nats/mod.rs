@@ -46,8 +46,9 @@
 //! [`Retention::Limits`] a group bound later can still be pointed at it.
 //!
 //! Messages are CloudEvents in the NATS binding's binary mode
-//! ([`wire`](crate::wire), `docs/wire-format.md`): `ce-` headers,
-//! `Content-Type` for the data; structured mode is read too.
+//! ([`wire`](crate::wire), `docs/wire-format.md`): `ce-` headers with
+//! percent-encoded values, `datacontenttype` as `ce-datacontenttype` and as
+//! `Content-Type`; structured mode is read too.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), tessera_event_bus::BusError> {

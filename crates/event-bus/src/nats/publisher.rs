@@ -14,7 +14,6 @@ use async_nats::{
     jetstream::context::{PublishAckFuture, PublishErrorKind},
 };
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::future::try_join_all;
 
 use super::{connection::Connection, stream, wire};
@@ -54,35 +53,40 @@ impl NatsPublisher {
     }
 }
 
-/// One message to publish, kept until acked so that it can be sent again.
+/// One event to publish, kept until acked so that it can be sent again.
 struct Outgoing {
     subject: String,
-    headers: HeaderMap,
-    payload: Bytes,
+    event: RawEvent,
 }
 
 impl Outgoing {
-    fn new(prefix: &str, event: &RawEvent) -> Result<Self, BusError> {
+    /// The event checked, with the headers of its first send: they move into
+    /// the client (a send again builds them again, rather than every publish
+    /// paying for a copy).
+    fn new(prefix: &str, event: RawEvent) -> Result<(Self, HeaderMap), BusError> {
         event.attributes.validate()?;
-        Ok(Self {
-            subject: wire::event_subject(prefix, event.event_type())?,
-            headers: wire::headers(event)?,
-            payload: event.data.clone(),
-        })
+        let subject = wire::event_subject(prefix, event.event_type())?;
+        let headers = wire::headers(&event)?;
+        Ok((Self { subject, event }, headers))
     }
 }
 
 /// Sends one message; the future resolves with the stream's ack.
-async fn send(connection: &Connection, msg: &Outgoing) -> Result<PublishAckFuture, BusError> {
+async fn send(
+    connection: &Connection,
+    msg: &Outgoing,
+    headers: HeaderMap,
+) -> Result<PublishAckFuture, BusError> {
     connection
         .js
-        .publish_with_headers(
-            msg.subject.clone(),
-            msg.headers.clone(),
-            msg.payload.clone(),
-        )
+        .publish_with_headers(msg.subject.clone(), headers, msg.event.data.clone())
         .await
         .map_err(|e| classify(connection, e.kind(), &e.to_string(), msg))
+}
+
+/// Sends one message again (after a lost ack), with its headers built again.
+async fn send_again(connection: &Connection, msg: &Outgoing) -> Result<PublishAckFuture, BusError> {
+    send(connection, msg, wire::headers(&msg.event)?).await
 }
 
 fn classify(
@@ -94,7 +98,7 @@ fn classify(
     match kind {
         PublishErrorKind::MaxPayloadExceeded => BusError::Rejected(format!(
             "the message of {} bytes (with headers) is larger than the server allows ({} bytes): {error}",
-            msg.payload.len(),
+            msg.event.data.len(),
             connection.client.max_payload()
         )),
         PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
@@ -147,15 +151,20 @@ async fn confirm(
             return Err(error);
         }
         tracing::warn!(subject = %msg.subject, %error, "publish not acked; sending it again");
+        // The rare paths are boxed: inline, their futures would make every
+        // publish's future (allocated and moved once per event) several times larger.
         if kind == PublishErrorKind::StreamNotFound || error.to_string().contains("no responders") {
             // The stream is gone (deleted by an operator): create it again.
-            if let Err(e) = stream::ensure(&connection.js, &connection.config).await {
+            if let Err(e) = Box::pin(stream::ensure(&connection.js, &connection.config)).await {
                 tracing::error!(error = %e, "cannot re-create the streams");
             }
         }
-        tokio::time::sleep(delays.min(deadline.saturating_duration_since(Instant::now()))).await;
+        Box::pin(tokio::time::sleep(
+            delays.min(deadline.saturating_duration_since(Instant::now())),
+        ))
+        .await;
         delays = (delays * 2).min(connection.config.reconnect_max_delay);
-        pending = send(connection, msg).await;
+        pending = Box::pin(send_again(connection, msg)).await;
     }
 }
 
@@ -163,9 +172,11 @@ async fn confirm(
 impl Publisher for NatsPublisher {
     async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
         self.check_open()?;
-        let msg = Outgoing::new(&self.connection.config.subject_prefix, &event)?;
+        let (msg, headers) = Outgoing::new(&self.connection.config.subject_prefix, event)?;
         let deadline = Instant::now() + self.connection.config.publish_timeout;
-        let first = send(&self.connection, &msg).await;
+        // Boxed: the client's send future is large, and only needed briefly;
+        // the publish future lives (1,000 of them at once) until the ack.
+        let first = Box::pin(send(&self.connection, &msg, headers)).await;
         confirm(&self.connection, &msg, first, deadline).await
     }
 
@@ -174,14 +185,14 @@ impl Publisher for NatsPublisher {
         self.check_open()?;
         let prefix = &self.connection.config.subject_prefix;
         let msgs = events
-            .iter()
+            .into_iter()
             .map(|e| Outgoing::new(prefix, e))
             .collect::<Result<Vec<_>, _>>()?;
         let deadline = Instant::now() + self.connection.config.publish_timeout;
         let connection = &self.connection;
-        try_join_all(msgs.iter().map(|msg| async move {
-            let first = send(connection, msg).await;
-            confirm(connection, msg, first, deadline).await
+        try_join_all(msgs.into_iter().map(|(msg, headers)| async move {
+            let first = send(connection, &msg, headers).await;
+            confirm(connection, &msg, first, deadline).await
         }))
         .await?;
         Ok(())

@@ -4,13 +4,17 @@
 //!
 //! A batch starts at one message; each batch taken in full doubles the next
 //! (up to the prefetch), a batch that ends empty (nothing to pull for a
-//! while) starts over at one. A second batch is asked for once half of the
-//! current one has arrived, so a busy member never waits for a round trip.
-//! A member that stops taking messages leaves at most a batch waiting on the
-//! client; the server delivers those again after `ack_wait`.
+//! while) starts over at one. Each consumer has **one pull request
+//! outstanding at a time**: the server hands the messages of a consumer to
+//! its waiting requests in turn, so with two requests open a message could
+//! sit in the second while the first waited for the rest of its batch (until
+//! it expired, seconds later), and the two would interleave the stream's
+//! order. The next request goes out as soon as the current one is complete;
+//! on a busy consumer that is one round trip per batch. A member that stops
+//! taking messages leaves at most a batch waiting on the client; the server
+//! delivers those again after `ack_wait`.
 
 use std::{
-    collections::VecDeque,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -38,19 +42,18 @@ pub(super) enum Pulled {
     Failed(String),
 }
 
-/// A batch asked for and not finished; its messages come after those of
-/// the batches asked for before it from the same consumer.
+/// A batch asked for and not finished.
 struct InBatch {
     messages: Pin<Box<Batch>>,
     requested: usize,
     received: usize,
 }
 
-/// One consumer and its batches, oldest first.
+/// One consumer and its pull request on its way, if any.
 struct Lane {
     index: usize,
     consumer: PullConsumer,
-    batches: VecDeque<InBatch>,
+    batch: Option<InBatch>,
 }
 
 /// What one poll of the lanes gave.
@@ -87,7 +90,7 @@ impl Puller {
                 .map(|(index, consumer)| Lane {
                     index,
                     consumer,
-                    batches: VecDeque::new(),
+                    batch: None,
                 })
                 .collect(),
             start: 0,
@@ -96,20 +99,12 @@ impl Puller {
         }
     }
 
-    /// Asks each consumer for a batch where none is on its way, and for a
-    /// second one where the first is half in.
+    /// Asks each consumer for a batch where none is on its way (never a
+    /// second one beside it: see the module docs).
     async fn request_more(&mut self) -> Result<(), BusError> {
         let window = self.window;
         for lane in &mut self.lanes {
-            let wanted = match lane.batches.len() {
-                0 => true,
-                1 => {
-                    lane.batches[0].requested > 1
-                        && lane.batches[0].received * 2 >= lane.batches[0].requested
-                }
-                _ => false,
-            };
-            if !wanted {
+            if lane.batch.is_some() {
                 continue;
             }
             let messages = lane
@@ -120,7 +115,7 @@ impl Puller {
                 .messages()
                 .await
                 .map_err(connection_error)?;
-            lane.batches.push_back(InBatch {
+            lane.batch = Some(InBatch {
                 messages: Box::pin(messages),
                 requested: window,
                 received: 0,
@@ -141,7 +136,7 @@ impl Puller {
         let n = self.lanes.len();
         for k in 0..n {
             let i = (self.start + k) % n;
-            let Some(front) = self.lanes[i].batches.front_mut() else {
+            let Some(front) = self.lanes[i].batch.as_mut() else {
                 continue;
             };
             match front.messages.poll_next_unpin(cx) {
@@ -157,7 +152,7 @@ impl Puller {
                     return Poll::Ready(Step::Pulled(Pulled::Failed(error.to_string())));
                 }
                 Poll::Ready(None) => {
-                    let done = self.lanes[i].batches.pop_front();
+                    let done = self.lanes[i].batch.take();
                     if let Some(done) = done {
                         self.ended(done.requested, done.received);
                     }

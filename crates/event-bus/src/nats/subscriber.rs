@@ -469,7 +469,7 @@ impl Subscription for NatsSubscription {
             }
             match self.held.take() {
                 Some(Held::Park(unfit)) => {
-                    self.park_unfit(unfit).await;
+                    Box::pin(self.park_unfit(unfit)).await;
                     continue;
                 }
                 Some(Held::Lost(why)) => {
@@ -479,7 +479,9 @@ impl Subscription for NatsSubscription {
                 None => {}
             }
             let Some(pulling) = self.pulling.as_mut() else {
-                match self.reopen().await {
+                // Boxed, as parking below: rare paths whose futures would
+                // otherwise make every `next` future several times larger.
+                match Box::pin(self.reopen()).await {
                     Ok(()) | Err(BusError::Closed) => continue,
                     Err(error) => return Err(error),
                 }
@@ -495,7 +497,7 @@ impl Subscription for NatsSubscription {
             match item {
                 Ok(Pulled::Message(index, message)) => match self.accept(index, message) {
                     Ok(delivery) => return Ok(Some(delivery)),
-                    Err(unfit) => self.park_unfit(unfit).await,
+                    Err(unfit) => Box::pin(self.park_unfit(unfit)).await,
                 },
                 Ok(Pulled::Failed(why)) => self.lost(&why),
                 Err(error) => self.lost(&error.to_string()),

@@ -1,15 +1,21 @@
 //! The mapping between [`RawEvent`]s and NATS messages: the CloudEvents NATS
-//! binding in binary mode (`ce-` headers, `Content-Type` for the data), with
+//! binding in binary mode (`ce-` headers with percent-encoded values,
+//! `datacontenttype` as `ce-datacontenttype` and as `Content-Type`), with
 //! structured mode accepted on read, through the crate's [`wire`] module.
 //! Also the subjects events travel on, and the headers a parked copy carries.
 
+use std::borrow::Cow;
+
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use crate::{RawEvent, error::BusError, wire};
 
 /// The data's media type (`datacontenttype`), as the NATS binding names it.
 pub(crate) const CONTENT_TYPE: &str = "Content-Type";
+/// `datacontenttype` as the binding's `ce-` header.
+pub(crate) const CE_CONTENT_TYPE: &str = "ce-datacontenttype";
 /// JetStream's de-duplication header: the event id.
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
 /// Why a message is in the parking stream.
@@ -18,6 +24,42 @@ pub(crate) const REASON_HEADER: &str = "Tessera-Dead-Letter-Reason";
 pub(crate) const DELIVERIES_HEADER: &str = "Tessera-Deliveries";
 /// The subject a parked message was first published to.
 pub(crate) const SUBJECT_HEADER: &str = "Tessera-Subject";
+
+/// What the binding percent-encodes in a `ce-` header value: space, `"`,
+/// `%` and control characters; every byte outside ASCII is encoded as well.
+const ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// A `ce-` header value as the binding writes it.
+fn encode(value: &str) -> Cow<'_, str> {
+    utf8_percent_encode(value, ENCODED).into()
+}
+
+/// A `ce-` header value as the binding reads it: a double-quoted string
+/// unquoted first (older senders), then one round of percent-decoding,
+/// which must give UTF-8.
+fn decode<'a>(name: &str, value: &'a str) -> Result<Cow<'a, str>, String> {
+    let invalid = || format!("header `{name}` is not percent-encoded UTF-8");
+    let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+    if !quoted {
+        return percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| invalid());
+    }
+    let mut unquoted = String::with_capacity(value.len());
+    let mut chars = value[1..value.len() - 1].chars();
+    while let Some(c) = chars.next() {
+        unquoted.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
+    }
+    let decoded = percent_decode_str(&unquoted)
+        .decode_utf8()
+        .map_err(|_| invalid())?
+        .into_owned();
+    Ok(Cow::Owned(decoded))
+}
 
 /// The token that starts a group's replay subject (`<prefix>.$replay.<group>`):
 /// never the first token of an event type.
@@ -77,14 +119,18 @@ fn header_value(name: &str, value: &str) -> Result<HeaderValue, BusError> {
     })
 }
 
-/// The headers of an event in binary mode, with its id as `Nats-Msg-Id`.
+/// The headers of an event in binary mode, with its id as `Nats-Msg-Id`:
+/// every attribute a `ce-` header with its value percent-encoded,
+/// `datacontenttype` also as `Content-Type` (as it is, for readers that take
+/// the data's type from there).
 pub(crate) fn headers(event: &RawEvent) -> Result<HeaderMap, BusError> {
     let msg = wire::to_binary(event);
     let mut headers = HeaderMap::new();
     for (name, value) in &msg.headers {
-        headers.insert(header_name(name)?, header_value(name, value)?);
+        headers.insert(header_name(name)?, header_value(name, &encode(value))?);
     }
     if let Some(ct) = &msg.content_type {
+        headers.insert(CE_CONTENT_TYPE, header_value(CE_CONTENT_TYPE, &encode(ct))?);
         headers.insert(CONTENT_TYPE, header_value(CONTENT_TYPE, ct)?);
     }
     headers.insert(MSG_ID, header_value(MSG_ID, event.id())?);
@@ -92,9 +138,14 @@ pub(crate) fn headers(event: &RawEvent) -> Result<HeaderMap, BusError> {
 }
 
 /// Reads a delivered message; the error is the reason it is parked.
+///
+/// `Content-Type: application/cloudevents+json` means structured mode;
+/// otherwise the attributes come from the `ce-` headers (percent-decoded),
+/// and `datacontenttype` from `ce-datacontenttype`, else from `Content-Type`.
 pub(crate) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Result<RawEvent, String> {
-    let mut attributes: Vec<(&str, &str)> = Vec::new();
+    let mut attributes: Vec<(&str, Cow<'_, str>)> = Vec::new();
     let mut content_type = None;
+    let mut ce_content_type = false;
     if let Some(map) = headers {
         for (name, values) in map.iter() {
             let name: &str = name.as_ref();
@@ -115,10 +166,19 @@ pub(crate) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Result<R
             if is_content_type {
                 content_type = Some(first);
             } else {
-                attributes.push((name, first));
+                ce_content_type |= name.eq_ignore_ascii_case(CE_CONTENT_TYPE);
+                attributes.push((name, decode(name, first)?));
             }
         }
     }
+    let structured = content_type.is_some_and(|ct| {
+        crate::codec::media_type(ct).eq_ignore_ascii_case(wire::STRUCTURED_CONTENT_TYPE)
+    });
+    if ce_content_type && !structured {
+        // The attribute's own header says it; `Content-Type` is only its fallback.
+        content_type = None;
+    }
+    let attributes = attributes.iter().map(|(n, v)| (*n, v.as_ref()));
     wire::from_message(content_type, attributes, payload).map_err(|e| e.to_string())
 }
 
@@ -200,6 +260,10 @@ mod tests {
         assert_eq!(text(Some(&headers), "ce-specversion"), Some("1.0"));
         assert_eq!(text(Some(&headers), "ce-correlationid"), Some("c-1"));
         assert_eq!(text(Some(&headers), CONTENT_TYPE), Some("application/json"));
+        assert_eq!(
+            text(Some(&headers), CE_CONTENT_TYPE),
+            Some("application/json")
+        );
         assert_eq!(text(Some(&headers), MSG_ID), Some("e-1"));
         assert_eq!(
             from_nats(Some(&headers), Bytes::from_static(b"{}")).unwrap(),
@@ -238,9 +302,67 @@ mod tests {
     }
 
     #[test]
-    fn line_breaks_in_attributes_are_refused_not_mangled() {
+    fn attribute_values_are_percent_encoded_as_the_binding_says() {
         let mut e = event();
-        e.attributes.subject = Some("a\r\nb".to_owned());
+        e.attributes.subject = Some("Euro \u{20ac} \u{1f600}".to_owned());
+        e.attributes.set_correlation_id("100% \"sure\"\r\nnext");
+        let headers = headers(&e).unwrap();
+        // The binding's own example.
+        assert_eq!(
+            text(Some(&headers), "ce-subject"),
+            Some("Euro%20%E2%82%AC%20%F0%9F%98%80")
+        );
+        assert_eq!(
+            text(Some(&headers), "ce-correlationid"),
+            Some("100%25%20%22sure%22%0D%0Anext")
+        );
+        assert_eq!(from_nats(Some(&headers), e.data.clone()).unwrap(), e);
+    }
+
+    #[test]
+    fn foreign_encodings_are_decoded_and_bad_ones_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-specversion", "1.0");
+        headers.insert("ce-id", "1");
+        headers.insert("ce-source", "/s");
+        headers.insert("ce-type", "t");
+        // Lower-case hex, and the double-quoted form of older senders.
+        headers.insert("ce-subject", "caf%c3%a9");
+        headers.insert("ce-correlationid", "\"a b\\\"c%21\"");
+        let event = from_nats(Some(&headers), Bytes::new()).unwrap();
+        assert_eq!(event.subject(), Some("caf\u{e9}"));
+        assert_eq!(event.attributes.correlation_id(), Some("a b\"c!"));
+        // An overlong encoding of a space is not UTF-8.
+        headers.insert("ce-subject", "%C0%A0");
+        let reason = from_nats(Some(&headers), Bytes::new()).unwrap_err();
+        assert_eq!(reason, "header `ce-subject` is not percent-encoded UTF-8");
+    }
+
+    #[test]
+    fn datacontenttype_comes_from_its_ce_header_else_from_content_type() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-specversion", "1.0");
+        headers.insert("ce-id", "1");
+        headers.insert("ce-source", "/s");
+        headers.insert("ce-type", "t");
+        headers.insert(CONTENT_TYPE, "text/plain");
+        let event = from_nats(Some(&headers), Bytes::new()).unwrap();
+        assert_eq!(
+            event.attributes.datacontenttype.as_deref(),
+            Some("text/plain")
+        );
+        headers.insert(CE_CONTENT_TYPE, "application/json");
+        let event = from_nats(Some(&headers), Bytes::new()).unwrap();
+        assert_eq!(
+            event.attributes.datacontenttype.as_deref(),
+            Some("application/json")
+        );
+    }
+
+    #[test]
+    fn line_breaks_in_the_content_type_are_refused_not_mangled() {
+        let mut e = event();
+        e.attributes.datacontenttype = Some("text/plain\r\nX-Injected: 1".to_owned());
         let err = headers(&e).unwrap_err();
         assert!(
             matches!(err, BusError::Unsupported(ref m) if m.contains("line break")),
