@@ -2,15 +2,16 @@
 //! the event id as `Nats-Msg-Id`, retried across reconnects and a lost stream.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Instant,
 };
 
 use async_nats::{
-    HeaderMap,
+    HeaderMap, Subject,
     jetstream::context::{PublishAckFuture, PublishErrorKind},
 };
 use async_trait::async_trait;
@@ -34,14 +35,53 @@ use crate::{Health, Publisher, RawEvent, error::BusError};
 pub struct NatsPublisher {
     connection: Arc<Connection>,
     closed: AtomicBool,
+    /// The subject of each event type published so far (a service has a
+    /// handful): checked and formatted once, then shared with each send.
+    subjects: RwLock<HashMap<String, Subject>>,
 }
+
+/// Event types whose subjects are kept; past it, subjects are formatted per publish.
+const MAX_CACHED_SUBJECTS: usize = 1024;
 
 impl NatsPublisher {
     pub(crate) fn new(connection: Arc<Connection>) -> Self {
         Self {
             connection,
             closed: AtomicBool::new(false),
+            subjects: RwLock::default(),
         }
+    }
+
+    /// The subject events of `event_type` go to.
+    fn subject(&self, event_type: &str) -> Result<Subject, BusError> {
+        if let Some(subject) = self
+            .subjects
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(event_type)
+        {
+            return Ok(subject.clone());
+        }
+        let subject = Subject::from(wire::event_subject(
+            &self.connection.config.subject_prefix,
+            event_type,
+        )?);
+        let mut subjects = self
+            .subjects
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if subjects.len() < MAX_CACHED_SUBJECTS {
+            subjects.insert(event_type.to_owned(), subject.clone());
+        }
+        Ok(subject)
+    }
+
+    /// An event checked, with the headers of its first send.
+    fn outgoing(&self, event: RawEvent) -> Result<(Outgoing, HeaderMap), BusError> {
+        event.attributes.validate()?;
+        let subject = self.subject(event.event_type())?;
+        let headers = wire::headers(&event)?;
+        Ok((Outgoing { subject, event }, headers))
     }
 
     fn check_open(&self) -> Result<(), BusError> {
@@ -54,21 +94,11 @@ impl NatsPublisher {
 }
 
 /// One event to publish, kept until acked so that it can be sent again.
+/// The headers of its first send move into the client (a send again builds
+/// them again, rather than every publish paying for a copy).
 struct Outgoing {
-    subject: String,
+    subject: Subject,
     event: RawEvent,
-}
-
-impl Outgoing {
-    /// The event checked, with the headers of its first send: they move into
-    /// the client (a send again builds them again, rather than every publish
-    /// paying for a copy).
-    fn new(prefix: &str, event: RawEvent) -> Result<(Self, HeaderMap), BusError> {
-        event.attributes.validate()?;
-        let subject = wire::event_subject(prefix, event.event_type())?;
-        let headers = wire::headers(&event)?;
-        Ok((Self { subject, event }, headers))
-    }
 }
 
 /// Sends one message; the future resolves with the stream's ack.
@@ -172,7 +202,7 @@ async fn confirm(
 impl Publisher for NatsPublisher {
     async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
         self.check_open()?;
-        let (msg, headers) = Outgoing::new(&self.connection.config.subject_prefix, event)?;
+        let (msg, headers) = self.outgoing(event)?;
         let deadline = Instant::now() + self.connection.config.publish_timeout;
         // Boxed: the client's send future is large, and only needed briefly;
         // the publish future lives (1,000 of them at once) until the ack.
@@ -183,10 +213,9 @@ impl Publisher for NatsPublisher {
     /// Sends every event (up to the publish window ahead), then awaits every ack.
     async fn publish_all(&self, events: Vec<RawEvent>) -> Result<(), BusError> {
         self.check_open()?;
-        let prefix = &self.connection.config.subject_prefix;
         let msgs = events
             .into_iter()
-            .map(|e| Outgoing::new(prefix, e))
+            .map(|e| self.outgoing(e))
             .collect::<Result<Vec<_>, _>>()?;
         let deadline = Instant::now() + self.connection.config.publish_timeout;
         let connection = &self.connection;

@@ -111,29 +111,69 @@ fn header_name(name: &str) -> Result<HeaderName, BusError> {
         .map_err(|_| BusError::Unsupported(format!("`{name}` cannot be a nats header name")))
 }
 
-fn header_value(name: &str, value: &str) -> Result<HeaderValue, BusError> {
-    HeaderValue::try_from(value).map_err(|_| {
-        BusError::Unsupported(format!(
-            "header `{name}` holds a line break, which nats headers cannot carry"
-        ))
-    })
-}
-
 /// The headers of an event in binary mode, with its id as `Nats-Msg-Id`:
 /// every attribute a `ce-` header with its value percent-encoded,
 /// `datacontenttype` also as `Content-Type` (as it is, for readers that take
 /// the data's type from there).
 pub(crate) fn headers(event: &RawEvent) -> Result<HeaderMap, BusError> {
-    let msg = wire::to_binary(event);
+    // The attributes in the order and under the names `wire::to_binary`
+    // gives them, written straight into the map: the names of the context
+    // attributes are static, and a value that needs no encoding is copied
+    // once (this runs for every publish).
+    const SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
+    const ID: HeaderName = HeaderName::from_static("ce-id");
+    const SOURCE: HeaderName = HeaderName::from_static("ce-source");
+    const TYPE: HeaderName = HeaderName::from_static("ce-type");
+    const TIME: HeaderName = HeaderName::from_static("ce-time");
+    const SUBJECT: HeaderName = HeaderName::from_static("ce-subject");
+    const DATASCHEMA: HeaderName = HeaderName::from_static("ce-dataschema");
+    const DATACONTENTTYPE: HeaderName = HeaderName::from_static(CE_CONTENT_TYPE);
+    const CONTENT_TYPE_NAME: HeaderName = HeaderName::from_static(CONTENT_TYPE);
+    const MSG_ID_NAME: HeaderName = HeaderName::from_static(MSG_ID);
+    fn put(
+        headers: &mut HeaderMap,
+        name: HeaderName,
+        value: &str,
+        encoded: bool,
+    ) -> Result<(), BusError> {
+        let value = if encoded {
+            encode(value)
+        } else {
+            Cow::Borrowed(value)
+        };
+        let value = HeaderValue::try_from(value.into_owned()).map_err(|_| {
+            BusError::Unsupported(format!(
+                "header `{name}` holds a line break, which nats headers cannot carry"
+            ))
+        })?;
+        headers.insert(name, value);
+        Ok(())
+    }
+    let a = &event.attributes;
     let mut headers = HeaderMap::new();
-    for (name, value) in &msg.headers {
-        headers.insert(header_name(name)?, header_value(name, &encode(value))?);
+    put(&mut headers, SPECVERSION, &a.specversion, true)?;
+    put(&mut headers, ID, &a.id, true)?;
+    put(&mut headers, SOURCE, &a.source, true)?;
+    put(&mut headers, TYPE, &a.ty, true)?;
+    if let Some(time) = a.time {
+        put(&mut headers, TIME, &wire::format_time(time), true)?;
     }
-    if let Some(ct) = &msg.content_type {
-        headers.insert(CE_CONTENT_TYPE, header_value(CE_CONTENT_TYPE, &encode(ct))?);
-        headers.insert(CONTENT_TYPE, header_value(CONTENT_TYPE, ct)?);
+    if let Some(subject) = &a.subject {
+        put(&mut headers, SUBJECT, subject, true)?;
     }
-    headers.insert(MSG_ID, header_value(MSG_ID, event.id())?);
+    if let Some(schema) = &a.dataschema {
+        put(&mut headers, DATASCHEMA, schema, true)?;
+    }
+    for (name, value) in &a.extensions {
+        let name = format!("{}{name}", wire::BINARY_HEADER_PREFIX);
+        let name = header_name(&name)?;
+        put(&mut headers, name, value, true)?;
+    }
+    if let Some(ct) = &a.datacontenttype {
+        put(&mut headers, DATACONTENTTYPE, ct, true)?;
+        put(&mut headers, CONTENT_TYPE_NAME, ct, false)?;
+    }
+    put(&mut headers, MSG_ID_NAME, event.id(), false)?;
     Ok(headers)
 }
 
