@@ -230,27 +230,34 @@ impl ClientCredentials {
             }
             oauth2::RequestTokenError::Other(message) => ClientError::InvalidResponse(message),
         })?;
-        if *response.token_type() != oauth2::basic::BasicTokenType::Bearer {
-            return Err(ClientError::InvalidResponse(format!(
-                "token type {} is not bearer",
-                response.token_type().as_ref()
-            )));
-        }
-        let lifetime = response
-            .expires_in()
-            .unwrap_or(self.shared.default_lifetime);
+        let fetched = fetched_from(&response, self.shared.default_lifetime)?;
         tracing::debug!(
             target: "tessera_authn::client",
             client_id = %endpoint.auth.id,
             audience = ?self.request.audience,
-            lifetime_secs = lifetime.as_secs(),
+            lifetime_secs = fetched.lifetime.as_secs(),
             "client credentials token obtained"
         );
-        Ok(Fetched {
-            token: AccessToken::new(response.access_token().secret().as_str()),
-            lifetime,
-        })
+        Ok(fetched)
     }
+}
+
+/// The token of a successful client credentials response: a bearer token,
+/// living `expires_in` or `default_lifetime`.
+pub(crate) fn fetched_from(
+    response: &oauth2::basic::BasicTokenResponse,
+    default_lifetime: Duration,
+) -> Result<Fetched, ClientError> {
+    if *response.token_type() != oauth2::basic::BasicTokenType::Bearer {
+        return Err(ClientError::InvalidResponse(format!(
+            "token type {} is not bearer",
+            response.token_type().as_ref()
+        )));
+    }
+    Ok(Fetched {
+        token: AccessToken::new(response.access_token().secret().as_str()),
+        lifetime: response.expires_in().unwrap_or(default_lifetime),
+    })
 }
 
 impl TokenProvider for ClientCredentials {

@@ -37,15 +37,15 @@
 //! ```
 
 mod bearer;
-mod credentials;
+pub(crate) mod credentials;
 mod error;
-mod exchange;
+pub(crate) mod exchange;
 mod inject;
 mod oauth_http;
 mod policy;
 mod relay;
 mod reqwest;
-mod slot;
+pub(crate) mod slot;
 mod token;
 mod token_endpoint;
 
