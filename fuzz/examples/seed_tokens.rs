@@ -7,7 +7,9 @@ use serde_json::json;
 use tessera_fuzz::{AUDIENCE, ENCRYPTION_KID, ISSUER, SIGNING_KID, keys, sign};
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "corpus/jwt_validate".to_owned());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "corpus/jwt_validate".to_owned());
     std::fs::create_dir_all(&dir)?;
     let k = keys();
     // Expires in 2100: the seeds stay valid.
@@ -18,18 +20,72 @@ fn main() -> std::io::Result<()> {
     let seeds = [
         ("valid", format!("Bearer {valid}")),
         ("valid-lowercase-scheme", format!("bearer {valid}")),
-        ("valid-at-jwt", format!("Bearer {}", sign(&k.signing,
-            &json!({"alg": "EdDSA", "typ": "at+jwt", "kid": SIGNING_KID}), &claims))),
-        ("valid-no-kid", format!("Bearer {}", sign(&k.signing, &json!({"alg": "EdDSA"}), &claims))),
-        ("encryption-key", format!("Bearer {}", sign(&k.encryption,
-            &json!({"alg": "EdDSA", "kid": ENCRYPTION_KID}), &claims))),
-        ("wrong-audience", format!("Bearer {}", sign(&k.signing, &header,
-            &json!({"iss": ISSUER, "aud": ["other", "x"], "exp": 4_102_444_800_i64})))),
-        ("expired", format!("Bearer {}", sign(&k.signing, &header,
-            &json!({"iss": ISSUER, "aud": AUDIENCE, "exp": 1_000_000_000, "nbf": 999_999_999})))),
-        ("crit", format!("Bearer {}", sign(&k.signing,
-            &json!({"alg": "EdDSA", "kid": SIGNING_KID, "crit": ["b64"], "b64": false}), &claims))),
-        ("alg-none", format!("Bearer {}.", valid.rsplit_once('.').map_or("", |(i, _)| i))),
+        (
+            "valid-at-jwt",
+            format!(
+                "Bearer {}",
+                sign(
+                    &k.signing,
+                    &json!({"alg": "EdDSA", "typ": "at+jwt", "kid": SIGNING_KID}),
+                    &claims
+                )
+            ),
+        ),
+        (
+            "valid-no-kid",
+            format!(
+                "Bearer {}",
+                sign(&k.signing, &json!({"alg": "EdDSA"}), &claims)
+            ),
+        ),
+        (
+            "encryption-key",
+            format!(
+                "Bearer {}",
+                sign(
+                    &k.encryption,
+                    &json!({"alg": "EdDSA", "kid": ENCRYPTION_KID}),
+                    &claims
+                )
+            ),
+        ),
+        (
+            "wrong-audience",
+            format!(
+                "Bearer {}",
+                sign(
+                    &k.signing,
+                    &header,
+                    &json!({"iss": ISSUER, "aud": ["other", "x"], "exp": 4_102_444_800_i64})
+                )
+            ),
+        ),
+        (
+            "expired",
+            format!(
+                "Bearer {}",
+                sign(
+                    &k.signing,
+                    &header,
+                    &json!({"iss": ISSUER, "aud": AUDIENCE, "exp": 1_000_000_000, "nbf": 999_999_999})
+                )
+            ),
+        ),
+        (
+            "crit",
+            format!(
+                "Bearer {}",
+                sign(
+                    &k.signing,
+                    &json!({"alg": "EdDSA", "kid": SIGNING_KID, "crit": ["b64"], "b64": false}),
+                    &claims
+                )
+            ),
+        ),
+        (
+            "alg-none",
+            format!("Bearer {}.", valid.rsplit_once('.').map_or("", |(i, _)| i)),
+        ),
         ("basic", "Basic dXNlcjpwYXNz".to_owned()),
         ("dpop", format!("DPoP {valid}")),
     ];

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&chunk, body)) = data.split_first() else {
         return;
     };
-    let options = JwksOptions::default().max_bytes(MAX_BYTES).max_keys(MAX_KEYS);
+    let options = JwksOptions::default()
+        .max_bytes(MAX_BYTES)
+        .max_keys(MAX_KEYS);
     match jwks_response(body.chunks(usize::from(chunk).max(1)), &options) {
         Ok(keys) => {
             assert!(body.len() <= MAX_BYTES, "{} bytes accepted", body.len());

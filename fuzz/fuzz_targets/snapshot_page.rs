@@ -40,7 +40,8 @@ impl SnapshotSource for Pages<'_> {
                 .ok_or_else(|| SnapshotError::Malformed(format!("unknown cursor {cursor:?}")))?,
         };
         // What `HttpSnapshot` does with a body.
-        serde_json::from_slice(self.bodies[index]).map_err(|e| SnapshotError::Malformed(e.to_string()))
+        serde_json::from_slice(self.bodies[index])
+            .map_err(|e| SnapshotError::Malformed(e.to_string()))
     }
 }
 

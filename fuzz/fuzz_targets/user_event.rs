@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_event_bus::{Attributes, Envelope, Event, EventContext, JsonCodec, RawEvent};
 use tessera_event_bus::router::EventRequest;
+use tessera_event_bus::{Attributes, Envelope, Event, EventContext, JsonCodec, RawEvent};
 use tessera_fuzz::{block_on, lines};
 use tessera_user_sync::UserReplica;
 use tessera_user_sync::events::{UserDeleted, UserProfileUpdated, UserRegistered};
@@ -35,7 +35,11 @@ fn stored(replica: &UserReplica<MemoryStore>, user_id: &str) -> Stored {
 /// Decodes `raw` as the router would and hands it to the replica's service.
 /// `None` when it does not decode (the router dead-letters it, the replica
 /// never sees it); else the user id and whether the service accepted it.
-fn deliver<E>(replica: &UserReplica<MemoryStore>, raw: &RawEvent, user_id: fn(&E) -> &str) -> Option<(String, u64, bool)>
+fn deliver<E>(
+    replica: &UserReplica<MemoryStore>,
+    raw: &RawEvent,
+    user_id: fn(&E) -> &str,
+) -> Option<(String, u64, bool)>
 where
     E: Event + VersionOf,
     tessera_user_sync::replica::ReplicaService<MemoryStore>:
@@ -120,6 +124,9 @@ fuzz_target!(|data: &[u8]| {
                 _ => before,
             }
         };
-        assert_eq!(after, expected, "event {kind} v{version} for {user_id:?} from {before:?}");
+        assert_eq!(
+            after, expected,
+            "event {kind} v{version} for {user_id:?} from {before:?}"
+        );
     }
 });

@@ -63,7 +63,9 @@ fn value(tag: u8, raw: &[u8], depth: u8) -> Option<AMQPValue> {
                 })
                 .collect::<Vec<_>>(),
         )),
-        b'T' if depth < 2 => AMQPValue::FieldTable(table(raw.split(|&b| b == b','), b':', depth + 1)),
+        b'T' if depth < 2 => {
+            AMQPValue::FieldTable(table(raw.split(|&b| b == b','), b':', depth + 1))
+        }
         _ => return None,
     })
 }
@@ -108,7 +110,10 @@ fuzz_target!(|data: &[u8]| {
     let written = wire::to_binary(&event);
     let read = wire::from_message(
         written.content_type.as_deref(),
-        written.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        written
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
         written.body.clone(),
     )
     .unwrap_or_else(|e| panic!("an event read from a delivery does not read back: {e}; {event:?}"));

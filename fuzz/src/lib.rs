@@ -4,8 +4,8 @@
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::alphabet::URL_SAFE;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -49,7 +49,11 @@ pub fn jwks() -> String {
 }
 
 /// A compact JWS of `header` and `claims` signed with `pair`.
-pub fn sign(pair: &Ed25519KeyPair, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+pub fn sign(
+    pair: &Ed25519KeyPair,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
