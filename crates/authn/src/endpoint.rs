@@ -164,8 +164,18 @@ async fn discover(
         return Err(format!("discovery: status {status}"));
     }
     let body = read_limited(response).await?;
+    endpoint_from_discovery(&body, issuer, which)
+}
+
+/// The endpoint `which` named by the discovery document `body`, provided it
+/// names `issuer` exactly.
+pub(crate) fn endpoint_from_discovery(
+    body: &[u8],
+    issuer: &str,
+    which: Which,
+) -> Result<Url, String> {
     let doc: Discovery =
-        serde_json::from_slice(&body).map_err(|e| format!("discovery document: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("discovery document: {e}"))?;
     if doc.issuer != issuer {
         return Err(format!(
             "discovery document names issuer {:?}, expected {issuer:?}",

@@ -251,14 +251,7 @@ impl Introspector {
         }
         let response = self.introspect(token).await?;
         let outcome = self.decide(response, now);
-        let ttl = match &outcome {
-            Ok(claims) => {
-                let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
-                let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
-                self.cache_ttl.min(Duration::from_secs(left))
-            }
-            Err(_) => self.negative_ttl,
-        };
+        let ttl = self.ttl_of(&outcome, now);
         if !ttl.is_zero() {
             self.cache.insert(
                 self.hasher.hash_one(token),
@@ -301,11 +294,27 @@ impl Introspector {
                     PostError::OAuth { code, .. } => format!("endpoint refused us: {code}"),
                 })
             })?;
-        serde_json::from_slice(&body).map_err(|e| unavailable(format!("invalid response: {e}")))
+        parse_response(&body).map_err(unavailable)
+    }
+
+    /// How long a decision is cached: a positive one never beyond the token's `exp`.
+    pub(crate) fn ttl_of(
+        &self,
+        outcome: &Result<Arc<Map<String, Value>>, AuthnError>,
+        now: i64,
+    ) -> Duration {
+        match outcome {
+            Ok(claims) => {
+                let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+                let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+                self.cache_ttl.min(Duration::from_secs(left))
+            }
+            Err(_) => self.negative_ttl,
+        }
     }
 
     /// Checks an introspection response like a JWT's claims.
-    fn decide(
+    pub(crate) fn decide(
         &self,
         mut response: Map<String, Value>,
         now: i64,
@@ -348,7 +357,7 @@ impl Introspector {
         Ok(Arc::new(response))
     }
 
-    fn principal<E: DeserializeOwned>(
+    pub(crate) fn principal<E: DeserializeOwned>(
         &self,
         token: &str,
         claims: &Map<String, Value>,
@@ -368,6 +377,11 @@ impl Introspector {
             confirmation,
         ))
     }
+}
+
+/// An introspection response body as a JSON object.
+pub(crate) fn parse_response(body: &[u8]) -> Result<Map<String, Value>, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid response: {e}"))
 }
 
 #[cfg(test)]

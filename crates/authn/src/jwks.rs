@@ -36,7 +36,7 @@ pub struct JwksOptions {
     max_ttl: Duration,
     default_ttl: Duration,
     refresh_cooldown: Duration,
-    max_bytes: usize,
+    pub(crate) max_bytes: usize,
     max_keys: usize,
     timeout: Duration,
 }
@@ -441,7 +441,7 @@ impl Shared {
             }
         };
         let (body, ttl) = self.get(&jwks_url).await?;
-        let keys = KeySet::from_jwks_limited(&body, self.options.max_keys)?;
+        let keys = keys_from_document(&body, &self.options)?;
         Ok((keys, ttl))
     }
 
@@ -478,13 +478,28 @@ impl Shared {
             .await
             .map_err(|e| KeyError::Http(format!("{url}: {e}")))?
         {
-            if body.len() + chunk.len() > limit {
-                return Err(KeyError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
+            append_limited(&mut body, &chunk, limit)?;
         }
         Ok((body, ttl))
     }
+}
+
+/// Appends a chunk of a response body unless the body would exceed `limit` bytes.
+pub(crate) fn append_limited(
+    body: &mut Vec<u8>,
+    chunk: &[u8],
+    limit: usize,
+) -> Result<(), KeyError> {
+    if body.len().saturating_add(chunk.len()) > limit {
+        return Err(KeyError::TooLarge { limit });
+    }
+    body.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// The keys of a JWKS document, at most `options.max_keys` of them.
+pub(crate) fn keys_from_document(body: &[u8], options: &JwksOptions) -> Result<KeySet, KeyError> {
+    KeySet::from_jwks_limited(body, options.max_keys)
 }
 
 /// The key set's lifetime from `Cache-Control`, clamped to the bounds.

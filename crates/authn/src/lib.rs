@@ -41,6 +41,9 @@ pub mod layer;
 pub use layer::{Authn, AuthnLayer, TokenLocation};
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 

@@ -10,6 +10,9 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "postgres")]
 pub mod inbox;
 #[cfg(feature = "memory")]

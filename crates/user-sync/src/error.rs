@@ -113,7 +113,8 @@ pub enum SnapshotError {
     /// The bearer token provider failed.
     #[error("could not get a token for the snapshot endpoint: {0}")]
     Token(#[source] BoxError),
-    /// The source returned the cursor it was given: paging would never end.
+    /// The source returned a cursor it had already returned (the one it was
+    /// given, or an earlier one: a cycle): paging would never end.
     #[error("snapshot cursor `{0}` did not advance")]
     CursorStuck(String),
 }

@@ -262,6 +262,43 @@ async fn a_cursor_that_does_not_advance_is_an_error_not_a_loop() {
     );
 }
 
+/// Pages `a` → `b` → `c` → `a` ...: no page repeats the cursor it was given.
+#[derive(Debug)]
+struct Cycle;
+
+#[async_trait::async_trait]
+impl SnapshotSource for Cycle {
+    async fn page(&self, after: Option<&str>, _: u32) -> Result<SnapshotPage, SnapshotError> {
+        let next = match after {
+            None => "a",
+            Some("a") => "b",
+            Some("b") => "c",
+            Some(_) => "a",
+        };
+        Ok(SnapshotPage::new(
+            vec![SnapshotUser::new(format!("u-{next}"), 1, "U")],
+            Some(next.to_owned()),
+        ))
+    }
+}
+
+// Found by fuzzing (fuzz target `snapshot_page`): only a cursor equal to the
+// one just sent was caught; a longer cycle made the backfill page forever.
+#[tokio::test]
+async fn a_cursor_cycle_is_an_error_not_a_loop() {
+    let replica = UserReplica::in_memory("t");
+    let backfill = Backfill::new(Cycle);
+    let err = tokio::time::timeout(Duration::from_secs(10), backfill.run(&replica))
+        .await
+        .expect("the backfill ends")
+        .unwrap_err();
+    assert!(
+        matches!(err, BackfillError::Snapshot(SnapshotError::CursorStuck(ref c)) if c == "a"),
+        "{err}"
+    );
+    assert_eq!(replica.get("u-c").await.unwrap().unwrap().version, 1);
+}
+
 #[tokio::test]
 async fn invalid_snapshot_users_are_malformed_pages() {
     for (users, message) in [

@@ -268,49 +268,70 @@ impl ClientCredentials {
             }
             oauth2::RequestTokenError::Other(message) => ClientError::InvalidResponse(message),
         })?;
-        let token = self.token_of(response.access_token().secret(), response.token_type())?;
-        let lifetime = response
-            .expires_in()
-            .unwrap_or(self.shared.default_lifetime);
+        #[cfg(feature = "dpop")]
+        let signer = self.shared.dpop.as_ref();
+        #[cfg(not(feature = "dpop"))]
+        let signer = None;
+        let fetched = fetched_from(&response, self.shared.default_lifetime, signer)?;
         tracing::debug!(
             target: "tessera_authn::client",
             client_id = %endpoint.auth.id,
             audience = ?self.request.audience,
-            lifetime_secs = lifetime.as_secs(),
+            lifetime_secs = fetched.lifetime.as_secs(),
             "client credentials token obtained"
         );
-        Ok(Fetched { token, lifetime })
+        Ok(fetched)
     }
+}
 
-    /// The token, as its `token_type` says it must be sent: a bearer token
-    /// without a DPoP key, a DPoP-bound one with it; anything else refused.
-    #[cfg_attr(not(feature = "dpop"), allow(clippy::unused_self))]
-    fn token_of(
-        &self,
-        token: &str,
-        token_type: &oauth2::basic::BasicTokenType,
-    ) -> Result<AccessToken, ClientError> {
-        use oauth2::basic::BasicTokenType;
+/// The token of a successful client credentials response: a bearer token,
+/// living `expires_in` or `default_lifetime`.
+/// The key a token is requested for: a [`DpopSigner`](super::DpopSigner)
+/// with the `dpop` feature, nothing (no value exists) without.
+#[cfg(feature = "dpop")]
+pub(crate) type Signer = super::DpopSigner;
+/// The key a token is requested for: none without the `dpop` feature.
+#[cfg(not(feature = "dpop"))]
+pub(crate) type Signer = std::convert::Infallible;
+
+/// The token of a successful response, as its `token_type` says it must be
+/// sent (a bearer token without a DPoP key, a DPoP-bound one with it;
+/// anything else refused), and how long it lives.
+pub(crate) fn fetched_from(
+    response: &oauth2::basic::BasicTokenResponse,
+    default_lifetime: Duration,
+    signer: Option<&Signer>,
+) -> Result<Fetched, ClientError> {
+    use oauth2::basic::BasicTokenType;
+    let secret = response.access_token().secret().as_str();
+    let token_type = response.token_type();
+    let token = match signer {
         #[cfg(feature = "dpop")]
-        if let Some(signer) = &self.shared.dpop {
-            return match token_type {
-                BasicTokenType::Extension(t) if t.eq_ignore_ascii_case("dpop") => {
-                    Ok(AccessToken::dpop_bound(token, signer.clone()))
-                }
-                other => Err(ClientError::InvalidResponse(format!(
+        Some(signer) => match token_type {
+            BasicTokenType::Extension(t) if t.eq_ignore_ascii_case("dpop") => {
+                AccessToken::dpop_bound(secret, signer.clone())
+            }
+            other => {
+                return Err(ClientError::InvalidResponse(format!(
                     "token type {} is not DPoP: the server did not bind the token to the key",
                     other.as_ref()
-                ))),
-            };
-        }
-        if *token_type != BasicTokenType::Bearer {
+                )));
+            }
+        },
+        #[cfg(not(feature = "dpop"))]
+        Some(never) => match *never {},
+        None if *token_type == BasicTokenType::Bearer => AccessToken::new(secret),
+        None => {
             return Err(ClientError::InvalidResponse(format!(
                 "token type {} is not bearer",
                 token_type.as_ref()
             )));
         }
-        Ok(AccessToken::new(token))
-    }
+    };
+    Ok(Fetched {
+        token,
+        lifetime: response.expires_in().unwrap_or(default_lifetime),
+    })
 }
 
 impl TokenProvider for ClientCredentials {

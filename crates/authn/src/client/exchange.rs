@@ -202,26 +202,32 @@ impl TokenExchange {
         )
         .await
         .map_err(ClientError::from_post)?;
-        let response: ExchangeResponse = serde_json::from_slice(&body)
-            .map_err(|e| ClientError::InvalidResponse(format!("token exchange: {e}")))?;
-        if !response.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(ClientError::InvalidResponse(
-                "token exchange: token type is not bearer".into(),
-            ));
-        }
-        if let Some(issued) = &response.issued_token_type
-            && issued != ACCESS_TOKEN
-            && issued != "urn:ietf:params:oauth:token-type:jwt"
-        {
-            return Err(ClientError::InvalidResponse(
-                "token exchange: issued token is not an access token".into(),
-            ));
-        }
-        Ok(Fetched {
-            token: AccessToken::new(response.access_token),
-            lifetime: Duration::from_secs(response.expires_in.unwrap_or(60)),
-        })
+        exchange_response(&body)
     }
+}
+
+/// The token of a successful RFC 8693 response: a bearer access token (or
+/// JWT), living `expires_in` or 60 s.
+pub(crate) fn exchange_response(body: &[u8]) -> Result<Fetched, ClientError> {
+    let response: ExchangeResponse = serde_json::from_slice(body)
+        .map_err(|e| ClientError::InvalidResponse(format!("token exchange: {e}")))?;
+    if !response.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(ClientError::InvalidResponse(
+            "token exchange: token type is not bearer".into(),
+        ));
+    }
+    if let Some(issued) = &response.issued_token_type
+        && issued != ACCESS_TOKEN
+        && issued != "urn:ietf:params:oauth:token-type:jwt"
+    {
+        return Err(ClientError::InvalidResponse(
+            "token exchange: issued token is not an access token".into(),
+        ));
+    }
+    Ok(Fetched {
+        token: AccessToken::new(response.access_token),
+        lifetime: Duration::from_secs(response.expires_in.unwrap_or(60)),
+    })
 }
 
 /// A [`TokenProvider`] that exchanges one subject token for one audience;

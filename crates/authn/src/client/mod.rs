@@ -41,19 +41,19 @@
 //! ```
 
 mod authorization;
-mod credentials;
+pub(crate) mod credentials;
 #[cfg(feature = "dpop")]
 mod dpop_nonces;
 #[cfg(feature = "dpop")]
 mod dpop_signer;
 mod error;
-mod exchange;
+pub(crate) mod exchange;
 mod inject;
 mod oauth_http;
 mod policy;
 mod relay;
 mod reqwest;
-mod slot;
+pub(crate) mod slot;
 mod token;
 mod token_endpoint;
 

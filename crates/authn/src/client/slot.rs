@@ -24,6 +24,24 @@ pub(crate) struct Cached {
     pub(crate) expires_at: Instant,
 }
 
+/// The longest lifetime a cached token is given, whatever `expires_in` the
+/// token endpoint announced: a year. An absurd `expires_in` (up to
+/// `u64::MAX` seconds) would otherwise overflow `Instant` arithmetic.
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Cached {
+    /// The cache entry for a token fetched at `started`, its lifetime capped
+    /// at [`MAX_TOKEN_LIFETIME`].
+    pub(crate) fn new(fetched: &Fetched, started: Instant, policy: RefreshAhead) -> Self {
+        let lifetime = fetched.lifetime.min(MAX_TOKEN_LIFETIME);
+        Self {
+            token: fetched.token.clone(),
+            refresh_at: started + policy.refresh_after(lifetime),
+            expires_at: started + lifetime,
+        }
+    }
+}
+
 /// A fresh token and its lifetime.
 pub(crate) struct Fetched {
     pub(crate) token: AccessToken,
@@ -124,11 +142,7 @@ impl Slot {
             Ok(fetched) => {
                 // Lifetimes count from the request, not the response: a
                 // slow answer must not stretch them.
-                let cached = Arc::new(Cached {
-                    token: fetched.token.clone(),
-                    refresh_at: started + policy.refresh_after(fetched.lifetime),
-                    expires_at: started + fetched.lifetime,
-                });
+                let cached = Arc::new(Cached::new(&fetched, started, policy));
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(cached);
                 *last_error = None;
                 Ok(fetched.token)
@@ -147,6 +161,60 @@ impl Slot {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|c| &c.token == token) {
             *current = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Found by fuzzing (fuzz target `token_response`): `expires_in` near
+    // u64::MAX panicked with an `Instant` overflow.
+    #[tokio::test]
+    async fn a_huge_expires_in_is_capped_at_a_year() {
+        let slot = Slot::new();
+        let before = Instant::now();
+        let token = slot
+            .get(RefreshAhead::default(), || async {
+                Ok(Fetched {
+                    token: AccessToken::new("t"),
+                    lifetime: Duration::from_secs(u64::MAX),
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(token.secret(), "t");
+        let cached = slot.cached().unwrap();
+        assert!(cached.expires_at <= Instant::now() + MAX_TOKEN_LIFETIME);
+        assert!(cached.expires_at >= before + MAX_TOKEN_LIFETIME);
+        assert!(cached.refresh_at < cached.expires_at);
+        // The cached token is served without another fetch.
+        let again = slot
+            .get(RefreshAhead::default(), || async {
+                Err(ClientError::InvalidResponse("no second fetch".into()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(again.secret(), "t");
+    }
+
+    #[test]
+    fn every_lifetime_gives_an_entry_that_renews_before_it_expires() {
+        let now = Instant::now();
+        for secs in [0, 1, 59, 3600, 365 * 24 * 3600, u64::MAX / 2, u64::MAX] {
+            let fetched = Fetched {
+                token: AccessToken::new("t"),
+                lifetime: Duration::from_secs(secs),
+            };
+            for policy in [
+                RefreshAhead::default(),
+                RefreshAhead::new(1.0, Duration::ZERO),
+            ] {
+                let cached = Cached::new(&fetched, now, policy);
+                assert!(cached.refresh_at <= cached.expires_at);
+                assert!(cached.expires_at <= now + MAX_TOKEN_LIFETIME);
+            }
         }
     }
 }

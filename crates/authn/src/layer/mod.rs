@@ -32,7 +32,7 @@ mod future;
 mod layer;
 mod refusal;
 mod service;
-mod token;
+pub(crate) mod token;
 mod trace;
 
 pub use future::ResponseFuture;

@@ -22,7 +22,7 @@ pub enum TokenLocation {
 
 /// The scheme the token came with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Scheme {
+pub(crate) enum Scheme {
     /// `Bearer`, or a cookie or custom header.
     Bearer,
     /// `DPoP` (RFC 9449 §7.1), looked for only when DPoP is on.
@@ -33,7 +33,7 @@ pub(super) enum Scheme {
 /// The token of `req` at `location` and its scheme; header values longer
 /// than `max_header_len` are refused before any parsing. The `DPoP` scheme
 /// counts only when `dpop` is set.
-pub(super) fn extract<'r, B>(
+pub(crate) fn extract<'r, B>(
     req: &'r Request<B>,
     location: &TokenLocation,
     max_header_len: usize,

@@ -71,7 +71,7 @@
 //! ```
 
 mod ack;
-mod amqp;
+pub(crate) mod amqp;
 mod bus;
 mod config;
 mod connection;

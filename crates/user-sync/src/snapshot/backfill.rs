@@ -104,6 +104,10 @@ impl<T: SnapshotSource> Backfill<T> {
     ) -> Result<BackfillReport, BackfillError> {
         let mut report = BackfillReport::default();
         let mut cursor: Option<String> = None;
+        // Every cursor handed out so far: a source whose cursors come back
+        // round (a cycle of any length, not only the same cursor twice)
+        // would otherwise be paged forever.
+        let mut cursors: HashSet<String> = HashSet::new();
         loop {
             let page = self.source.page(cursor.as_deref(), self.page_size).await?;
             report.pages += 1;
@@ -124,10 +128,13 @@ impl<T: SnapshotSource> Backfill<T> {
             }
             match page.next {
                 None => return Ok(report),
-                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                Some(next) if cursors.contains(&next) => {
                     return Err(SnapshotError::CursorStuck(next).into());
                 }
-                Some(next) => cursor = Some(next),
+                Some(next) => {
+                    cursors.insert(next.clone());
+                    cursor = Some(next);
+                }
             }
         }
     }
