@@ -23,6 +23,13 @@ use tracing::{Instrument as _, subscriber::DefaultGuard};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 const PATIENCE: Duration = Duration::from_secs(5);
+
+/// One test at a time: each installs its own subscriber for its thread, but
+/// `tracing` keeps whether a callsite is enabled in process-wide state shared
+/// by every subscriber alive, so a test whose subscriber filters the
+/// `publish` span out can see it enabled while another test runs (a service
+/// has one subscriber; the tests have six).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const USER_DELETED: &str = "com.example.user.deleted.v1";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +166,7 @@ async fn publish_in_request(bus: &MemoryBus) -> TraceId {
 
 #[tokio::test]
 async fn publish_and_process_spans_form_one_trace_when_the_producer_is_the_parent() {
+    let _serial = SERIAL.lock().await;
     let traces = Traces::install();
     let bus = MemoryBus::new();
     let consumer = consume_one(&bus, Router::producer_as_parent, false).await;
@@ -209,6 +217,7 @@ async fn publish_and_process_spans_form_one_trace_when_the_producer_is_the_paren
 
 #[tokio::test]
 async fn the_process_span_links_to_the_producer_without_joining_its_trace_by_default() {
+    let _serial = SERIAL.lock().await;
     let traces = Traces::install();
     let bus = MemoryBus::new();
     let consumer = consume_one(&bus, |r| r, false).await;
@@ -223,6 +232,7 @@ async fn the_process_span_links_to_the_producer_without_joining_its_trace_by_def
 
 #[tokio::test]
 async fn a_failed_handler_marks_the_process_span_with_its_error_type() {
+    let _serial = SERIAL.lock().await;
     let traces = Traces::install();
     let bus = MemoryBus::new();
     let consumer = consume_one(&bus, Router::producer_as_parent, true).await;
@@ -243,6 +253,7 @@ async fn a_failed_handler_marks_the_process_span_with_its_error_type() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
 async fn a_request_through_the_outbox_and_the_relay_is_one_trace_to_the_handler() {
+    let _serial = SERIAL.lock().await;
     use common::outbox::{TYPE, TestDb, UserChanged, event};
     use tessera_event_bus::outbox::OutboxRelay;
 
@@ -306,6 +317,7 @@ async fn a_request_through_the_outbox_and_the_relay_is_one_trace_to_the_handler(
 
 #[tokio::test]
 async fn a_filtered_out_publish_span_still_carries_the_callers_context() {
+    let _serial = SERIAL.lock().await;
     use tracing_subscriber::{Layer as _, filter::filter_fn};
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let exporter = InMemorySpanExporter::default();
@@ -348,6 +360,7 @@ async fn a_filtered_out_publish_span_still_carries_the_callers_context() {
 #[tokio::test]
 #[ignore = "needs RabbitMQ"]
 async fn rabbitmq_spans_name_the_exchange_and_the_routing_key() {
+    let _serial = SERIAL.lock().await;
     use common::rabbitmq::{config, unique};
     use tessera_event_bus::{BusError, rabbitmq::RabbitBus, testkit::amqp_url};
 
