@@ -21,6 +21,10 @@
 //!   group, a line per id says how busy the machine was and how many cores
 //!   the broker used during the timed windows (`/proc`; the broker's VM
 //!   found with `rabbitmqctl eval 'os:getpid().'`).
+//!   `relay_sustained_pruning`: one relay as `relay_sustained`, with 10,000
+//!   sent rows an hour old in the table beforehand and pruning every 50 ms
+//!   with a retention of zero, so it deletes those and its own sent rows in
+//!   chunks while it relays (checked after each sample: no old row left).
 //! - `outbox_enqueue/enqueue_all_100`: `enqueue_all` of 100 events in a
 //!   transaction (encode, subject locks, insert, commit);
 //!   `outbox_enqueue/plain_insert_100`: the same 100 rows, already encoded,
@@ -66,6 +70,9 @@ use self::support::{BATCH, bench_relay_round, print_latency};
 const TYPE: &str = "com.example.outbox_bench.v1";
 /// Events per `outbox_throughput` iteration.
 const SUSTAINED: usize = 10_000;
+/// Sent rows past their retention that `relay_sustained_pruning` deletes
+/// while it relays.
+const PRUNED: usize = 10_000;
 /// Unconfirmed publishes of the raw side.
 const WINDOW: usize = 1_000;
 /// Data bytes of every event.
@@ -128,19 +135,46 @@ async fn receive(arrivals: &mut Arrivals, n: usize) {
     }
 }
 
-/// Empties the table and commits events `0..n` in transactions of 500.
-async fn fill(pool: &PgPool, outbox: &Outbox, n: usize) {
+/// Empties the table, commits `sent` rows already sent an hour ago (what a
+/// pruning relay has to delete), then events `0..n` in transactions of 500.
+async fn fill(pool: &PgPool, outbox: &Outbox, sent: usize, n: usize) {
     let table = outbox.table().qualified();
     sqlx::query(&format!("TRUNCATE {table}"))
         .execute(pool)
         .await
         .expect("truncate");
-    let envs: Vec<_> = (0..n).map(envelope).collect();
-    for chunk in envs.chunks(500) {
-        let mut tx = pool.begin().await.expect("begin");
-        outbox.enqueue_all(&mut tx, chunk).await.expect("enqueue");
-        tx.commit().await.expect("commit");
+    let commit = |envs: Vec<Envelope<Bench>>| async move {
+        for chunk in envs.chunks(500) {
+            let mut tx = pool.begin().await.expect("begin");
+            outbox.enqueue_all(&mut tx, chunk).await.expect("enqueue");
+            tx.commit().await.expect("commit");
+        }
+    };
+    if sent > 0 {
+        commit((0..sent).map(envelope).collect()).await;
+        sqlx::query(&format!(
+            "UPDATE {table} SET sent_at = clock_timestamp() - interval '1 hour'"
+        ))
+        .execute(pool)
+        .await
+        .expect("mark the old rows sent");
+        sqlx::query(&format!("VACUUM ANALYZE {table}"))
+            .execute(pool)
+            .await
+            .expect("vacuum");
     }
+    commit((0..n).map(envelope).collect()).await;
+}
+
+/// How the relays of an `outbox_throughput` id run.
+#[derive(Clone, Copy)]
+struct Relays {
+    /// Relays on the table, each with its own connection.
+    count: usize,
+    /// Sent rows past their retention in the table before the relays start;
+    /// when non-zero the relays prune every 50 ms with a retention of zero,
+    /// so they delete those rows and their own sent rows while they run.
+    pruning: usize,
 }
 
 /// A started relay per publisher (each its own connection, as replicas of
@@ -151,21 +185,24 @@ async fn drain_with_relays(
     pool: &PgPool,
     outbox: &Outbox,
     publishers: &[Arc<dyn Publisher>],
+    relays: Relays,
     arrivals: &mut Arrivals,
     usage: &mut cpu::Usage,
     broker: Option<u32>,
 ) -> Duration {
-    fill(pool, outbox, SUSTAINED).await;
+    fill(pool, outbox, relays.pruning, SUSTAINED).await;
     while arrivals.try_recv().is_ok() {}
     let sample = cpu::Sample::now(broker);
     let started = Instant::now();
     let mut handles = Vec::new();
-    for publisher in publishers {
-        let relay = OutboxRelay::new(outbox, pool.clone(), Arc::clone(publisher))
-            .start()
-            .await
-            .expect("relay");
-        handles.push(relay);
+    for publisher in &publishers[..relays.count] {
+        let mut relay = OutboxRelay::new(outbox, pool.clone(), Arc::clone(publisher));
+        if relays.pruning > 0 {
+            relay = relay
+                .retention(Duration::ZERO)
+                .prune_interval(Duration::from_millis(50));
+        }
+        handles.push(relay.start().await.expect("relay"));
     }
     receive(arrivals, SUSTAINED).await;
     for relay in handles {
@@ -173,6 +210,16 @@ async fn drain_with_relays(
     }
     let elapsed = started.elapsed();
     usage.add(sample, broker);
+    if relays.pruning > 0 {
+        let table = outbox.table().qualified();
+        let old: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE sent_at < clock_timestamp() - interval '30 minutes'"
+        ))
+        .fetch_one(pool)
+        .await
+        .expect("count");
+        assert_eq!(old, 0, "the relay pruned every old row while it ran");
+    }
     elapsed
 }
 
@@ -326,8 +373,8 @@ fn main() {
     group.finish();
 
     let mut group = c.benchmark_group("outbox_throughput");
-    // CPU use over the timed windows: raw, one relay, three relays.
-    let mut usages: [cpu::Usage; 3] = Default::default();
+    // CPU use over the timed windows: raw, then each relay id.
+    let mut usages: [cpu::Usage; 4] = Default::default();
     group.throughput(Throughput::Elements(SUSTAINED as u64));
     group
         .sample_size(10)
@@ -366,9 +413,17 @@ fn main() {
         });
         drop(conn);
     });
-    for (index, (id, relays)) in [("relay_sustained", 1), ("relay_sustained_3", 3)]
-        .into_iter()
-        .enumerate()
+    let one = Relays {
+        count: 1,
+        pruning: 0,
+    };
+    for (index, (id, relays)) in [
+        ("relay_sustained", one),
+        ("relay_sustained_3", Relays { count: 3, ..one }),
+        ("relay_sustained_pruning", Relays { pruning: PRUNED, ..one }),
+    ]
+    .into_iter()
+    .enumerate()
     {
         group.bench_function(id, |b| {
             b.iter_custom(|iters| {
@@ -378,7 +433,8 @@ fn main() {
                         total += drain_with_relays(
                             &pool,
                             &outbox,
-                            &publishers[..relays],
+                            &publishers,
+                            relays,
                             &mut arrivals,
                             &mut usages[index + 1],
                             broker,
@@ -395,6 +451,7 @@ fn main() {
         "raw_lapin_confirms_window",
         "relay_sustained",
         "relay_sustained_3",
+        "relay_sustained_pruning",
     ]
     .iter()
     .zip(&usages)
