@@ -23,8 +23,9 @@
 //!   found with `rabbitmqctl eval 'os:getpid().'`).
 //!   `relay_sustained_pruning`: one relay as `relay_sustained`, with 10,000
 //!   sent rows an hour old in the table beforehand and pruning every 50 ms
-//!   with a retention of zero, so it deletes those and its own sent rows in
-//!   chunks while it relays (checked after each sample: no old row left).
+//!   with a retention of 30 minutes, so it deletes those rows in chunks
+//!   while it relays as many (a relay's steady state: a row pruned for each
+//!   row sent; checked after each sample: no old row left).
 //! - `outbox_enqueue/enqueue_all_100`: `enqueue_all` of 100 events in a
 //!   transaction (encode, subject locks, insert, commit);
 //!   `outbox_enqueue/plain_insert_100`: the same 100 rows, already encoded,
@@ -171,9 +172,10 @@ async fn fill(pool: &PgPool, outbox: &Outbox, sent: usize, n: usize) {
 struct Relays {
     /// Relays on the table, each with its own connection.
     count: usize,
-    /// Sent rows past their retention in the table before the relays start;
-    /// when non-zero the relays prune every 50 ms with a retention of zero,
-    /// so they delete those rows and their own sent rows while they run.
+    /// Sent rows an hour old in the table before the relays start; when
+    /// non-zero the relays prune every 50 ms with a retention of 30 minutes,
+    /// so they delete those rows (and not their own) while they run: as many
+    /// deletes as publishes, a relay's steady state.
     pruning: usize,
 }
 
@@ -199,7 +201,7 @@ async fn drain_with_relays(
         let mut relay = OutboxRelay::new(outbox, pool.clone(), Arc::clone(publisher));
         if relays.pruning > 0 {
             relay = relay
-                .retention(Duration::ZERO)
+                .retention(Duration::from_secs(1800))
                 .prune_interval(Duration::from_millis(50));
         }
         handles.push(relay.start().await.expect("relay"));
@@ -420,7 +422,13 @@ fn main() {
     for (index, (id, relays)) in [
         ("relay_sustained", one),
         ("relay_sustained_3", Relays { count: 3, ..one }),
-        ("relay_sustained_pruning", Relays { pruning: PRUNED, ..one }),
+        (
+            "relay_sustained_pruning",
+            Relays {
+                pruning: PRUNED,
+                ..one
+            },
+        ),
     ]
     .into_iter()
     .enumerate()

@@ -1,11 +1,11 @@
 //! Run with `AUTHN_ISSUER=https://idp.example AUTHN_AUDIENCE=api cargo run -p protected-api`.
 
-use protected_api::{Config, app_with};
+use protected_api::{Config, app_with, traced};
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _telemetry = telemetry::init("protected-api", "info,tessera_authn=debug");
+    let telemetry = telemetry::init("protected-api", "info,tessera_authn=debug");
     let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => config,
         Err(problem) => {
@@ -45,7 +45,14 @@ async fn main() -> ExitCode {
         dpop_nonce = config.dpop_nonce,
         "protected-api listening"
     );
-    let server = axum::serve(listener, app_with(validator, dpop)).with_graceful_shutdown(async {
+    let app = app_with(validator, dpop);
+    // Request spans only when something exports them (see `traced`).
+    let app = if telemetry.exports_traces() {
+        traced(app)
+    } else {
+        app
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     });
     match server.await {

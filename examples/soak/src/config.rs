@@ -14,7 +14,7 @@ pub const LOCAL_DATABASE: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The usage text, printed for `--help` and after a usage error.
 pub const USAGE: &str = "\
 usage: soak [--rate N] [--duration D] [--relays N] [--urls URLS] [--kill-every D]
-            [--database URL] [--subjects N] [--drain-timeout D]
+            [--database URL] [--subjects N] [--publishers N] [--drain-timeout D]
 
   --rate N           events committed per second, one per transaction (default 1000)
   --duration D       how long to publish: 90, 90s, 10m, 1h, 500ms (default 60s)
@@ -26,6 +26,8 @@ usage: soak [--rate N] [--duration D] [--relays N] [--urls URLS] [--kill-every D
                      every D and start it again D/2 later (default: off)
   --database URL     PostgreSQL (default: $DATABASE_URL, else the local test database)
   --subjects N       subjects, each with its own sequence numbers (default 32)
+  --publishers N     publishing tasks, each with at most one transaction open
+                     (default 32; at most one per subject)
   --drain-timeout D  how long to wait for the backlog once publishing stopped (default 120s)
 ";
 
@@ -49,6 +51,8 @@ pub struct SoakConfig {
     pub database: String,
     /// How many subjects the events are spread over.
     pub subjects: usize,
+    /// Publishing tasks (each commits one transaction at a time); at most `subjects`.
+    pub publishers: usize,
     /// How long to wait for the backlog after publishing stopped.
     pub drain_timeout: Duration,
     /// How often a progress line is written.
@@ -76,6 +80,7 @@ impl SoakConfig {
             kill_every: None,
             database: set("DATABASE_URL").unwrap_or_else(|| LOCAL_DATABASE.to_owned()),
             subjects: 32,
+            publishers: 32,
             drain_timeout: Duration::from_secs(120),
             progress_every: Duration::from_secs(5),
         }
@@ -107,6 +112,7 @@ impl SoakConfig {
                 "--kill-every" => self.kill_every = Some(duration(&flag, &value)?),
                 "--database" => self.database = non_empty(&flag, value)?,
                 "--subjects" => self.subjects = positive(&flag, &value)?,
+                "--publishers" => self.publishers = positive(&flag, &value)?,
                 "--drain-timeout" => self.drain_timeout = duration(&flag, &value)?,
                 _ => return Err(UsageError(format!("unknown flag '{flag}'"))),
             }
@@ -198,12 +204,15 @@ mod tests {
             "--kill-every",
             "1m",
             "--urls=amqp://x",
+            "--publishers",
+            "4",
         ]);
         assert_eq!(config.rate, 2000);
         assert_eq!(config.duration, Duration::from_secs(600));
         assert_eq!(config.relays, 2);
         assert_eq!(config.kill_every, Some(Duration::from_secs(60)));
         assert_eq!(config.urls, "amqp://x");
+        assert_eq!(config.publishers, 4);
         assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
     }
 

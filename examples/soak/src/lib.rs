@@ -83,7 +83,9 @@ pub async fn run_until(
     interrupted: impl Future<Output = ()> + Send,
 ) -> Result<Summary, SoakError> {
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let connections = publish::PUBLISHERS + config.relays * (replica::CONSUMER_CONCURRENCY + 3) + 2;
+    let connections = config.publishers.min(config.subjects)
+        + config.relays * (replica::CONSUMER_CONCURRENCY + 3)
+        + 2;
     let db = RunDb::create(
         &config.database,
         &format!("soak_{id}"),
@@ -171,9 +173,7 @@ async fn soak(
     let mut publishers = publish::start(
         db,
         &outbox,
-        config.rate,
-        config.duration,
-        config.subjects,
+        config,
         stopped,
         Arc::clone(&publisher_failures),
     );

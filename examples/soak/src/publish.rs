@@ -13,17 +13,18 @@ use tessera_event_bus::{Envelope, outbox::Outbox};
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 
 use crate::{
+    config::SoakConfig,
     db::RunDb,
     event::{SOURCE, Tick, now_us},
 };
 
-/// How many transactions may be open at once: enough to keep a few
-/// thousand commits a second on schedule, few enough for a shared database.
-pub(crate) const PUBLISHERS: usize = 8;
-
-/// Starts the publishers: together `rate` events a second over `subjects`
-/// subjects until `duration` is over or `stop` turns true. Each task owns
-/// the subjects `t, t + PUBLISHERS, ...`, so it numbers them alone.
+/// Starts `config.publishers` tasks (at most one per subject): together
+/// `config.rate` events a second over `config.subjects` subjects until
+/// `config.duration` is over or `stop` turns true. Each task owns the subjects `t, t + tasks, ...`, so it
+/// numbers them alone. Each has at most one transaction open, so the tasks
+/// bound the rate at `publishers` / the commit latency: PostgreSQL commits
+/// many concurrent transactions with one WAL flush, so more tasks reach a
+/// higher rate than faster ones could.
 ///
 /// A task that falls behind its schedule commits without pausing until it
 /// has caught up, and stops at the end of `duration` all the same: a
@@ -34,15 +35,14 @@ pub(crate) const PUBLISHERS: usize = 8;
 pub(crate) fn start(
     db: &RunDb,
     outbox: &Outbox,
-    rate: u32,
-    duration: Duration,
-    subjects: usize,
+    config: &SoakConfig,
     stop: watch::Receiver<bool>,
     failures: Arc<AtomicU64>,
 ) -> JoinSet<()> {
-    let tasks = PUBLISHERS.min(subjects);
+    let (rate, subjects) = (config.rate, config.subjects);
+    let tasks = config.publishers.min(subjects);
     let start = Instant::now();
-    let end = start + duration;
+    let end = start + config.duration;
     let mut set = JoinSet::new();
     for t in 0..tasks {
         let task = Publisher {
