@@ -153,6 +153,41 @@ fn strip_prefix(header: &str) -> Option<&str> {
         })
 }
 
+/// The attributes alone as a structured-mode JSON object (no `data`): what
+/// [`to_structured`] writes for an event without data, serialised straight
+/// from the borrowed attributes (the outbox stores one per row).
+pub(crate) fn attributes_to_json(a: &Attributes) -> Result<String, WireError> {
+    struct Object<'a>(&'a Attributes);
+    impl serde::Serialize for Object<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap as _;
+            let a = self.0;
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_entry("specversion", &a.specversion)?;
+            map.serialize_entry("id", &a.id)?;
+            map.serialize_entry("source", &a.source)?;
+            map.serialize_entry("type", &a.ty)?;
+            if let Some(time) = a.time {
+                map.serialize_entry("time", &format_time(time))?;
+            }
+            for (name, value) in [
+                ("subject", &a.subject),
+                ("datacontenttype", &a.datacontenttype),
+                ("dataschema", &a.dataschema),
+            ] {
+                if let Some(v) = value {
+                    map.serialize_entry(name, v)?;
+                }
+            }
+            for (name, value) in &a.extensions {
+                map.serialize_entry(name, value)?;
+            }
+            map.end()
+        }
+    }
+    serde_json::to_string(&Object(a)).map_err(|e| WireError::NotJsonObject(e.to_string()))
+}
+
 /// Writes an event in structured content mode (`application/cloudevents+json`).
 ///
 /// JSON data (or data without a content type) is embedded as `data`; other
@@ -344,6 +379,18 @@ impl AttributesBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_alone_are_the_structured_form_of_an_event_without_data() {
+        let full = sample();
+        let header = RawEvent::new(full.attributes.clone(), Bytes::new());
+        let expected: Value = serde_json::from_slice(&to_structured(&header).unwrap()).unwrap();
+        let written = attributes_to_json(&full.attributes).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&written).unwrap(), expected);
+        let read = from_structured(written.as_bytes()).unwrap();
+        assert_eq!(read.attributes, full.attributes);
+        assert!(read.data.is_empty());
+    }
 
     fn sample() -> RawEvent {
         let mut a = Attributes::new("e-1", "/users", "com.example.user.registered.v1");

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use sqlx::{Postgres, Transaction};
 
 use super::{error::OutboxError, table::TableName};
-use crate::{Codec, Envelope, Event, JsonCodec, RawEvent, error::WireError, wire};
+use crate::{Codec, Envelope, Event, JsonCodec, RawEvent, wire};
 
 /// Writes events into an outbox table inside the caller's transaction.
 ///
@@ -127,10 +126,15 @@ impl<C: Codec> Outbox<C> {
         }
         #[cfg(feature = "otel")]
         let span = crate::otel::create::start(&self.inner.table.label(), events);
-        let result = self.insert(tx, events, |_attributes| {
-            #[cfg(feature = "otel")]
-            crate::otel::create::inject(&span, _attributes);
-        });
+        #[cfg(feature = "otel")]
+        let stamp = |attributes: &crate::Attributes| {
+            let mut stamped = attributes.clone();
+            crate::otel::create::inject(&span, &mut stamped);
+            Some(stamped)
+        };
+        #[cfg(not(feature = "otel"))]
+        let stamp = |_: &crate::Attributes| None;
+        let result = self.insert(tx, events, stamp);
         #[cfg(feature = "otel")]
         let result = tracing::Instrument::instrument(result, span.clone());
         let result = result.await;
@@ -142,12 +146,13 @@ impl<C: Codec> Outbox<C> {
     }
 
     /// Validates and inserts the rows; `stamp` sees each row's attributes
-    /// before they are written.
+    /// before they are written and returns a changed copy, or `None` to
+    /// write them as they are.
     async fn insert(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         events: &[RawEvent],
-        stamp: impl Fn(&mut crate::Attributes),
+        stamp: impl Fn(&crate::Attributes) -> Option<crate::Attributes>,
     ) -> Result<(), OutboxError> {
         let mut ids = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
@@ -156,12 +161,10 @@ impl<C: Codec> Outbox<C> {
         let mut data = Vec::with_capacity(events.len());
         for event in events {
             event.attributes.validate()?;
-            let mut header = RawEvent::new(event.attributes.clone(), Bytes::new());
-            stamp(&mut header.attributes);
-            let json = wire::to_structured(&header)?;
-            // to_structured writes UTF-8 JSON; a failure here would be a bug.
-            let json =
-                String::from_utf8(json).map_err(|e| WireError::NotJsonObject(e.to_string()))?;
+            let json = match stamp(&event.attributes) {
+                Some(stamped) => wire::attributes_to_json(&stamped)?,
+                None => wire::attributes_to_json(&event.attributes)?,
+            };
             ids.push(event.attributes.id.clone());
             types.push(event.attributes.ty.clone());
             subjects.push(event.attributes.subject.clone());
