@@ -156,6 +156,7 @@ fn strip_prefix(header: &str) -> Option<&str> {
 /// The attributes alone as a structured-mode JSON object (no `data`): what
 /// [`to_structured`] writes for an event without data, serialised straight
 /// from the borrowed attributes (the outbox stores one per row).
+#[cfg(feature = "postgres")]
 pub(crate) fn attributes_to_json(a: &Attributes) -> Result<String, WireError> {
     struct Object<'a>(&'a Attributes);
     impl serde::Serialize for Object<'_> {
@@ -381,6 +382,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn attributes_alone_are_the_structured_form_of_an_event_without_data() {
         let full = sample();
         let header = RawEvent::new(full.attributes.clone(), Bytes::new());
