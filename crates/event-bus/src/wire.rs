@@ -35,7 +35,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
@@ -153,40 +153,55 @@ fn strip_prefix(header: &str) -> Option<&str> {
         })
 }
 
-/// The attributes alone as a structured-mode JSON object (no `data`): what
-/// [`to_structured`] writes for an event without data, serialised straight
-/// from the borrowed attributes (the outbox stores one per row).
-#[cfg(feature = "postgres")]
-pub(crate) fn attributes_to_json(a: &Attributes) -> Result<String, WireError> {
-    struct Object<'a>(&'a Attributes);
-    impl serde::Serialize for Object<'_> {
-        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap as _;
-            let a = self.0;
-            let mut map = serializer.serialize_map(None)?;
-            map.serialize_entry("specversion", &a.specversion)?;
-            map.serialize_entry("id", &a.id)?;
-            map.serialize_entry("source", &a.source)?;
-            map.serialize_entry("type", &a.ty)?;
-            if let Some(time) = a.time {
-                map.serialize_entry("time", &format_time(time))?;
-            }
-            for (name, value) in [
-                ("subject", &a.subject),
-                ("datacontenttype", &a.datacontenttype),
-                ("dataschema", &a.dataschema),
-            ] {
-                if let Some(v) = value {
-                    map.serialize_entry(name, v)?;
-                }
-            }
-            for (name, value) in &a.extensions {
-                map.serialize_entry(name, value)?;
-            }
-            map.end()
+/// A structured-mode JSON object, serialised from borrowed attributes: the
+/// attributes, then the data member if there is one.
+struct StructuredObject<'a> {
+    attributes: &'a Attributes,
+    /// `("data", json)` or `("data_base64", text)`.
+    data: Option<(&'static str, Value)>,
+}
+
+impl serde::Serialize for StructuredObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let a = self.attributes;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("specversion", &a.specversion)?;
+        map.serialize_entry("id", &a.id)?;
+        map.serialize_entry("source", &a.source)?;
+        map.serialize_entry("type", &a.ty)?;
+        if let Some(time) = a.time {
+            map.serialize_entry("time", &format_time(time))?;
         }
+        for (name, value) in [
+            ("subject", &a.subject),
+            ("datacontenttype", &a.datacontenttype),
+            ("dataschema", &a.dataschema),
+        ] {
+            if let Some(v) = value {
+                map.serialize_entry(name, v)?;
+            }
+        }
+        for (name, value) in &a.extensions {
+            map.serialize_entry(name, value)?;
+        }
+        if let Some((name, value)) = &self.data {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
-    serde_json::to_string(&Object(a)).map_err(|e| WireError::NotJsonObject(e.to_string()))
+}
+
+/// The attributes alone as a structured-mode JSON object (no `data`): what
+/// [`to_structured`] writes for an event without data (the outbox stores
+/// one per row).
+#[cfg(feature = "postgres")]
+pub(crate) fn attributes_to_json(attributes: &Attributes) -> Result<String, WireError> {
+    serde_json::to_string(&StructuredObject {
+        attributes,
+        data: None,
+    })
+    .map_err(|e| WireError::NotJsonObject(e.to_string()))
 }
 
 /// Writes an event in structured content mode (`application/cloudevents+json`).
@@ -194,43 +209,27 @@ pub(crate) fn attributes_to_json(a: &Attributes) -> Result<String, WireError> {
 /// JSON data (or data without a content type) is embedded as `data`; other
 /// data goes into `data_base64`.
 pub fn to_structured(event: &RawEvent) -> Result<Vec<u8>, WireError> {
-    let a = &event.attributes;
-    let mut obj = Map::new();
-    obj.insert("specversion".into(), a.specversion.clone().into());
-    obj.insert("id".into(), a.id.clone().into());
-    obj.insert("source".into(), a.source.clone().into());
-    obj.insert("type".into(), a.ty.clone().into());
-    if let Some(time) = a.time {
-        obj.insert("time".into(), format_time(time).into());
-    }
-    for (name, value) in [
-        ("subject", &a.subject),
-        ("datacontenttype", &a.datacontenttype),
-        ("dataschema", &a.dataschema),
-    ] {
-        if let Some(v) = value {
-            obj.insert(name.into(), v.clone().into());
-        }
-    }
-    for (name, value) in &a.extensions {
-        obj.insert(name.clone(), value.clone().into());
-    }
-    if !event.data.is_empty() {
-        let json_data = a.datacontenttype.as_deref().is_none_or(is_json_media_type);
+    let attributes = &event.attributes;
+    let data = (!event.data.is_empty()).then(|| {
+        let json_data = attributes
+            .datacontenttype
+            .as_deref()
+            .is_none_or(is_json_media_type);
         match json_data
             .then(|| serde_json::from_slice::<Value>(&event.data).ok())
             .flatten()
         {
-            Some(value) => obj.insert("data".into(), value),
-            None => obj.insert(
-                "data_base64".into(),
+            Some(value) => ("data", value),
+            None => (
+                "data_base64",
                 base64::engine::general_purpose::STANDARD
                     .encode(&event.data)
                     .into(),
             ),
-        };
-    }
-    serde_json::to_vec(&Value::Object(obj)).map_err(|e| WireError::NotJsonObject(e.to_string()))
+        }
+    });
+    serde_json::to_vec(&StructuredObject { attributes, data })
+        .map_err(|e| WireError::NotJsonObject(e.to_string()))
 }
 
 /// Reads a structured-mode JSON event.
