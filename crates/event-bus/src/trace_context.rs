@@ -95,6 +95,17 @@ impl TraceContext {
         hex(&self.span_id)
     }
 
+    /// The trace id as [`trace_id`](Self::trace_id) writes it, formatted
+    /// only when displayed (a span field that may never be recorded).
+    pub(crate) fn display_trace_id(&self) -> Hex<'_> {
+        Hex(&self.trace_id)
+    }
+
+    /// The span id, formatted only when displayed.
+    pub(crate) fn display_span_id(&self) -> Hex<'_> {
+        Hex(&self.span_id)
+    }
+
     /// Whether the sampled flag is set.
     pub fn is_sampled(&self) -> bool {
         self.flags & 0x01 == 0x01
@@ -109,8 +120,8 @@ impl TraceContext {
     pub fn traceparent(&self) -> String {
         format!(
             "00-{}-{}-{:02x}",
-            self.trace_id(),
-            self.span_id(),
+            self.display_trace_id(),
+            self.display_span_id(),
             self.flags
         )
     }
@@ -146,13 +157,28 @@ fn nonzero_random<const N: usize>() -> [u8; N] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    Hex(bytes).to_string()
+}
+
+/// Bytes displayed in lowercase hex.
+pub(crate) struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // Eight bytes (sixteen digits) per write: a span id in one, a trace id in two.
+        for chunk in self.0.chunks(8) {
+            let mut digits = [0u8; 16];
+            for (pair, b) in digits.chunks_exact_mut(2).zip(chunk) {
+                pair[0] = DIGITS[usize::from(b >> 4)];
+                pair[1] = DIGITS[usize::from(b & 0x0f)];
+            }
+            let written = &digits[..2 * chunk.len()];
+            // Only ASCII digits were written.
+            f.write_str(std::str::from_utf8(written).map_err(|_| std::fmt::Error)?)?;
+        }
+        Ok(())
     }
-    s
 }
 
 /// Lowercase hex only, as W3C Trace Context requires.

@@ -134,11 +134,11 @@ pub fn from_binary<'a>(
     let mut builder = AttributesBuilder::default();
     for (name, value) in headers {
         if let Some(attr) = strip_prefix(name) {
-            builder.set(&attr.to_ascii_lowercase(), value)?;
+            builder.set_from_header(attr, value)?;
         }
     }
     if let Some(ct) = content_type.filter(|ct| !ct.is_empty()) {
-        builder.set_content_type(ct)?;
+        builder.set_content_type(ct);
     }
     Ok(RawEvent::new(builder.build()?, body))
 }
@@ -258,7 +258,7 @@ pub fn from_structured(body: &[u8]) -> Result<RawEvent, WireError> {
                     _ => return Err(WireError::UnsupportedValue(name)),
                 };
                 if name == "datacontenttype" {
-                    builder.set_content_type(&text)?;
+                    builder.set_content_type(&text);
                 } else {
                     builder.set(&name, &text)?;
                 }
@@ -302,7 +302,7 @@ fn is_core(name: &str) -> bool {
 
 /// Collects attributes from name/value pairs, catching conflicting duplicates.
 #[derive(Default)]
-struct AttributesBuilder {
+pub(crate) struct AttributesBuilder {
     id: Option<String>,
     source: Option<String>,
     ty: Option<String>,
@@ -315,6 +315,17 @@ struct AttributesBuilder {
 }
 
 impl AttributesBuilder {
+    /// Sets the attribute a binary-mode header names, its prefix stripped:
+    /// header names are case-insensitive, attribute names lowercase.
+    pub(crate) fn set_from_header(&mut self, name: &str, value: &str) -> Result<(), WireError> {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.set(&name.to_ascii_lowercase(), value)
+        } else {
+            // The usual case, without a lowercase copy per header.
+            self.set(name, value)
+        }
+    }
+
     fn set(&mut self, name: &str, value: &str) -> Result<(), WireError> {
         let slot = match name {
             "id" => &mut self.id,
@@ -348,12 +359,12 @@ impl AttributesBuilder {
     }
 
     /// The content type property wins over a `ce-datacontenttype` header.
-    fn set_content_type(&mut self, value: &str) -> Result<(), WireError> {
+    pub(crate) fn set_content_type(&mut self, value: &str) {
         self.datacontenttype = Some(value.to_owned());
-        Ok(())
     }
 
-    fn build(self) -> Result<Attributes, WireError> {
+    /// The attributes, once the required ones are there and all are valid.
+    pub(crate) fn build(self) -> Result<Attributes, WireError> {
         let specversion = self
             .specversion
             .ok_or(AttributeError::Missing("specversion"))?;

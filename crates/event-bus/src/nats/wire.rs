@@ -40,6 +40,10 @@ fn encode(value: &str) -> Cow<'_, str> {
 fn decode<'a>(name: &str, value: &'a str) -> Result<Cow<'a, str>, String> {
     let invalid = || format!("header `{name}` is not percent-encoded UTF-8");
     let quoted = value.len() >= 2 && value.starts_with('"') && value.ends_with('"');
+    if !quoted && !value.contains('%') {
+        // Nothing to decode (most values): a header value is UTF-8 already.
+        return Ok(Cow::Borrowed(value));
+    }
     if !quoted {
         return percent_decode_str(value)
             .decode_utf8()
@@ -183,17 +187,22 @@ pub(crate) fn headers(event: &RawEvent) -> Result<HeaderMap, BusError> {
 /// otherwise the attributes come from the `ce-` headers (percent-decoded),
 /// and `datacontenttype` from `ce-datacontenttype`, else from `Content-Type`.
 pub(crate) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Result<RawEvent, String> {
-    let mut attributes: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    // One pass over the headers, each attribute straight into the builder.
+    // What the builder refuses counts only in binary mode, which is known
+    // at the end (from `Content-Type`): the first refusal waits until then.
+    let mut builder = wire::AttributesBuilder::default();
+    let mut refused = None;
     let mut content_type = None;
     let mut ce_content_type = false;
     if let Some(map) = headers {
         for (name, values) in map.iter() {
             let name: &str = name.as_ref();
-            let is_attribute = name
+            let attribute = name
                 .get(..3)
-                .is_some_and(|p| p.eq_ignore_ascii_case(wire::BINARY_HEADER_PREFIX));
+                .filter(|p| p.eq_ignore_ascii_case(wire::BINARY_HEADER_PREFIX))
+                .map(|_| &name[3..]);
             let is_content_type = name.eq_ignore_ascii_case(CONTENT_TYPE);
-            if !is_attribute && !is_content_type {
+            if attribute.is_none() && !is_content_type {
                 continue;
             }
             let mut values = values.iter().map(HeaderValue::as_str);
@@ -203,23 +212,34 @@ pub(crate) fn from_nats(headers: Option<&HeaderMap>, payload: Bytes) -> Result<R
                     "header `{name}` is given twice with different values"
                 ));
             }
-            if is_content_type {
-                content_type = Some(first);
-            } else {
+            if let Some(attribute) = attribute {
                 ce_content_type |= name.eq_ignore_ascii_case(CE_CONTENT_TYPE);
-                attributes.push((name, decode(name, first)?));
+                let value = decode(name, first)?;
+                if refused.is_none()
+                    && let Err(error) = builder.set_from_header(attribute, &value)
+                {
+                    refused = Some(error);
+                }
+            } else {
+                content_type = Some(first);
             }
         }
     }
     let structured = content_type.is_some_and(|ct| {
         crate::codec::media_type(ct).eq_ignore_ascii_case(wire::STRUCTURED_CONTENT_TYPE)
     });
-    if ce_content_type && !structured {
-        // The attribute's own header says it; `Content-Type` is only its fallback.
-        content_type = None;
+    if structured {
+        return wire::from_structured(&payload).map_err(|e| e.to_string());
     }
-    let attributes = attributes.iter().map(|(n, v)| (*n, v.as_ref()));
-    wire::from_message(content_type, attributes, payload).map_err(|e| e.to_string())
+    if let Some(error) = refused {
+        return Err(error.to_string());
+    }
+    // The attribute's own header says it; `Content-Type` is only its fallback.
+    if !ce_content_type && let Some(ct) = content_type.filter(|ct| !ct.is_empty()) {
+        builder.set_content_type(ct);
+    }
+    let attributes = builder.build().map_err(|e| e.to_string())?;
+    Ok(RawEvent::new(attributes, payload))
 }
 
 /// A header's value as text.
@@ -376,6 +396,30 @@ mod tests {
         headers.insert("ce-subject", "%C0%A0");
         let reason = from_nats(Some(&headers), Bytes::new()).unwrap_err();
         assert_eq!(reason, "header `ce-subject` is not percent-encoded UTF-8");
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive_and_bad_attributes_matter_only_in_binary_mode() {
+        let mut headers = HeaderMap::new();
+        headers.insert("CE-SpecVersion", "1.0");
+        headers.insert("Ce-Id", "1");
+        headers.insert("ce-SOURCE", "/s");
+        headers.insert("ce-type", "t");
+        headers.insert("Ce-CorrelationId", "c-1");
+        let read = from_nats(Some(&headers), Bytes::new()).unwrap();
+        assert_eq!(read.id(), "1");
+        assert_eq!(read.attributes.correlation_id(), Some("c-1"));
+        // An extension name CloudEvents does not allow: refused in binary mode...
+        headers.insert("ce-bad_name", "x");
+        let reason = from_nats(Some(&headers), Bytes::new()).unwrap_err();
+        assert!(reason.contains("bad_name"), "{reason}");
+        // ...and irrelevant in structured mode, where the body holds the attributes.
+        headers.insert(CONTENT_TYPE, wire::STRUCTURED_CONTENT_TYPE);
+        let body = wire::to_structured(&event()).unwrap();
+        assert_eq!(
+            from_nats(Some(&headers), Bytes::from(body)).unwrap(),
+            event()
+        );
     }
 
     #[test]

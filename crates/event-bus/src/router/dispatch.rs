@@ -11,7 +11,7 @@ use super::{
     route::ActiveRoute,
     spans::DeliverySpans,
 };
-use crate::{Delivery, error::BusError, metrics};
+use crate::{Delivery, error::BusError, metrics, trace_context::TraceContext};
 
 /// Handles one delivery and settles it.
 ///
@@ -27,11 +27,13 @@ pub(super) fn dispatch(
     deferred: bool,
 ) -> impl Future<Output = ()> + Send + use<> {
     let event = Arc::clone(delivery.shared_event());
-    let context = EventContext::for_delivery(
+    let parent = TraceContext::from_attributes(&event.attributes);
+    let context = EventContext::for_delivery_under(
         Arc::clone(group),
         Arc::clone(source),
         Arc::clone(&event),
         delivery.attempt(),
+        parent.as_ref(),
     );
     let destination = spans.messaging.destination_name(event.event_type());
     let span = tracing::info_span!(
@@ -51,10 +53,12 @@ pub(super) fn dispatch(
         event.subject = event.subject(),
         group = &**group,
         attempt = delivery.attempt(),
-        trace_id = %context.trace_context().trace_id(),
-        span_id = %context.trace_context().span_id(),
-        parent_span_id = crate::trace_context::TraceContext::from_attributes(&event.attributes)
-            .map(|parent| parent.span_id()),
+        // Formatted only if the span is recorded.
+        trace_id = %context.trace_context().display_trace_id(),
+        span_id = %context.trace_context().display_span_id(),
+        parent_span_id = parent
+            .as_ref()
+            .map(|parent| tracing::field::display(parent.display_span_id())),
     );
     if spans.messaging.is_rabbitmq() {
         span.record(

@@ -131,8 +131,20 @@ impl EventContext {
         event: Arc<RawEvent>,
         attempt: u32,
     ) -> Self {
-        let trace = TraceContext::from_attributes(&event.attributes)
-            .map_or_else(TraceContext::new_root, |parent| parent.child());
+        let parent = TraceContext::from_attributes(&event.attributes);
+        Self::for_delivery_under(group, source, event, attempt, parent.as_ref())
+    }
+
+    /// [`for_delivery`](Self::for_delivery) with the event's trace context
+    /// already read (`None`: the event has none, a new trace starts).
+    pub(crate) fn for_delivery_under(
+        group: Arc<str>,
+        source: Arc<str>,
+        event: Arc<RawEvent>,
+        attempt: u32,
+        parent: Option<&TraceContext>,
+    ) -> Self {
+        let trace = parent.map_or_else(TraceContext::new_root, TraceContext::child);
         Self {
             group,
             source,
