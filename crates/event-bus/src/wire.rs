@@ -157,6 +157,8 @@ fn strip_prefix(header: &str) -> Option<&str> {
 /// attributes, then the data member if there is one.
 struct StructuredObject<'a> {
     attributes: &'a Attributes,
+    /// Written as `datacontenttype` instead of the attributes' own, if set.
+    content_type: Option<&'a str>,
     /// `("data", json)` or `("data_base64", text)`.
     data: Option<(&'static str, Value)>,
 }
@@ -173,10 +175,11 @@ impl serde::Serialize for StructuredObject<'_> {
         if let Some(time) = a.time {
             map.serialize_entry("time", &format_time(time))?;
         }
+        let content_type = self.content_type.or(a.datacontenttype.as_deref());
         for (name, value) in [
-            ("subject", &a.subject),
-            ("datacontenttype", &a.datacontenttype),
-            ("dataschema", &a.dataschema),
+            ("subject", a.subject.as_deref()),
+            ("datacontenttype", content_type),
+            ("dataschema", a.dataschema.as_deref()),
         ] {
             if let Some(v) = value {
                 map.serialize_entry(name, v)?;
@@ -195,10 +198,17 @@ impl serde::Serialize for StructuredObject<'_> {
 /// The attributes alone as a structured-mode JSON object (no `data`): what
 /// [`to_structured`] writes for an event without data (the outbox stores
 /// one per row).
+///
+/// `content_type`, if set, is written as `datacontenttype` in place of the
+/// attributes' own (the codec's, for an envelope encoded on the way in).
 #[cfg(feature = "postgres")]
-pub(crate) fn attributes_to_json(attributes: &Attributes) -> Result<String, WireError> {
+pub(crate) fn attributes_to_json(
+    attributes: &Attributes,
+    content_type: Option<&str>,
+) -> Result<String, WireError> {
     serde_json::to_string(&StructuredObject {
         attributes,
+        content_type,
         data: None,
     })
     .map_err(|e| WireError::NotJsonObject(e.to_string()))
@@ -228,8 +238,12 @@ pub fn to_structured(event: &RawEvent) -> Result<Vec<u8>, WireError> {
             ),
         }
     });
-    serde_json::to_vec(&StructuredObject { attributes, data })
-        .map_err(|e| WireError::NotJsonObject(e.to_string()))
+    serde_json::to_vec(&StructuredObject {
+        attributes,
+        content_type: None,
+        data,
+    })
+    .map_err(|e| WireError::NotJsonObject(e.to_string()))
 }
 
 /// Reads a structured-mode JSON event.
@@ -397,11 +411,19 @@ mod tests {
         let full = sample();
         let header = RawEvent::new(full.attributes.clone(), Bytes::new());
         let expected: Value = serde_json::from_slice(&to_structured(&header).unwrap()).unwrap();
-        let written = attributes_to_json(&full.attributes).unwrap();
+        let written = attributes_to_json(&full.attributes, None).unwrap();
         assert_eq!(serde_json::from_str::<Value>(&written).unwrap(), expected);
         let read = from_structured(written.as_bytes()).unwrap();
         assert_eq!(read.attributes, full.attributes);
         assert!(read.data.is_empty());
+        // A content type given beside the attributes replaces theirs.
+        let written = attributes_to_json(&full.attributes, Some("text/plain")).unwrap();
+        let read = from_structured(written.as_bytes()).unwrap();
+        assert_eq!(
+            read.attributes.datacontenttype.as_deref(),
+            Some("text/plain")
+        );
+        assert_eq!(read.attributes.id, full.attributes.id);
     }
 
     fn sample() -> RawEvent {

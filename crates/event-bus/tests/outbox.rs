@@ -441,6 +441,43 @@ async fn bad_rows_are_parked_with_a_reason_and_do_not_block_the_relay() {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL"]
+async fn enqueued_envelopes_carry_the_codecs_content_type() {
+    let db = TestDb::new().await;
+    let outbox = db.migrated_outbox().await;
+    let mut tx = db.pool.begin().await.unwrap();
+    // Whatever the envelope says (even an empty value), the row says what
+    // the codec wrote, as `Envelope::encode` does.
+    let mut foreign = event("u1", 1);
+    foreign.attributes_mut().datacontenttype = Some("text/plain".to_owned());
+    let mut empty = event("u2", 2);
+    empty.attributes_mut().datacontenttype = Some(String::new());
+    outbox
+        .enqueue_all(&mut tx, &[foreign, empty, event("u3", 3)])
+        .await
+        .unwrap();
+    outbox.enqueue(&mut tx, &event("u4", 4)).await.unwrap();
+    tx.commit().await.unwrap();
+    let written: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
+        "SELECT subject, attributes->>'datacontenttype' FROM {} ORDER BY seq",
+        outbox.table().qualified()
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let json = Some("application/json".to_owned());
+    assert_eq!(
+        written,
+        [
+            ("u1".to_owned(), json.clone()),
+            ("u2".to_owned(), json.clone()),
+            ("u3".to_owned(), json.clone()),
+            ("u4".to_owned(), json),
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL"]
 async fn invalid_events_are_refused_and_write_nothing() {
     let db = TestDb::new().await;
     let outbox = db.migrated_outbox().await;

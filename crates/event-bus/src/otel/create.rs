@@ -7,10 +7,13 @@ use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::propagation::inject_context;
-use crate::{Attributes, RawEvent, outbox::OutboxError};
+use crate::{Attributes, outbox::OutboxError};
 
-/// Opens the span of enqueueing `events` into `table`.
-pub(crate) fn start(table: &str, events: &[RawEvent]) -> Span {
+/// Opens the span of enqueueing the events with these attributes into `table`.
+pub(crate) fn start<'a>(
+    table: &str,
+    mut events: impl ExactSizeIterator<Item = &'a Attributes>,
+) -> Span {
     let span = tracing::info_span!(
         "tessera.outbox.enqueue",
         "otel.name" = format!("create {table}").as_str(),
@@ -24,12 +27,12 @@ pub(crate) fn start(table: &str, events: &[RawEvent]) -> Span {
         "db.system.name" = "postgresql",
         "error.type" = Empty,
     );
-    match events {
-        [one] => {
-            span.record("messaging.message.id", one.id());
+    match (events.len(), events.next()) {
+        (1, Some(one)) => {
+            span.record("messaging.message.id", one.id.as_str());
         }
-        many => {
-            span.record("messaging.batch.message_count", many.len());
+        (many, _) => {
+            span.record("messaging.batch.message_count", many);
         }
     }
     span

@@ -87,8 +87,7 @@ impl<C: Codec> Outbox<C> {
         tx: &mut Transaction<'_, Postgres>,
         envelope: &Envelope<E>,
     ) -> Result<(), OutboxError> {
-        let raw = envelope.encode(&*self.codec)?;
-        self.enqueue_raw_all(tx, std::slice::from_ref(&raw)).await
+        self.enqueue_all(tx, std::slice::from_ref(envelope)).await
     }
 
     /// Writes several envelopes in one statement; they keep their order.
@@ -97,11 +96,24 @@ impl<C: Codec> Outbox<C> {
         tx: &mut Transaction<'_, Postgres>,
         envelopes: &[Envelope<E>],
     ) -> Result<(), OutboxError> {
-        let raws = envelopes
+        // Only the data is encoded; the attributes are written from the
+        // envelopes as they are, with the codec's content type (what
+        // `Envelope::encode` would give, without a copy of each).
+        let data = envelopes
             .iter()
-            .map(|e| e.encode(&*self.codec))
+            .map(|e| self.codec.encode(e.data()))
             .collect::<Result<Vec<_>, _>>()?;
-        self.enqueue_raw_all(tx, &raws).await
+        let content_type = Some(self.codec.content_type());
+        let rows: Vec<Row<'_>> = envelopes
+            .iter()
+            .zip(&data)
+            .map(|(envelope, data)| Row {
+                attributes: envelope.attributes(),
+                content_type,
+                data,
+            })
+            .collect();
+        self.write(tx, &rows).await
     }
 
     /// Writes an already encoded event.
@@ -121,11 +133,31 @@ impl<C: Codec> Outbox<C> {
         tx: &mut Transaction<'_, Postgres>,
         events: &[RawEvent],
     ) -> Result<(), OutboxError> {
-        if events.is_empty() {
+        let rows: Vec<Row<'_>> = events
+            .iter()
+            .map(|event| Row {
+                attributes: &event.attributes,
+                content_type: None,
+                data: &event.data,
+            })
+            .collect();
+        self.write(tx, &rows).await
+    }
+
+    /// Writes rows in one statement, inside a `create` span with `otel`.
+    async fn write(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        rows: &[Row<'_>],
+    ) -> Result<(), OutboxError> {
+        if rows.is_empty() {
             return Ok(());
         }
         #[cfg(feature = "otel")]
-        let span = crate::otel::create::start(&self.inner.table.label(), events);
+        let span = crate::otel::create::start(
+            &self.inner.table.label(),
+            rows.iter().map(|row| row.attributes),
+        );
         #[cfg(feature = "otel")]
         let stamp = |attributes: &crate::Attributes| {
             let mut stamped = attributes.clone();
@@ -134,7 +166,7 @@ impl<C: Codec> Outbox<C> {
         };
         #[cfg(not(feature = "otel"))]
         let stamp = |_: &crate::Attributes| None;
-        let result = self.insert(tx, events, stamp);
+        let result = self.insert(tx, rows, stamp);
         #[cfg(feature = "otel")]
         let result = tracing::Instrument::instrument(result, span.clone());
         let result = result.await;
@@ -151,25 +183,26 @@ impl<C: Codec> Outbox<C> {
     async fn insert(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        events: &[RawEvent],
+        rows: &[Row<'_>],
         stamp: impl Fn(&crate::Attributes) -> Option<crate::Attributes>,
     ) -> Result<(), OutboxError> {
-        let mut ids = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut subjects = Vec::with_capacity(events.len());
-        let mut attributes = Vec::with_capacity(events.len());
-        let mut data = Vec::with_capacity(events.len());
-        for event in events {
-            event.attributes.validate()?;
-            let json = match stamp(&event.attributes) {
-                Some(stamped) => wire::attributes_to_json(&stamped)?,
-                None => wire::attributes_to_json(&event.attributes)?,
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut types = Vec::with_capacity(rows.len());
+        let mut subjects = Vec::with_capacity(rows.len());
+        let mut attributes = Vec::with_capacity(rows.len());
+        let mut data = Vec::with_capacity(rows.len());
+        for row in rows {
+            row.validate()?;
+            let json = match stamp(row.attributes) {
+                Some(stamped) => wire::attributes_to_json(&stamped, row.content_type)?,
+                None => wire::attributes_to_json(row.attributes, row.content_type)?,
             };
-            ids.push(event.attributes.id.clone());
-            types.push(event.attributes.ty.clone());
-            subjects.push(event.attributes.subject.clone());
+            // Borrowed: the statement's arguments are encoded from them, not copied first.
+            ids.push(row.attributes.id.as_str());
+            types.push(row.attributes.ty.as_str());
+            subjects.push(row.attributes.subject.as_deref());
             attributes.push(json);
-            data.push(event.data.to_vec());
+            data.push(&row.data[..]);
         }
         sqlx::query(&self.inner.insert_sql)
             .bind(ids)
@@ -181,6 +214,30 @@ impl<C: Codec> Outbox<C> {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+}
+
+/// One event on its way into the table, borrowed from the caller.
+struct Row<'a> {
+    attributes: &'a crate::Attributes,
+    /// The codec's content type, written in place of the attributes' own.
+    content_type: Option<&'a str>,
+    data: &'a bytes::Bytes,
+}
+
+impl Row<'_> {
+    /// The attributes as they will be written, checked.
+    fn validate(&self) -> Result<(), crate::AttributeError> {
+        match self.content_type {
+            // The attributes' own content type is replaced: an empty one,
+            // which `validate` refuses, does not count.
+            Some(_) if self.attributes.datacontenttype.as_deref() == Some("") => {
+                let mut written = self.attributes.clone();
+                written.datacontenttype = None;
+                written.validate()
+            }
+            _ => self.attributes.validate(),
+        }
     }
 }
 
