@@ -19,6 +19,7 @@
 //! # let _ = app;
 //! ```
 
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -69,13 +70,17 @@ async fn healthz() -> &'static str {
 
 /// The claims; for a bound token, its `cnf` is among them (the layer has
 /// checked the binding).
-async fn me(principal: Principal) -> Json<Value> {
+async fn me(principal: Principal) -> Response {
+    let Some(cnf) = principal.confirmation() else {
+        // Written straight from the claims, without a `Value` tree between.
+        return Json(principal.claims()).into_response();
+    };
     let mut claims = serde_json::to_value(principal.claims()).unwrap_or_default();
-    if let (Some(cnf), Value::Object(map)) = (principal.confirmation(), &mut claims) {
+    if let Value::Object(map) = &mut claims {
         map.entry("cnf")
             .or_insert_with(|| serde_json::to_value(cnf).unwrap_or_default());
     }
-    Json(claims)
+    Json(claims).into_response()
 }
 
 /// `AUTHN_DPOP`: which schemes tokens may come with.
