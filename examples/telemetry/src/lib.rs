@@ -7,14 +7,23 @@
 //! exporter, no propagator.
 //!
 //! [`trace_requests`] is the axum middleware that opens each request's
-//! server span, continuing the caller's trace from its `traceparent`.
+//! server span, continuing the caller's trace from its `traceparent`. The
+//! span is at DEBUG (as tower-http's `TraceLayer` makes its own): the trace
+//! export sees it whatever `RUST_LOG` says, the logs only when they ask for
+//! `telemetry=debug`. So a service that exports nothing does not pay for a
+//! span per request (about 4 µs of CPU when it was formatted for the logs).
 
 use axum::{extract::MatchedPath, extract::Request, middleware::Next, response::Response};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
+
+/// Where [`trace_requests`] opens its spans, and at which level.
+const REQUEST_SPANS: &str = "telemetry=debug";
 
 /// The endpoint variables that turn exporting on.
 const ENDPOINTS: [&str; 2] = [
@@ -53,8 +62,10 @@ impl Drop for Telemetry {
 /// Call it inside the Tokio runtime: the gRPC exporter needs it.
 pub fn init(service: &'static str, default_filter: &str) -> Telemetry {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter());
     let configured = ENDPOINTS
         .iter()
         .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty()));
@@ -66,11 +77,13 @@ pub fn init(service: &'static str, default_filter: &str) -> Telemetry {
     } else {
         (None, None)
     };
-    let traces = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    // The trace export sees what the logs see, and every request span.
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_filter(filter().add_directive(REQUEST_SPANS.parse().expect("valid directive")))
+    });
     tracing_subscriber::registry()
-        .with(filter)
         .with(logs)
         .with(traces)
         .init();
@@ -117,24 +130,26 @@ fn provider(service: &'static str) -> Result<SdkTracerProvider, String> {
 /// `traceparent`. Add it with `axum::middleware::from_fn(trace_requests)` as
 /// the outermost layer, so the authentication layer records on its span.
 pub async fn trace_requests(request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
-    let name = match request.extensions().get::<MatchedPath>() {
-        Some(route) => format!("{method} {}", route.as_str()),
-        None => method.clone(),
-    };
-    let span = tracing::info_span!(
+    let route = request.extensions().get::<MatchedPath>();
+    let span = tracing::debug_span!(
         "http.request",
-        "otel.name" = name.as_str(),
+        "otel.name" = tracing::field::Empty,
         "otel.kind" = "server",
         "otel.status_code" = tracing::field::Empty,
-        "http.request.method" = method.as_str(),
+        "http.request.method" = request.method().as_str(),
         "url.path" = request.uri().path(),
-        "http.route" = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
+        "http.route" = route.map(MatchedPath::as_str),
         "http.response.status_code" = tracing::field::Empty,
     );
+    if span.is_disabled() {
+        // Nobody records it: no name to format, no trace to continue.
+        return next.run(request).await;
+    }
+    let method = request.method().as_str();
+    match route {
+        Some(route) => span.record("otel.name", format!("{method} {}", route.as_str())),
+        None => span.record("otel.name", method),
+    };
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
     });
