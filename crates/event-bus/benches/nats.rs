@@ -135,9 +135,7 @@ async fn tessera_publish(publisher: &Arc<dyn Publisher>, n: u64, body: &Bytes) {
             let published: Result<(), tessera_event_bus::BusError> = window.next().await.unwrap();
             published.expect("publish");
         }
-        let event = raw_event(body);
-        let publisher = Arc::clone(publisher);
-        window.push(async move { publisher.publish(event).await });
+        window.push(publisher.publish(raw_event(body)));
     }
     while let Some(result) = window.next().await {
         result.expect("publish");

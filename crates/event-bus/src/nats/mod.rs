@@ -71,6 +71,7 @@ mod connection;
 mod consumer;
 mod dead_letter;
 mod park;
+mod publish_future;
 mod publisher;
 mod pull;
 mod settle;

@@ -3,21 +3,23 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Instant,
 };
 
-use async_nats::{
-    HeaderMap, Subject,
-    jetstream::context::{PublishAckFuture, PublishErrorKind},
-};
+use async_nats::{HeaderMap, Subject};
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 
-use super::{connection::Connection, stream, wire};
+use super::{
+    connection::Connection,
+    publish_future::{Outgoing, PublishFuture},
+    wire,
+};
 use crate::{Health, Publisher, RawEvent, error::BusError};
 
 /// The [`Publisher`] of a [`NatsBus`](crate::nats::NatsBus).
@@ -93,138 +95,47 @@ impl NatsPublisher {
     }
 }
 
-/// One event to publish, kept until acked so that it can be sent again.
-/// The headers of its first send move into the client (a send again builds
-/// them again, rather than every publish paying for a copy).
-struct Outgoing {
-    subject: Subject,
-    event: RawEvent,
-}
+/// A future as `async_trait` methods return it.
+type TraitFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Sends one message; the future resolves with the stream's ack.
-async fn send(
-    connection: &Connection,
-    msg: &Outgoing,
-    headers: HeaderMap,
-) -> Result<PublishAckFuture, BusError> {
-    connection
-        .js
-        .publish_with_headers(msg.subject.clone(), headers, msg.event.data.clone())
-        .await
-        .map_err(|e| classify(connection, e.kind(), &e.to_string(), msg))
-}
-
-/// Sends one message again (after a lost ack), with its headers built again.
-async fn send_again(connection: &Connection, msg: &Outgoing) -> Result<PublishAckFuture, BusError> {
-    send(connection, msg, wire::headers(&msg.event)?).await
-}
-
-fn classify(
-    connection: &Connection,
-    kind: PublishErrorKind,
-    error: &str,
-    msg: &Outgoing,
-) -> BusError {
-    match kind {
-        PublishErrorKind::MaxPayloadExceeded => BusError::Rejected(format!(
-            "the message of {} bytes (with headers) is larger than the server allows ({} bytes): {error}",
-            msg.event.data.len(),
-            connection.client.max_payload()
-        )),
-        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
-            BusError::Rejected(error.to_owned())
-        }
-        _ => BusError::Connection(format!("publish to `{}` failed: {error}", msg.subject).into()),
-    }
-}
-
-/// Whether a failed publish is worth sending again (the connection or the stream).
-fn retryable(error: &BusError) -> bool {
-    matches!(error, BusError::Connection(_))
-}
-
-/// Awaits the ack of a message already sent; on a lost connection, a
-/// timeout or a missing stream, sends it again until the deadline.
-async fn confirm(
-    connection: &Connection,
-    msg: &Outgoing,
-    first: Result<PublishAckFuture, BusError>,
-    deadline: Instant,
-) -> Result<(), BusError> {
-    let mut pending = first;
-    let mut delays = connection.config.reconnect_min_delay;
-    loop {
-        let outcome = match pending {
-            Ok(ack) => match ack.await {
-                Ok(ack) if ack.duplicate => {
-                    tracing::debug!(subject = %msg.subject, "the stream already had this event");
-                    Ok(())
-                }
-                Ok(_) => Ok(()),
-                Err(e) => Err((e.kind(), e.to_string())),
-            },
-            Err(e) if !retryable(&e) => return Err(e),
-            Err(e) => Err((PublishErrorKind::Other, e.to_string())),
-        };
-        let (kind, error) = match outcome {
-            Ok(()) => return Ok(()),
-            Err(failure) => failure,
-        };
-        let error = classify(connection, kind, &error, msg);
-        if !retryable(&error) {
-            return Err(error);
-        }
-        if connection.is_closed() {
-            return Err(BusError::Closed);
-        }
-        if Instant::now() >= deadline {
-            return Err(error);
-        }
-        tracing::warn!(subject = %msg.subject, %error, "publish not acked; sending it again");
-        // The rare paths are boxed: inline, their futures would make every
-        // publish's future (allocated and moved once per event) several times larger.
-        if kind == PublishErrorKind::StreamNotFound || error.to_string().contains("no responders") {
-            // The stream is gone (deleted by an operator): create it again.
-            if let Err(e) = Box::pin(stream::ensure(&connection.js, &connection.config)).await {
-                tracing::error!(error = %e, "cannot re-create the streams");
-            }
-        }
-        Box::pin(tokio::time::sleep(
-            delays.min(deadline.saturating_duration_since(Instant::now())),
-        ))
-        .await;
-        delays = (delays * 2).min(connection.config.reconnect_max_delay);
-        pending = Box::pin(send_again(connection, msg)).await;
-    }
-}
-
+// `publish` and `publish_all` are written out: with `async fn`, the future
+// would also hold the events they were given, beside the messages made
+// from them, until the last ack.
 #[async_trait]
 impl Publisher for NatsPublisher {
-    async fn publish(&self, event: RawEvent) -> Result<(), BusError> {
-        self.check_open()?;
-        let (msg, headers) = self.outgoing(event)?;
-        let deadline = Instant::now() + self.connection.config.publish_timeout;
-        // Boxed: the client's send future is large, and only needed briefly;
-        // the publish future lives (1,000 of them at once) until the ack.
-        let first = Box::pin(send(&self.connection, &msg, headers)).await;
-        confirm(&self.connection, &msg, first, deadline).await
+    fn publish<'a, 'f>(&'a self, event: RawEvent) -> TraitFuture<'f, Result<(), BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        match self.check_open().and_then(|()| self.outgoing(event)) {
+            Ok((msg, headers)) => Box::pin(PublishFuture::new(&self.connection, msg, headers)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
     /// Sends every event (up to the publish window ahead), then awaits every ack.
-    async fn publish_all(&self, events: Vec<RawEvent>) -> Result<(), BusError> {
-        self.check_open()?;
-        let msgs = events
-            .into_iter()
-            .map(|e| self.outgoing(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        let deadline = Instant::now() + self.connection.config.publish_timeout;
+    fn publish_all<'a, 'f>(&'a self, events: Vec<RawEvent>) -> TraitFuture<'f, Result<(), BusError>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        let msgs = self.check_open().and_then(|()| {
+            events
+                .into_iter()
+                .map(|e| self.outgoing(e))
+                .collect::<Result<Vec<_>, _>>()
+        });
         let connection = &self.connection;
-        try_join_all(msgs.into_iter().map(|(msg, headers)| async move {
-            let first = send(connection, &msg, headers).await;
-            confirm(connection, &msg, first, deadline).await
-        }))
-        .await?;
-        Ok(())
+        Box::pin(async move {
+            try_join_all(
+                msgs?
+                    .into_iter()
+                    .map(|(msg, headers)| PublishFuture::new(connection, msg, headers)),
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     async fn close(&self) -> Result<(), BusError> {
