@@ -152,6 +152,17 @@ impl Attributes {
     /// non-empty, `specversion` 1.0, extension names valid and not shadowing a
     /// core attribute.
     pub fn validate(&self) -> Result<(), AttributeError> {
+        self.check(true)
+    }
+
+    /// [`validate`](Self::validate) without `datacontenttype`, for a writer
+    /// that puts its own content type in its place.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn validate_without_content_type(&self) -> Result<(), AttributeError> {
+        self.check(false)
+    }
+
+    fn check(&self, content_type: bool) -> Result<(), AttributeError> {
         for (name, value) in [
             ("id", &self.id),
             ("source", &self.source),
@@ -171,7 +182,7 @@ impl Attributes {
             ("datacontenttype", &self.datacontenttype),
             ("dataschema", &self.dataschema),
         ] {
-            if value.as_deref() == Some("") {
+            if value.as_deref() == Some("") && (content_type || name != "datacontenttype") {
                 return Err(AttributeError::Empty(name));
             }
         }

@@ -231,12 +231,8 @@ impl Row<'_> {
         match self.content_type {
             // The attributes' own content type is replaced: an empty one,
             // which `validate` refuses, does not count.
-            Some(_) if self.attributes.datacontenttype.as_deref() == Some("") => {
-                let mut written = self.attributes.clone();
-                written.datacontenttype = None;
-                written.validate()
-            }
-            _ => self.attributes.validate(),
+            Some(_) => self.attributes.validate_without_content_type(),
+            None => self.attributes.validate(),
         }
     }
 }
