@@ -227,20 +227,36 @@ pub(crate) enum PostError {
     Body(String),
 }
 
-/// Posts a client-authenticated form and returns the success body.
+/// What a form post carries beyond the form, and learns from the answer:
+/// a DPoP proof and the server's next nonce (RFC 9449 §5, §8), when a token
+/// is requested for a key.
+pub(crate) trait PostProof: Sync {
+    /// The header that proves the key, for a POST to `url`.
+    fn header(&self, url: &Url) -> Result<(http::HeaderName, http::HeaderValue), PostError>;
+    /// The answer's headers (an error answer's too), for the next proof.
+    fn answered(&self, url: &Url, headers: &http::HeaderMap);
+}
+
+/// Posts a client-authenticated form (with `proof`'s header if given) and
+/// returns the success body.
 pub(crate) async fn post_form(
     client: &reqwest::Client,
     url: &Url,
     auth: &ClientAuth,
     mut params: Vec<(&'static str, String)>,
     timeout: Duration,
+    proof: Option<&dyn PostProof>,
 ) -> Result<Vec<u8>, PostError> {
     let span = crate::client_span::ClientSpan::start("POST", url);
-    let request = client
+    let mut request = client
         .post(url.clone())
         .headers(span.trace_headers())
         .header(http::header::ACCEPT, "application/json")
         .timeout(timeout);
+    if let Some(proof) = proof {
+        let (name, value) = proof.header(url)?;
+        request = request.header(name, value);
+    }
     let request = auth.apply(request, &mut params);
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
@@ -258,6 +274,9 @@ pub(crate) async fn post_form(
     })?;
     let status = response.status().as_u16();
     span.status(status);
+    if let Some(proof) = proof {
+        proof.answered(url, response.headers());
+    }
     if status >= 500 || status == 429 {
         return Err(PostError::Status(status));
     }

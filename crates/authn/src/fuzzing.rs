@@ -100,7 +100,8 @@ pub fn client_credentials_response(body: &[u8]) -> Result<CachedToken, String> {
 /// A 200 response of the token endpoint to an RFC 8693 token exchange,
 /// parsed and cached as `TokenExchange` does.
 pub fn token_exchange_response(body: &[u8]) -> Result<CachedToken, String> {
-    let fetched = crate::client::exchange::exchange_response(body).map_err(|e| e.to_string())?;
+    let fetched =
+        crate::client::exchange::exchange_response(body, None).map_err(|e| e.to_string())?;
     Ok(cache(&fetched))
 }
 

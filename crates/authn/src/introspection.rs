@@ -285,7 +285,7 @@ impl Introspector {
             ("token", token.to_owned()),
             ("token_type_hint", "access_token".to_owned()),
         ];
-        let body = post_form(&self.http, &url, &self.auth, params, self.timeout)
+        let body = post_form(&self.http, &url, &self.auth, params, self.timeout, None)
             .await
             .map_err(|e| {
                 unavailable(match e {

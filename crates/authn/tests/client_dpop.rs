@@ -1,7 +1,8 @@
 //! The client side of DPoP (RFC 9449) end to end over HTTP: `ClientCredentials`
-//! with a `DpopSigner` gets tokens bound to its key from the test issuer
-//! (through its nonce demand), and `AuthorizedClient` and `InjectTokenLayer`
-//! call a real axum server whose `AuthnLayer` requires DPoP and nonces.
+//! and `TokenExchange` with a `DpopSigner` get tokens bound to its key from
+//! the test issuer (through its nonce demand), and `AuthorizedClient` and
+//! `InjectTokenLayer` call a real axum server whose `AuthnLayer` requires
+//! DPoP and nonces.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tessera_authn::client::{
     AccessToken, AuthorizedClient, ClientCredentials, ClientError, DpopSigner, InjectTokenError,
-    InjectTokenLayer, RetryPolicy, TokenProvider, TokenRequest,
+    InjectTokenLayer, RetryPolicy, TokenExchange, TokenProvider, TokenRequest,
 };
 use tessera_authn::dpop::{DpopOptions, DpopPolicy};
 use tessera_authn::test_util::{TestClient, TestIssuer};
@@ -168,6 +169,106 @@ async fn a_server_that_answers_bearer_to_a_dpop_request_is_refused() {
         cc.token().await,
         Err(ClientError::InvalidResponse(m)) if m.contains("not bearer")
     ));
+}
+
+#[tokio::test]
+async fn token_exchange_gets_tokens_bound_to_the_key_that_an_api_requiring_dpop_accepts() {
+    let idp = issuer().await;
+    idp.demand_dpop_nonces(true);
+    let user = idp
+        .token()
+        .subject("alice")
+        .claim("scope", "a b")
+        .sign_introspectable();
+    let signer = DpopSigner::generate(Algorithm::ES256).unwrap();
+    let exchange = TokenExchange::builder("orders", "s3cret")
+        .discovery(idp.issuer())
+        .dpop(signer.clone())
+        .build()
+        .unwrap();
+
+    let before = idp.token_requests();
+    let token = exchange
+        .exchange(&user, idp.audience(), &["a"])
+        .await
+        .unwrap();
+    assert_eq!(token.scheme(), "DPoP");
+    let claims = claims_of(&token);
+    assert_eq!(claims["cnf"]["jkt"], signer.thumbprint());
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["act"]["sub"], "orders");
+    assert_eq!(claims["scope"], "a");
+    assert_eq!(
+        token.dpop_signer().map(DpopSigner::thumbprint),
+        Some(signer.thumbprint())
+    );
+    assert_eq!(
+        idp.token_requests() - before,
+        2,
+        "one use_dpop_nonce answer, then the proof with the nonce"
+    );
+
+    // Cached per scope; the nonce is kept, so another scope costs one request.
+    let before = idp.token_requests();
+    let again = exchange
+        .exchange(&user, idp.audience(), &["a"])
+        .await
+        .unwrap();
+    assert_eq!(again.secret(), token.secret());
+    let other = exchange
+        .exchange(&user, idp.audience(), &["b"])
+        .await
+        .unwrap();
+    assert_eq!(claims_of(&other)["scope"], "b");
+    assert_eq!(idp.token_requests() - before, 1);
+
+    // An API that requires DPoP and nonces takes the exchanged token with
+    // the key's proofs, and sees the binding.
+    let api = api(&idp, required_with_nonces()).await;
+    let client = AuthorizedClient::new(reqwest::Client::new(), Fixed(token));
+    let response = client
+        .send(client.get(format!("{}/me", api.base)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(body["sub"], "alice");
+    assert_eq!(body["cnf"]["jkt"], signer.thumbprint());
+}
+
+#[tokio::test]
+async fn a_token_exchange_answered_with_a_bearer_token_is_refused_when_a_key_was_given() {
+    let bearer_only = Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            axum::Json(json!({
+                "access_token": "abc",
+                "token_type": "Bearer",
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "expires_in": 60
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, bearer_only).await.unwrap() });
+    let with_key = TokenExchange::builder("orders", "s3cret")
+        .token_endpoint(&url)
+        .dpop(DpopSigner::generate(Algorithm::ES256).unwrap())
+        .build()
+        .unwrap();
+    let error = with_key.exchange("subject", "api", &[]).await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::InvalidResponse(m) if m.contains("not DPoP")),
+        "{error}"
+    );
+    // Without a key, the same answer is the bearer token it says it is.
+    let without = TokenExchange::builder("orders", "s3cret")
+        .token_endpoint(&url)
+        .build()
+        .unwrap();
+    let token = without.exchange("subject", "api", &[]).await.unwrap();
+    assert_eq!((token.scheme(), token.secret()), ("Bearer", "abc"));
 }
 
 #[tokio::test]

@@ -245,6 +245,28 @@ fn htu(url: &str) -> Result<String, ClientError> {
     Ok(url.into())
 }
 
+/// Token requests made with the key carry a proof by it, with the last
+/// nonce the server gave; its answers' nonces are kept for the next proof.
+impl crate::endpoint::PostProof for DpopSigner {
+    fn header(
+        &self,
+        url: &url::Url,
+    ) -> Result<(http::HeaderName, http::HeaderValue), crate::endpoint::PostError> {
+        let nonce = self.nonces().get(url.as_str());
+        self.proof("POST", url.as_str(), None, nonce.as_deref())
+            .ok()
+            .and_then(|proof| http::HeaderValue::try_from(proof).ok())
+            .map(|proof| (crate::dpop::DPOP, proof))
+            .ok_or_else(|| {
+                crate::endpoint::PostError::Body("the DPoP proof could not be made".into())
+            })
+    }
+
+    fn answered(&self, url: &url::Url, headers: &http::HeaderMap) {
+        self.nonces().remember(url.as_str(), headers);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! [`TokenExchange`]: RFC 8693 token exchange, cached per subject token.
 
+use super::credentials::Signer;
 use super::error::ClientError;
 use super::slot::{Fetched, Slot};
 use super::token::{AccessToken, BoxFuture, TokenProvider};
@@ -26,6 +27,8 @@ struct Key {
 struct Shared {
     endpoint: TokenEndpoint,
     slots: moka::sync::Cache<Key, Arc<Slot>>,
+    /// The key exchanged tokens are bound to (DPoP), if any.
+    signer: Option<Signer>,
 }
 
 /// Trades a caller's token for one scoped to a downstream audience
@@ -69,6 +72,7 @@ impl fmt::Debug for TokenExchange {
 pub struct TokenExchangeBuilder {
     endpoint: TokenEndpointConfig,
     capacity: u64,
+    signer: Option<Signer>,
 }
 
 impl fmt::Debug for TokenExchangeBuilder {
@@ -88,6 +92,19 @@ impl TokenExchangeBuilder {
         self
     }
 
+    /// Asks for exchanged tokens bound to this DPoP key (RFC 9449): every
+    /// exchange request carries a proof by it (with one `use_dpop_nonce`
+    /// retry if the server demands a nonce), and an answer that is not a
+    /// `DPoP` token is refused rather than used unbound. The tokens are
+    /// sent with `Authorization: DPoP` and a proof per request by
+    /// [`AuthorizedClient`](super::AuthorizedClient) and
+    /// [`InjectTokenLayer`](super::InjectTokenLayer).
+    #[cfg(feature = "dpop")]
+    pub fn dpop(mut self, signer: super::DpopSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
     /// Checks the configuration. Performs no I/O.
     pub fn build(self) -> Result<TokenExchange, ClientError> {
         Ok(TokenExchange {
@@ -99,6 +116,7 @@ impl TokenExchangeBuilder {
                     .max_capacity(self.capacity.max(1))
                     .time_to_idle(Duration::from_secs(15 * 60))
                     .build(),
+                signer: self.signer,
             }),
         })
     }
@@ -123,6 +141,7 @@ impl TokenExchange {
         TokenExchangeBuilder {
             endpoint: TokenEndpointConfig::new(client_id.into(), client_secret.into()),
             capacity: 10_000,
+            signer: None,
         }
     }
 
@@ -181,6 +200,24 @@ impl TokenExchange {
         audience: &str,
         scope: &str,
     ) -> Result<Fetched, ClientError> {
+        match self.request(subject_token, audience, scope).await {
+            // RFC 9449 §8: the server wants its nonce in the proof; the
+            // answer carried it, and the next proof echoes it.
+            Err(ClientError::OAuth { code, .. })
+                if code == "use_dpop_nonce" && self.shared.signer.is_some() =>
+            {
+                self.request(subject_token, audience, scope).await
+            }
+            result => result,
+        }
+    }
+
+    async fn request(
+        &self,
+        subject_token: &str,
+        audience: &str,
+        scope: &str,
+    ) -> Result<Fetched, ClientError> {
         let endpoint = &self.shared.endpoint;
         let url = endpoint.url().await?;
         let mut params = vec![
@@ -193,29 +230,41 @@ impl TokenExchange {
         if !scope.is_empty() {
             params.push(("scope", scope.to_owned()));
         }
+        let signer = self.shared.signer.as_ref();
         let body = post_form(
             &endpoint.http,
             &url,
             &endpoint.auth,
             params,
             endpoint.timeout,
+            signer.map(proof),
         )
         .await
         .map_err(ClientError::from_post)?;
-        exchange_response(&body)
+        exchange_response(&body, signer)
     }
 }
 
-/// The token of a successful RFC 8693 response: a bearer access token (or
-/// JWT), living `expires_in` or 60 s.
-pub(crate) fn exchange_response(body: &[u8]) -> Result<Fetched, ClientError> {
+/// The key's proof for a token request (none exists without the `dpop` feature).
+#[cfg(feature = "dpop")]
+fn proof(signer: &Signer) -> &dyn crate::endpoint::PostProof {
+    signer
+}
+/// The key's proof for a token request (none exists without the `dpop` feature).
+#[cfg(not(feature = "dpop"))]
+fn proof(signer: &Signer) -> &dyn crate::endpoint::PostProof {
+    match *signer {}
+}
+
+/// The token of a successful RFC 8693 response: an access token (or JWT),
+/// living `expires_in` or 60 s; a bearer token without a DPoP key, a
+/// DPoP-bound one with it, anything else refused.
+pub(crate) fn exchange_response(
+    body: &[u8],
+    signer: Option<&Signer>,
+) -> Result<Fetched, ClientError> {
     let response: ExchangeResponse = serde_json::from_slice(body)
         .map_err(|e| ClientError::InvalidResponse(format!("token exchange: {e}")))?;
-    if !response.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(ClientError::InvalidResponse(
-            "token exchange: token type is not bearer".into(),
-        ));
-    }
     if let Some(issued) = &response.issued_token_type
         && issued != ACCESS_TOKEN
         && issued != "urn:ietf:params:oauth:token-type:jwt"
@@ -224,8 +273,31 @@ pub(crate) fn exchange_response(body: &[u8]) -> Result<Fetched, ClientError> {
             "token exchange: issued token is not an access token".into(),
         ));
     }
+    let token = match signer {
+        #[cfg(feature = "dpop")]
+        Some(signer) if response.token_type.eq_ignore_ascii_case("dpop") => {
+            AccessToken::dpop_bound(response.access_token, signer.clone())
+        }
+        #[cfg(feature = "dpop")]
+        Some(_) => {
+            return Err(ClientError::InvalidResponse(
+                "token exchange: token type is not DPoP: the server did not bind the token to the key"
+                    .into(),
+            ));
+        }
+        #[cfg(not(feature = "dpop"))]
+        Some(never) => match *never {},
+        None if response.token_type.eq_ignore_ascii_case("bearer") => {
+            AccessToken::new(response.access_token)
+        }
+        None => {
+            return Err(ClientError::InvalidResponse(
+                "token exchange: token type is not bearer".into(),
+            ));
+        }
+    };
     Ok(Fetched {
-        token: AccessToken::new(response.access_token),
+        token,
         lifetime: Duration::from_secs(response.expires_in.unwrap_or(60)),
     })
 }
