@@ -416,7 +416,8 @@ pub enum HealthStatus {
 }
 
 /// A future as `async_trait` methods return it.
-type TraitFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub(crate) type TraitFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 // Written out instead of with `#[async_trait]`, which would box a second
 // future around the inner one on every call: the inner future is returned

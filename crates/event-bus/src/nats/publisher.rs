@@ -3,8 +3,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
-    pin::Pin,
     sync::{
         Arc, PoisonError, RwLock,
         atomic::{AtomicBool, Ordering},
@@ -20,7 +18,7 @@ use super::{
     publish_future::{Outgoing, PublishFuture},
     wire,
 };
-use crate::{Health, Publisher, RawEvent, error::BusError};
+use crate::{Health, Publisher, RawEvent, bus::TraitFuture, error::BusError};
 
 /// The [`Publisher`] of a [`NatsBus`](crate::nats::NatsBus).
 ///
@@ -94,9 +92,6 @@ impl NatsPublisher {
         }
     }
 }
-
-/// A future as `async_trait` methods return it.
-type TraitFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 // `publish` and `publish_all` are written out: with `async fn`, the future
 // would also hold the events they were given, beside the messages made
